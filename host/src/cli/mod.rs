@@ -1,0 +1,39 @@
+//! The `tandem` command line: one module per subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod train;
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "Continuous learning of video-analytics models on edge GPUs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the CNN on Fashion-MNIST, then show how drift hurts and retraining heals.
+    Train(train::TrainArgs),
+    /// Benchmarks that print their figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

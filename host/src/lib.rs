@@ -1,0 +1,13 @@
+//! tandem: continuous learning of video-analytics models on edge GPUs.
+//!
+//! Layers, bottom up (see ARCHITECTURE.md for one window's data flow):
+//! - [`compute`]: the tensor ops behind one `Backend` trait, with the native CPU backend;
+//!   `gpu` holds the wgpu backend and its WGSL kernels.
+//! - [`model`]: the CNN, its training and inference, weights on disk.
+//! - [`data`]: image sources (Fashion-MNIST IDX files, the synthetic generator) and drift.
+//! - [`cli`]: the `tandem` command's subcommands.
+
+pub mod cli;
+pub mod compute;
+pub mod data;
+pub mod model;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One idempotent setup used by both README commands (demo and tests) and by CI.
+# Installs only what is missing: Debian packages (CPU Vulkan driver for wgpu, the Fashion-MNIST
+# data set, headless Chromium for the browser test), the wasm32-wasip2 Rust target, and builds
+# the guest plugins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist)
+if [[ "${TANDEM_SETUP_BROWSER:-0}" == 1 ]]; then
+  APT_PACKAGES+=(chromium)
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  # apt can be locked by an unattended upgrade: wait and retry rather than fail.
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    if $SUDO apt-get update -qq && \
+       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+      break
+    fi
+    [[ $attempt == 10 ]] && { echo "setup: apt-get failed 10 times" >&2; exit 1; }
+    echo "setup: apt-get busy or failed, retrying in 10 s ($attempt/10)"; sleep 10
+  done
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+  rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+fi
+
+# A cargo target dir outside the clone, so repeat runs (and CI on the same machine) are warm.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+# Guest plugins are workspace members built for wasm32-wasip2; the host embeds them from here.
+if [[ -d plugins ]] && ls plugins/*/Cargo.toml >/dev/null 2>&1; then
+  echo "setup: building guest plugins (wasm32-wasip2)"
+  cargo build --quiet --profile plugin --target wasm32-wasip2 $(for d in plugins/*/; do
+    n=$(basename "$d"); [[ -f "$d/Cargo.toml" ]] && grep -q 'cdylib' "$d/Cargo.toml" && echo "-p tandem-plugin-$n"; done)
+fi
