@@ -4,11 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backend;
 mod bench;
 mod train;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Continuous learning of video-analytics models on edge GPUs")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Continuous learning of video-analytics models on edge GPUs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

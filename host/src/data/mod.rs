@@ -1,1 +1,67 @@
-//! Image sources.
+//! Image sources and scene drift.
+//!
+//! - [`Dataset`]: labelled NHWC `f32` images in `[0, 1]`, the one format every source yields.
+//! - [`idx`]: the IDX file reader (Fashion-MNIST's format), with errors naming the file.
+//! - [`fashion`]: loads Fashion-MNIST from the Debian package's files.
+//! - [`synthetic`]: a seeded generator of 32×32 colour object crops, the embedded default
+//!   wherever the data set is not installed, and a fast source for tests.
+//! - [`drift`]: the drift knobs (illumination, contrast, noise and blur "weather", rotation
+//!   and scale, class mix) applied to any dataset, and resolution changes.
+
+mod dataset;
+pub mod drift;
+pub mod fashion;
+pub mod idx;
+pub mod synthetic;
+
+pub use dataset::Dataset;
+pub use drift::Drift;
+
+use std::path::PathBuf;
+
+/// What can go wrong reading image data. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: bad magic number {found:#010x} (expected an IDX file of unsigned bytes with {dims} dimensions, magic {expected:#010x})"
+    )]
+    BadMagic {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+        dims: u8,
+    },
+    #[error(
+        "{path}: truncated: the header promises {expected} bytes of data, the file holds {found}"
+    )]
+    Truncated {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path}: wrong dimensions: {what}")]
+    Dimensions { path: PathBuf, what: String },
+    #[error("{images} and {labels} disagree: {n_images} images but {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+    #[error("{path}: label {label} at index {index} is not below the {classes} classes")]
+    BadLabel {
+        path: PathBuf,
+        label: u8,
+        index: usize,
+        classes: usize,
+    },
+    #[error(
+        "Fashion-MNIST not found in {dir} (install the Debian package dataset-fashion-mnist, run scripts/setup.sh, or set TANDEM_FASHION_MNIST_DIR)"
+    )]
+    NotInstalled { dir: PathBuf },
+}

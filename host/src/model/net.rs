@@ -1,0 +1,416 @@
+//! [`Model`]: the CNN's weights and activations on a backend, with forward, backward and
+//! SGD steps. Activations are cached per (batch, height, width) and reused across steps.
+
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use super::arch::{Arch, LAYER_GROUPS};
+use crate::compute::{Backend, ConvShape, GemmShape, PoolShape};
+
+/// One layer group's parameters, their gradients and momentum.
+pub(crate) struct Layer<B: Backend> {
+    pub(crate) fan_in: usize,
+    pub(crate) fan_out: usize,
+    pub(crate) w: B::Buf,
+    pub(crate) b: B::Buf,
+    gw: B::Buf,
+    gb: B::Buf,
+    vw: B::Buf,
+    vb: B::Buf,
+}
+
+/// Buffers for one batch shape.
+struct Workspace<B: Backend> {
+    n: usize,
+    h: usize,
+    w: usize,
+    x: B::Buf,
+    labels: B::Buf,
+    conv: [ConvShape; 3],
+    pool: [PoolShape; 2],
+    cols: [B::Buf; 3],
+    /// Post-ReLU convolution outputs.
+    act: [B::Buf; 3],
+    /// Pooled outputs of conv1 and conv2 (the inputs of conv2 and conv3).
+    pooled: [B::Buf; 2],
+    gap: B::Buf,
+    hidden: B::Buf,
+    logits: B::Buf,
+    dlogits: B::Buf,
+    loss: B::Buf,
+    dhidden: B::Buf,
+    dgap: B::Buf,
+    dact: [B::Buf; 3],
+    dcols: [B::Buf; 3],
+    dpooled: [B::Buf; 2],
+}
+
+/// The CNN on backend `B`.
+pub struct Model<B: Backend> {
+    arch: Arch,
+    pub(crate) layers: Vec<Layer<B>>,
+    ws: Option<Workspace<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Model<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("arch", &self.arch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Model<B> {
+    /// A freshly initialized model (He-normal weights, zero biases) from `seed`.
+    pub fn new(backend: &B, arch: Arch, seed: u64) -> Self {
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let layers = arch
+            .weight_shapes()
+            .iter()
+            .map(|&(fan_in, fan_out)| {
+                let std = (2.0 / fan_in as f32).sqrt();
+                let w: Vec<f32> = (0..fan_in * fan_out)
+                    .map(|_| std * normal(&mut rng))
+                    .collect();
+                Layer::from_host(backend, fan_in, fan_out, &w, &vec![0.0; fan_out])
+            })
+            .collect();
+        Self {
+            arch,
+            layers,
+            ws: None,
+        }
+    }
+
+    pub(crate) fn from_layers(arch: Arch, layers: Vec<Layer<B>>) -> Self {
+        Self {
+            arch,
+            layers,
+            ws: None,
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// A copy of this model on the same backend (weights only; fresh momentum).
+    pub fn duplicate(&self, backend: &B) -> Self {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Layer::from_host(
+                    backend,
+                    l.fan_in,
+                    l.fan_out,
+                    &backend.read(&l.w),
+                    &backend.read(&l.b),
+                )
+            })
+            .collect();
+        Self::from_layers(self.arch, layers)
+    }
+
+    /// Reset the momentum buffers (a new retraining job starts from rest).
+    pub fn reset_momentum(&mut self, backend: &B) {
+        for l in &mut self.layers {
+            l.vw = backend.zeros(l.fan_in * l.fan_out);
+            l.vb = backend.zeros(l.fan_out);
+        }
+    }
+
+    fn workspace(&mut self, backend: &B, n: usize, h: usize, w: usize) -> &mut Workspace<B> {
+        let fits = matches!(&self.ws, Some(ws) if ws.n == n && ws.h == h && ws.w == w);
+        if !fits {
+            self.ws = Some(Workspace::new(backend, &self.arch, n, h, w));
+        }
+        self.ws.as_mut().expect("workspace just created")
+    }
+
+    /// Run the forward pass on `n` NHWC images of `h`×`w`; the logits stay on the device.
+    fn forward(&mut self, backend: &B, images: &[f32], n: usize, h: usize, w: usize) {
+        assert!(h >= 4 && w >= 4, "input must be at least 4x4, got {h}x{w}");
+        let arch = self.arch;
+        let layers = &self.layers;
+        let fits = matches!(&self.ws, Some(ws) if ws.n == n && ws.h == h && ws.w == w);
+        if !fits {
+            self.ws = Some(Workspace::new(backend, &arch, n, h, w));
+        }
+        let ws = self.ws.as_mut().expect("workspace");
+        backend.write(&mut ws.x, images);
+        for i in 0..3 {
+            let s = ws.conv[i];
+            let input = if i == 0 { &ws.x } else { &ws.pooled[i - 1] };
+            backend.im2col(s, input, &mut ws.cols[i]);
+            let l = &layers[i];
+            backend.gemm(
+                gemm(s.rows(), l.fan_out, l.fan_in, false, false),
+                &ws.cols[i],
+                &l.w,
+                &mut ws.act[i],
+                0.0,
+            );
+            backend.bias_add(&mut ws.act[i], &l.b, s.rows(), l.fan_out);
+            backend.relu(&mut ws.act[i]);
+            if i < 2 {
+                backend.max_pool(ws.pool[i], &ws.act[i], &mut ws.pooled[i]);
+            }
+        }
+        let s3 = ws.conv[2];
+        let c3 = arch.channels[2];
+        backend.global_avg_pool(n, s3.oh() * s3.ow(), c3, &ws.act[2], &mut ws.gap);
+        let (f1, f2) = (&layers[3], &layers[4]);
+        backend.gemm(
+            gemm(n, f1.fan_out, f1.fan_in, false, false),
+            &ws.gap,
+            &f1.w,
+            &mut ws.hidden,
+            0.0,
+        );
+        backend.bias_add(&mut ws.hidden, &f1.b, n, f1.fan_out);
+        backend.relu(&mut ws.hidden);
+        backend.gemm(
+            gemm(n, f2.fan_out, f2.fan_in, false, false),
+            &ws.hidden,
+            &f2.w,
+            &mut ws.logits,
+            0.0,
+        );
+        backend.bias_add(&mut ws.logits, &f2.b, n, f2.fan_out);
+    }
+
+    /// Logits `[n × classes]` for `n` NHWC images of `h`×`w`.
+    pub fn logits(
+        &mut self,
+        backend: &B,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Vec<f32> {
+        self.forward(backend, images, n, h, w);
+        backend.read(&self.ws.as_ref().expect("workspace").logits)
+    }
+
+    /// Predicted class of each of `n` images.
+    pub fn predict(
+        &mut self,
+        backend: &B,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Vec<u8> {
+        let classes = self.arch.classes;
+        self.logits(backend, images, n, h, w)
+            .chunks_exact(classes)
+            .map(|z| argmax(z) as u8)
+            .collect()
+    }
+
+    /// One SGD step on a batch, training the last `trained` layer groups. Returns the mean
+    /// loss of the batch (before the step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_step(
+        &mut self,
+        backend: &B,
+        images: &[f32],
+        labels: &[f32],
+        (n, h, w): (usize, usize, usize),
+        trained: usize,
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> f32 {
+        let first = LAYER_GROUPS.len() - trained.clamp(1, LAYER_GROUPS.len());
+        self.forward(backend, images, n, h, w);
+        let classes = self.arch.classes;
+        let c3 = self.arch.channels[2];
+        self.workspace(backend, n, h, w);
+        let ws = self.ws.as_mut().expect("workspace");
+        let layers = &mut self.layers;
+        backend.write(&mut ws.labels, labels);
+        backend.softmax_xent(
+            n,
+            classes,
+            &ws.logits,
+            &ws.labels,
+            &mut ws.dlogits,
+            &mut ws.loss,
+        );
+
+        // Classifier.
+        dense_backward(backend, &mut layers[4], n, &ws.hidden, &ws.dlogits);
+        if first <= 3 {
+            let f2 = &layers[4];
+            backend.gemm(
+                gemm(n, f2.fan_in, f2.fan_out, false, true),
+                &ws.dlogits,
+                &f2.w,
+                &mut ws.dhidden,
+                0.0,
+            );
+            backend.relu_backward(&ws.hidden, &mut ws.dhidden);
+            dense_backward(backend, &mut layers[3], n, &ws.gap, &ws.dhidden);
+        }
+        if first <= 2 {
+            let f1 = &layers[3];
+            backend.gemm(
+                gemm(n, f1.fan_in, f1.fan_out, false, true),
+                &ws.dhidden,
+                &f1.w,
+                &mut ws.dgap,
+                0.0,
+            );
+            let s3 = ws.conv[2];
+            backend.global_avg_pool_backward(n, s3.oh() * s3.ow(), c3, &ws.dgap, &mut ws.dact[2]);
+        }
+        // Convolutions, top down: dact[i] holds the gradient of conv i's post-ReLU output.
+        for i in (first..3).rev() {
+            let s = ws.conv[i];
+            backend.relu_backward(&ws.act[i], &mut ws.dact[i]);
+            dense_backward(backend, &mut layers[i], s.rows(), &ws.cols[i], &ws.dact[i]);
+            if i > first {
+                let l = &layers[i];
+                backend.gemm(
+                    gemm(s.rows(), l.fan_in, l.fan_out, false, true),
+                    &ws.dact[i],
+                    &l.w,
+                    &mut ws.dcols[i],
+                    0.0,
+                );
+                backend.col2im(s, &ws.dcols[i], &mut ws.dpooled[i - 1]);
+                backend.max_pool_backward(
+                    ws.pool[i - 1],
+                    &ws.act[i - 1],
+                    &ws.pooled[i - 1],
+                    &ws.dpooled[i - 1],
+                    &mut ws.dact[i - 1],
+                );
+            }
+        }
+        for l in &mut layers[first..] {
+            backend.sgd(&mut l.w, &l.gw, &mut l.vw, lr, momentum, weight_decay);
+            // No weight decay on biases.
+            backend.sgd(&mut l.b, &l.gb, &mut l.vb, lr, momentum, 0.0);
+        }
+        let loss = backend.read(&ws.loss);
+        loss.iter().sum::<f32>() / n as f32
+    }
+}
+
+/// Weight and bias gradients of `y = x·W + b` for `rows` rows of input `x`.
+fn dense_backward<B: Backend>(backend: &B, l: &mut Layer<B>, rows: usize, x: &B::Buf, dy: &B::Buf) {
+    backend.gemm(
+        gemm(l.fan_in, l.fan_out, rows, true, false),
+        x,
+        dy,
+        &mut l.gw,
+        0.0,
+    );
+    backend.bias_grad(dy, &mut l.gb, rows, l.fan_out);
+}
+
+impl<B: Backend> Layer<B> {
+    pub(crate) fn from_host(
+        backend: &B,
+        fan_in: usize,
+        fan_out: usize,
+        w: &[f32],
+        b: &[f32],
+    ) -> Self {
+        Self {
+            fan_in,
+            fan_out,
+            w: backend.upload(w),
+            b: backend.upload(b),
+            gw: backend.zeros(fan_in * fan_out),
+            gb: backend.zeros(fan_out),
+            vw: backend.zeros(fan_in * fan_out),
+            vb: backend.zeros(fan_out),
+        }
+    }
+}
+
+impl<B: Backend> Workspace<B> {
+    fn new(backend: &B, arch: &Arch, n: usize, h: usize, w: usize) -> Self {
+        let [c1, c2, c3] = arch.channels;
+        let conv_at = |h, w, c| ConvShape {
+            n,
+            h,
+            w,
+            c,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let pool_at = |h, w, c| PoolShape {
+            n,
+            h,
+            w,
+            c,
+            k: 2,
+            stride: 2,
+        };
+        let conv0 = conv_at(h, w, arch.in_channels);
+        let pool0 = pool_at(h, w, c1);
+        let conv1 = conv_at(pool0.oh(), pool0.ow(), c1);
+        let pool1 = pool_at(conv1.oh(), conv1.ow(), c2);
+        let conv2 = conv_at(pool1.oh(), pool1.ow(), c2);
+        let conv = [conv0, conv1, conv2];
+        let pool = [pool0, pool1];
+        let outs = [c1, c2, c3];
+        let z = |len| backend.zeros(len);
+        Self {
+            n,
+            h,
+            w,
+            x: z(n * h * w * arch.in_channels),
+            labels: z(n),
+            conv,
+            pool,
+            cols: conv.map(|s| z(s.rows() * s.patch())),
+            act: [0, 1, 2].map(|i| z(conv[i].rows() * outs[i])),
+            pooled: pool.map(|p| z(p.output_len())),
+            gap: z(n * c3),
+            hidden: z(n * arch.hidden),
+            logits: z(n * arch.classes),
+            dlogits: z(n * arch.classes),
+            loss: z(n),
+            dhidden: z(n * arch.hidden),
+            dgap: z(n * c3),
+            dact: [0, 1, 2].map(|i| z(conv[i].rows() * outs[i])),
+            dcols: conv.map(|s| z(s.rows() * s.patch())),
+            dpooled: pool.map(|p| z(p.output_len())),
+        }
+    }
+}
+
+fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> GemmShape {
+    GemmShape {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+    }
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(z: &[f32]) -> usize {
+    z.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// A standard normal sample (Box–Muller), enough for weight init and image noise.
+pub fn normal(rng: &mut impl RngExt) -> f32 {
+    let u1: f32 = rng.random::<f32>().max(1e-7);
+    let u2: f32 = rng.random::<f32>();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}

@@ -1,0 +1,158 @@
+//! Saving and loading a [`Model`]'s weights as safetensors, with the [`Arch`] recorded in the
+//! file's metadata so a cached model can be reloaded (and a mismatched one refused).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use super::arch::{Arch, LAYER_GROUPS};
+use super::net::{Layer, Model};
+use crate::compute::Backend;
+
+/// Metadata key holding the architecture as JSON.
+const ARCH_KEY: &str = "tandem.arch";
+
+/// What can go wrong with a weights file. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a safetensors file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: no `{ARCH_KEY}` metadata: not a tandem model")]
+    NoArch { path: PathBuf },
+    #[error("{path}: architecture mismatch: file has {found:?}, expected {expected:?}")]
+    ArchMismatch {
+        path: PathBuf,
+        found: Arch,
+        expected: Arch,
+    },
+    #[error("{path}: tensor `{name}`: {reason}")]
+    Tensor {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Serialize `model` (weights and biases, f32 little-endian) to safetensors bytes.
+pub fn to_bytes<B: Backend>(backend: &B, model: &Model<B>) -> Vec<u8> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, l) in LAYER_GROUPS.iter().zip(&model.layers) {
+        owned.push((
+            format!("{name}.weight"),
+            vec![l.fan_in, l.fan_out],
+            le_bytes(&backend.read(&l.w)),
+        ));
+        owned.push((
+            format!("{name}.bias"),
+            vec![l.fan_out],
+            le_bytes(&backend.read(&l.b)),
+        ));
+    }
+    let views = owned.iter().map(|(n, shape, bytes)| {
+        (
+            n.as_str(),
+            TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches data"),
+        )
+    });
+    let meta = HashMap::from([(
+        ARCH_KEY.to_string(),
+        serde_json::to_string(&model.arch()).expect("arch serializes"),
+    )]);
+    safetensors::serialize(views, Some(meta)).expect("serializing in memory")
+}
+
+/// Save `model` to `path`.
+pub fn save<B: Backend>(backend: &B, model: &Model<B>, path: &Path) -> Result<(), WeightsError> {
+    let io = |source| WeightsError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    // Write then rename, so a crash never leaves a half-written model behind.
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, to_bytes(backend, model)).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Load a model from `path`; with `expected` set, refuse a file of another architecture.
+pub fn load<B: Backend>(
+    backend: &B,
+    path: &Path,
+    expected: Option<Arch>,
+) -> Result<Model<B>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_bytes(backend, &bytes, path, expected)
+}
+
+/// Load a model from safetensors bytes (`path` is only used in errors).
+pub fn from_bytes<B: Backend>(
+    backend: &B,
+    bytes: &[u8],
+    path: &Path,
+    expected: Option<Arch>,
+) -> Result<Model<B>, WeightsError> {
+    let format = |e: safetensors::SafeTensorError| WeightsError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
+    let arch_json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(ARCH_KEY))
+        .ok_or_else(|| WeightsError::NoArch {
+            path: path.to_owned(),
+        })?;
+    let arch: Arch = serde_json::from_str(arch_json).map_err(|e| WeightsError::Format {
+        path: path.to_owned(),
+        reason: format!("`{ARCH_KEY}` metadata: {e}"),
+    })?;
+    if let Some(expected) = expected.filter(|e| *e != arch) {
+        return Err(WeightsError::ArchMismatch {
+            path: path.to_owned(),
+            found: arch,
+            expected,
+        });
+    }
+    let tensors = SafeTensors::deserialize(bytes).map_err(format)?;
+    let read = |name: String, shape: &[usize]| -> Result<Vec<f32>, WeightsError> {
+        let err = |reason: String| WeightsError::Tensor {
+            path: path.to_owned(),
+            name: name.clone(),
+            reason,
+        };
+        let t = tensors.tensor(&name).map_err(|e| err(e.to_string()))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(err(format!("dtype {:?}, expected F32", t.dtype())));
+        }
+        if t.shape() != shape {
+            return Err(err(format!("shape {:?}, expected {shape:?}", t.shape())));
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect())
+    };
+    let mut layers = Vec::new();
+    for (name, &(fan_in, fan_out)) in LAYER_GROUPS.iter().zip(&arch.weight_shapes()) {
+        let w = read(format!("{name}.weight"), &[fan_in, fan_out])?;
+        let b = read(format!("{name}.bias"), &[fan_out])?;
+        layers.push(Layer::from_host(backend, fan_in, fan_out, &w, &b));
+    }
+    Ok(Model::from_layers(arch, layers))
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
