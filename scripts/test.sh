@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's second command: set up what is missing, then run every check and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
+# A private runtime dir keeps wgpu's Vulkan loader quiet on headless machines.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"; chmod 700 "$XDG_RUNTIME_DIR"
+cargo fmt --all --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo test
