@@ -1,0 +1,10 @@
+//! tandem's integration tests: one binary, one module per area.
+//!
+//! Run with `cargo test --test it` (from the repository root or `host/`). The GPU tests use
+//! whichever wgpu adapter exists, software ones included, and skip with a printed reason
+//! when there is none.
+
+mod gradcheck; // the CPU backend's backward ops against central finite differences
+mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
+mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
+mod support; // seeded inputs, tolerance checks and the shared wgpu backend
