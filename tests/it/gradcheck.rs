@@ -91,8 +91,16 @@ fn gemm_gradients_for_all_transposes() {
             gemm(k, n, m, !ta, false, &a, &r)
         };
         let what = format!("gemm ta={ta} tb={tb}");
-        assert_grad(&format!("{what} dA"), &da, &numeric_grad(&a, EPS, |a| loss(a, &b)));
-        assert_grad(&format!("{what} dB"), &db, &numeric_grad(&b, EPS, |b| loss(&a, b)));
+        assert_grad(
+            &format!("{what} dA"),
+            &da,
+            &numeric_grad(&a, EPS, |a| loss(a, &b)),
+        );
+        assert_grad(
+            &format!("{what} dB"),
+            &db,
+            &numeric_grad(&b, EPS, |b| loss(&a, b)),
+        );
     }
 }
 
@@ -164,7 +172,10 @@ fn col2im_is_the_adjoint_of_im2col() {
         c.col2im(s, &r, &mut dx);
         // <im2col(x), r> = <x, col2im(r)>, and col2im(r) is the gradient of the left side.
         let (lhs, rhs) = (dot(&r, &cols), dot(&x, &dx));
-        assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{s:?}: {lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()),
+            "{s:?}: {lhs} vs {rhs}"
+        );
         let numeric = numeric_grad(&x, EPS, |x| {
             let mut cols = vec![0.0; r.len()];
             c.im2col(s, &x.to_vec(), &mut cols);
@@ -183,7 +194,11 @@ fn pool_shapes() -> [PoolShape; 3] {
         k,
         stride,
     };
-    [s(1, 5, 7, 2, 2, 2), s(2, 5, 5, 2, 3, 1), s(1, 7, 6, 3, 3, 2)]
+    [
+        s(1, 5, 7, 2, 2, 2),
+        s(2, 5, 5, 2, 3, 1),
+        s(1, 7, 6, 3, 3, 2),
+    ]
 }
 
 #[test]

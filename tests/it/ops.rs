@@ -71,7 +71,13 @@ fn gemm_handles_tiny_and_degenerate_shapes() {
         for variant in [GemmVariant::Tiled, GemmVariant::Register] {
             let mut gc = g.upload(&vec![1.0; m * n]);
             g.gemm_with(variant, s, &g.upload(&a), &g.upload(&b), &mut gc, 0.0);
-            assert_close(&format!("gemm {variant:?} {m}x{n}x{k}"), &g.read(&gc), &want, RTOL, ATOL);
+            assert_close(
+                &format!("gemm {variant:?} {m}x{n}x{k}"),
+                &g.read(&gc),
+                &want,
+                RTOL,
+                ATOL,
+            );
         }
     }
 }
@@ -123,7 +129,9 @@ fn elementwise_kernels_cover_grids_past_the_workgroup_limit() {
     let Some(g) = gpu() else { return };
     // More than 65,535 workgroups of 256: the grid wraps into a second dimension.
     let len = 65_535 * 256 + 1000;
-    let x: Vec<f32> = (0..len).map(|i| if i % 3 == 0 { -1.0 } else { i as f32 }).collect();
+    let x: Vec<f32> = (0..len)
+        .map(|i| if i % 3 == 0 { -1.0 } else { i as f32 })
+        .collect();
     let mut gx = g.upload(&x);
     g.relu(&mut gx);
     let got = g.read(&gx);
@@ -239,7 +247,13 @@ fn avg_pool_and_backward_match_cpu() {
         c.avg_pool_backward(s, &dy, &mut want);
         let mut gdx = g.upload(&vec![f32::NAN; s.input_len()]);
         g.avg_pool_backward(s, &g.upload(&dy), &mut gdx);
-        assert_close(&format!("avg_pool_backward {s:?}"), &g.read(&gdx), &want, RTOL, ATOL);
+        assert_close(
+            &format!("avg_pool_backward {s:?}"),
+            &g.read(&gdx),
+            &want,
+            RTOL,
+            ATOL,
+        );
     }
 }
 
@@ -276,7 +290,14 @@ fn softmax_xent_matches_cpu() {
     let (mut grad, mut loss) = (vec![0.0; n * classes], vec![0.0; n]);
     c.softmax_xent(n, classes, &logits, &labels, &mut grad, &mut loss);
     let (mut ggrad, mut gloss) = (g.zeros(n * classes), g.zeros(n));
-    g.softmax_xent(n, classes, &g.upload(&logits), &g.upload(&labels), &mut ggrad, &mut gloss);
+    g.softmax_xent(
+        n,
+        classes,
+        &g.upload(&logits),
+        &g.upload(&labels),
+        &mut ggrad,
+        &mut gloss,
+    );
     assert_close("softmax_xent grad", &g.read(&ggrad), &grad, 1e-3, 1e-6);
     assert_close("softmax_xent loss", &g.read(&gloss), &loss, RTOL, ATOL);
 }
@@ -322,4 +343,20 @@ fn buffer_ops_round_trip_and_keep_program_order() {
     assert_eq!(g.read(&y), fresh);
     assert_eq!(g.read(&x), vec![0.0; 777]);
     g.sync();
+}
+
+/// Prints 1024³ GEMM GFLOP/s for each kernel variant on this adapter. Slow on lavapipe
+/// (seconds per GEMM): `cargo test --test it gemm_gflops -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn gemm_gflops_per_variant() {
+    let Some(g) = gpu() else { return };
+    let n = 1024;
+    for variant in [GemmVariant::Tiled, GemmVariant::Register] {
+        let gflops = tandem::gpu::gemm_gflops(g, variant, n, 2).expect("gemm benchmark");
+        eprintln!(
+            "{}: gemm {variant:?} {n}x{n}x{n} f32: {gflops:.2} GFLOP/s",
+            g.describe()
+        );
+    }
 }

@@ -27,7 +27,10 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Every `.wgsl` file by file stem (the kernel's label), with its text.
 fn all_shaders() -> BTreeMap<String, (PathBuf, String)> {
     let mut files = Vec::new();
-    wgsl_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu"), &mut files);
+    wgsl_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gpu"),
+        &mut files,
+    );
     files
         .into_iter()
         .map(|path| {
@@ -71,7 +74,11 @@ fn every_kernel_matches_its_rust_spec_and_every_file_is_a_kernel() {
         let (path, text) = shaders
             .get(spec.label)
             .unwrap_or_else(|| panic!("kernel {} has no {0}.wgsl", spec.label));
-        assert_eq!(&spec.source, text, "{}: include_str! names another file", spec.label);
+        assert_eq!(
+            &spec.source, text,
+            "{}: include_str! names another file",
+            spec.label
+        );
         check_interface(&spec, path, text);
     }
 }
@@ -87,9 +94,16 @@ fn check_interface(spec: &KernelSpec, path: &Path, text: &str) {
         .iter()
         .find(|e| e.name == "main")
         .unwrap_or_else(|| panic!("{label}: no entry point `main`"));
-    assert_eq!(entry.stage, naga::ShaderStage::Compute, "{label}: main is not compute");
+    assert_eq!(
+        entry.stage,
+        naga::ShaderStage::Compute,
+        "{label}: main is not compute"
+    );
     let invocations: u32 = entry.workgroup_size.iter().product();
-    assert!(invocations <= MAX_INVOCATIONS, "{label}: {invocations} invocations");
+    assert!(
+        invocations <= MAX_INVOCATIONS,
+        "{label}: {invocations} invocations"
+    );
 
     let mut bindings = BTreeMap::new();
     let mut workgroup_bytes = 0;
@@ -106,10 +120,21 @@ fn check_interface(spec: &KernelSpec, path: &Path, text: &str) {
         workgroup_bytes <= MAX_WORKGROUP_BYTES,
         "{label}: {workgroup_bytes} bytes of workgroup memory"
     );
-    assert_eq!(bindings.len(), spec.buffers.len() + 1, "{label}: binding count");
+    assert_eq!(
+        bindings.len(),
+        spec.buffers.len() + 1,
+        "{label}: binding count"
+    );
     let (space, size) = bindings[&0];
-    assert_eq!(space, AddressSpace::Uniform, "{label}: binding 0 is not the params uniform");
-    assert_eq!(size as usize, spec.params_size, "{label}: params struct size");
+    assert_eq!(
+        space,
+        AddressSpace::Uniform,
+        "{label}: binding 0 is not the params uniform"
+    );
+    assert_eq!(
+        size as usize, spec.params_size,
+        "{label}: params struct size"
+    );
     for (i, access) in spec.buffers.iter().enumerate() {
         let binding = i as u32 + 1;
         let Some((AddressSpace::Storage { access: got }, _)) = bindings.get(&binding) else {

@@ -52,7 +52,9 @@ impl Rng {
     /// `len` distinct values at least `gap` apart, shuffled: no ties, so max pooling's
     /// choice is unambiguous and survives perturbations smaller than `gap / 2`.
     pub fn distinct(&mut self, len: usize, gap: f32) -> Vec<f32> {
-        let mut v: Vec<f32> = (0..len).map(|i| (i as f32 - len as f32 / 2.0) * gap).collect();
+        let mut v: Vec<f32> = (0..len)
+            .map(|i| (i as f32 - len as f32 / 2.0) * gap)
+            .collect();
         for i in (1..len).rev() {
             v.swap(i, self.below(i + 1));
         }

@@ -2,7 +2,7 @@
 //! [`KernelId`], and the pending command encoder; [`GpuError`] for this layer.
 //!
 //! Dispatches are recorded into one pending encoder and submitted when a buffer is read, on
-//! [`GpuContext::flush`], or every [`MAX_PENDING`] dispatches, so a training step costs a
+//! [`GpuContext::flush`], or every `MAX_PENDING` dispatches, so a training step costs a
 //! handful of submits rather than one per op.
 
 use std::collections::HashMap;

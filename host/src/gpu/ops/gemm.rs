@@ -12,10 +12,6 @@ use super::{KernelId, u32_of};
 use crate::compute::GemmShape;
 use crate::gpu::GpuContext;
 
-/// Rows and columns of `c` one workgroup computes (both kernels: 16×16 invocations, each
-/// with a 4×4 block).
-const TILE: usize = 64;
-
 /// Which GEMM kernel to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GemmVariant {
@@ -26,6 +22,15 @@ pub enum GemmVariant {
 }
 
 impl GemmVariant {
+    /// Rows and columns of `c` one workgroup computes; must match the kernel. Both use
+    /// 16×16 invocations with a 4×4 block each (on llvmpipe, 4×8, 8×4 and 8×8-invocation
+    /// workgroups measured the same or slower).
+    fn tile(self) -> (usize, usize) {
+        match self {
+            GemmVariant::Tiled | GemmVariant::Register => (64, 64),
+        }
+    }
+
     /// The variant that suits an adapter: [`GemmVariant::Register`] on software adapters.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu {
@@ -78,7 +83,8 @@ pub(crate) fn gemm(
         csb,
         beta,
     };
-    let groups = [u32_of(s.n.div_ceil(TILE)), u32_of(s.m.div_ceil(TILE)), 1];
+    let (tm, tn) = variant.tile();
+    let groups = [u32_of(s.n.div_ceil(tn)), u32_of(s.m.div_ceil(tm)), 1];
     assert!(
         groups[0] <= 65_535 && groups[1] <= 65_535,
         "gemm {}x{}: too many tiles for one dispatch",

@@ -3,7 +3,7 @@
 //! kernel is one `.wgsl` file beside that module with entry point `main`, the params
 //! uniform at binding 0 and the storage buffers at bindings 1.. in spec order.
 //!
-//! Element-wise kernels use [`grid`]: workgroups of [`WG`] invocations laid out in 2-D when
+//! Element-wise kernels use `grid`: workgroups of [`WG`] invocations laid out in 2-D when
 //! one dimension would exceed the 65,535-workgroup limit; the kernels rebuild the linear
 //! index as `gid.y * num_workgroups.x * WG + gid.x`.
 
