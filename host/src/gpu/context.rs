@@ -136,11 +136,6 @@ impl GpuContext {
         &self.info
     }
 
-    /// Whether the adapter is a software rasterizer running on the CPU.
-    pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
-    }
-
     /// e.g. `"llvmpipe (LLVM 15.0.6, 256 bits) (Cpu, Vulkan)"`.
     pub fn describe(&self) -> String {
         format!(
