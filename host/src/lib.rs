@@ -2,7 +2,7 @@
 //!
 //! Layers, bottom up (see ARCHITECTURE.md for one window's data flow):
 //! - [`compute`]: the tensor ops behind one `Backend` trait, with the native CPU backend;
-//!   `gpu` holds the wgpu backend and its WGSL kernels.
+//!   [`gpu`] holds the wgpu backend and its WGSL kernels.
 //! - [`model`]: the CNN, its training and inference, weights on disk.
 //! - [`data`]: image sources (Fashion-MNIST IDX files, the synthetic generator) and drift.
 //! - [`cli`]: the `tandem` command's subcommands.
@@ -10,4 +10,5 @@
 pub mod cli;
 pub mod compute;
 pub mod data;
+pub mod gpu;
 pub mod model;

@@ -1,6 +1,12 @@
 //! tandem's integration tests: one binary, one module per area.
+//!
+//! Run with `cargo test --test it` (from the repository root or `host/`). The GPU tests use
+//! whichever wgpu adapter exists, software ones included, and skip with a printed reason
+//! when there is none.
 
-/// IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing.
-mod data;
-/// The CNN: learning, layer freezing, resolution, weights on disk.
-mod model;
+mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
+mod gradcheck; // the CPU backend's backward ops against central finite differences
+mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
+mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
+mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
+mod support; // seeded inputs, tolerance checks and the shared wgpu backend
