@@ -101,7 +101,7 @@ fn bench_kernels(size: usize, reps: usize, with_wgpu: bool) -> anyhow::Result<Va
         "wgpu": Value::Null,
     });
     if with_wgpu {
-        match backend::wgpu_report(size, reps, |be| model_bench(be, 3)) {
+        match backend::wgpu_report(size, reps.min(2), |be| model_bench(be, 2)) {
             Ok((adapter, gflops, model)) => {
                 report["adapter"] = json!(adapter);
                 report["wgpu_gemm_gflops"] = json!(gflops);
