@@ -112,6 +112,21 @@ impl<B: Backend> Model<B> {
         Self::from_layers(self.arch, layers)
     }
 
+    /// A copy whose head (hidden layer and classifier) is replaced by a fresh one of
+    /// `hidden` units (seeded), keeping the convolutions: Ekya's "head only, hidden N"
+    /// configurations. With the same width this is [`Model::duplicate`].
+    pub fn with_head(&self, backend: &B, hidden: usize, seed: u64) -> Self {
+        if hidden == self.arch.hidden {
+            return self.duplicate(backend);
+        }
+        let arch = Arch { hidden, ..self.arch };
+        let fresh = Model::new(backend, arch, seed);
+        let mut layers = self.duplicate(backend).layers;
+        layers.truncate(3);
+        layers.extend(fresh.layers.into_iter().skip(3));
+        Self::from_layers(arch, layers)
+    }
+
     /// Reset the momentum buffers (a new retraining job starts from rest).
     pub fn reset_momentum(&mut self, backend: &B) {
         for l in &mut self.layers {

@@ -23,6 +23,10 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Seeds the subset and the shuffling.
     pub seed: u64,
+    /// Decay the learning rate by a half-cosine over the run (training from scratch); off,
+    /// the rate is constant, so a short profiling run follows the same curve as the first
+    /// epochs of a long retraining run (what the micro-profiler relies on).
+    pub cosine: bool,
 }
 
 impl Default for TrainConfig {
@@ -36,6 +40,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 5e-4,
             seed: 0,
+            cosine: true,
         }
     }
 }
@@ -57,6 +62,19 @@ pub fn train<B: Backend>(
     data: &Dataset,
     cfg: &TrainConfig,
     on_batch: &mut dyn FnMut(usize, usize),
+) -> Vec<EpochStats> {
+    train_observed(backend, model, data, cfg, on_batch, &mut |_, _| {})
+}
+
+/// [`train`], calling `after_epoch(model, epoch)` after each epoch (the micro-profiler
+/// measures accuracy there).
+pub fn train_observed<B: Backend>(
+    backend: &B,
+    model: &mut Model<B>,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    on_batch: &mut dyn FnMut(usize, usize),
+    after_epoch: &mut dyn FnMut(&mut Model<B>, usize),
 ) -> Vec<EpochStats> {
     let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..data.len()).collect();
@@ -82,14 +100,18 @@ pub fn train<B: Backend>(
         for chunk in order.chunks_exact(batch) {
             data.gather(chunk, &mut x, &mut y);
             let progress = step as f32 / total_steps.max(1) as f32;
-            let lr = cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos());
+            let lr = if cfg.cosine {
+                (cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())).max(cfg.lr * 0.02)
+            } else {
+                cfg.lr
+            };
             loss_sum += model.train_step(
                 backend,
                 &x,
                 &y,
                 (batch, h, w),
                 cfg.trained_layers,
-                lr.max(cfg.lr * 0.02),
+                lr,
                 cfg.momentum,
                 cfg.weight_decay,
             );
@@ -101,6 +123,7 @@ pub fn train<B: Backend>(
             mean_loss: loss_sum / steps_per_epoch.max(1) as f32,
             samples: steps_per_epoch * batch,
         });
+        after_epoch(model, epoch + 1);
     }
     stats
 }
