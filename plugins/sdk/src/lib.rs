@@ -1,0 +1,20 @@
+//! tandem's plugin SDK: what every plugin needs, computed the same way everywhere.
+//!
+//! - [`types`]: the plain domain types mirroring `wit/types.wit` (the host re-exports them,
+//!   with serde, as its scheduling types);
+//! - [`params`]: reading call parameters against declared defaults;
+//! - [`estimate`]: the window-averaged accuracy estimate and PickConfigs;
+//! - [`policy`]: the reference policies (thief, fair, fixed-res, fixed-config, no-retrain, oracle);
+//! - [`space`]: configuration spaces (Ekya's grid); [`optimus`]: the curve-fit estimator;
+//! - [`glue`]: macros exporting any of these as a WebAssembly component.
+//!
+//! Everything here is plain Rust with no dependencies, so the host can run the same algorithms
+//! natively (the benchmark compares native and WebAssembly runs of the same thief).
+
+pub mod estimate;
+pub mod glue;
+pub mod optimus;
+pub mod params;
+pub mod policy;
+pub mod space;
+pub mod types;
