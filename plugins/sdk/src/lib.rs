@@ -6,6 +6,7 @@
 //! - [`estimate`]: the window-averaged accuracy estimate and PickConfigs;
 //! - [`policy`]: the reference policies (thief, fair, fixed-res, fixed-config, no-retrain, oracle);
 //! - [`space`]: configuration spaces (Ekya's grid); [`optimus`]: the curve-fit estimator;
+//! - [`sample`]: deterministic Ekya-shaped inputs for tests, validation and benchmarks;
 //! - [`glue`]: macros exporting any of these as a WebAssembly component.
 //!
 //! Everything here is plain Rust with no dependencies, so the host can run the same algorithms
@@ -16,5 +17,6 @@ pub mod glue;
 pub mod optimus;
 pub mod params;
 pub mod policy;
+pub mod sample;
 pub mod space;
 pub mod types;
