@@ -10,6 +10,12 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Plugin host: instantiation, call overhead, thief decision time (WebAssembly vs native).
+    Plugins {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -18,5 +24,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let _ = json;
             anyhow::bail!("bench kernels: in progress")
         }
+        BenchCommand::Plugins { json } => super::plugin_bench::run(json),
     }
 }
