@@ -5,7 +5,16 @@
 use std::path::{Path, PathBuf};
 
 /// The reference plugins registered at startup (test fixtures are deliberately not here).
-const BUILTINS: &[&str] = &["thief", "fair", "no-retrain", "fixed-res", "fixed-config", "oracle", "ekya-space", "optimus"];
+const BUILTINS: &[&str] = &[
+    "thief",
+    "fair",
+    "no-retrain",
+    "fixed-res",
+    "fixed-config",
+    "oracle",
+    "ekya-space",
+    "optimus",
+];
 
 fn plugin_dir() -> Option<PathBuf> {
     println!("cargo:rerun-if-env-changed=TANDEM_PLUGIN_DIR");
@@ -14,12 +23,15 @@ fn plugin_dir() -> Option<PathBuf> {
     }
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
     let out = PathBuf::from(std::env::var("OUT_DIR").ok()?);
-    out.ancestors().find(|a| a.join("wasm32-wasip2").is_dir()).map(|t| t.join("wasm32-wasip2").join("plugin")).or_else(|| {
-        // Not built yet: watch the target dir so a later guest build is noticed.
-        let target = out.ancestors().nth(4)?;
-        println!("cargo:rerun-if-changed={}", target.display());
-        None
-    })
+    out.ancestors()
+        .find(|a| a.join("wasm32-wasip2").is_dir())
+        .map(|t| t.join("wasm32-wasip2").join("plugin"))
+        .or_else(|| {
+            // Not built yet: watch the target dir so a later guest build is noticed.
+            let target = out.ancestors().nth(4)?;
+            println!("cargo:rerun-if-changed={}", target.display());
+            None
+        })
 }
 
 fn main() {
@@ -34,7 +46,10 @@ fn main() {
             let file: PathBuf = dir.join(format!("tandem_plugin_{}.wasm", name.replace('-', "_")));
             if file.is_file() {
                 println!("cargo:rerun-if-changed={}", file.display());
-                entries.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file.display().to_string()));
+                entries.push_str(&format!(
+                    "    ({name:?}, include_bytes!({:?})),\n",
+                    file.display().to_string()
+                ));
             }
         }
     }

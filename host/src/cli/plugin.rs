@@ -64,13 +64,25 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
         PluginKind::Policy => {
             let input = tandem_plugin_sdk::sample::policy_input(3, 1, 18, 1);
             let s = host.decide(&plugin, &input, &[])?;
-            format!("decided 3 streams on 1 GPU (estimated accuracy {:?})", s.estimated_accuracy)
+            format!(
+                "decided 3 streams on 1 GPU (estimated accuracy {:?})",
+                s.estimated_accuracy
+            )
         }
         PluginKind::ConfigSpace => {
-            let state =
-                StreamState { id: "cam0".into(), window: 0, accuracy: 0.6, class_mix: vec![0.1; 10], samples: 1000 };
+            let state = StreamState {
+                id: "cam0".into(),
+                window: 0,
+                accuracy: 0.6,
+                class_mix: vec![0.1; 10],
+                samples: 1000,
+            };
             let set = host.configs(&plugin, &state, &[])?;
-            format!("{} retraining and {} inference configurations", set.retrain.len(), set.infer.len())
+            format!(
+                "{} retraining and {} inference configurations",
+                set.retrain.len(),
+                set.infer.len()
+            )
         }
         PluginKind::Estimator => {
             let request = EstimateRequest {
@@ -85,7 +97,11 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
                 },
                 start_accuracy: 0.5,
                 observations: (1..=5)
-                    .map(|e| Observation { epochs: e, accuracy: 0.5 + 0.04 * f64::from(e), gpu_seconds: f64::from(e) })
+                    .map(|e| Observation {
+                        epochs: e,
+                        accuracy: 0.5 + 0.04 * f64::from(e),
+                        gpu_seconds: f64::from(e),
+                    })
                     .collect(),
                 profiled_data_fraction: 0.1,
                 epochs_at: vec![5, 15, 30],
@@ -110,7 +126,11 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{}: a WebAssembly component", file.display());
-        println!("  world:   {} (tandem:plugin@{})", d.kind.world(), bindings::WIT_VERSION);
+        println!(
+            "  world:   {} (tandem:plugin@{})",
+            d.kind.world(),
+            bindings::WIT_VERSION
+        );
         println!("  plugin:  {} {}: {}", d.name, d.version, d.summary);
         for p in &d.params {
             println!("  param:   {} = {:?}  ({})", p.name, p.default, p.doc);
@@ -130,7 +150,10 @@ fn list(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    println!("{:<14} {:<8} {:<13} {:<14} {:>8}  origin", "name", "version", "kind", "digest", "bytes");
+    println!(
+        "{:<14} {:<8} {:<13} {:<14} {:>8}  origin",
+        "name", "version", "kind", "digest", "bytes"
+    );
     for e in &entries {
         println!(
             "{:<14} {:<8} {:<13} {:<14} {:>8}  {}",
@@ -139,12 +162,19 @@ fn list(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
             e.description.kind.world(),
             &e.digest[..12],
             e.size,
-            if e.builtin { "built-in".to_string() } else { e.source.clone() }
+            if e.builtin {
+                "built-in".to_string()
+            } else {
+                e.source.clone()
+            }
         );
     }
     let missing = missing_builtins();
     if !missing.is_empty() {
-        eprintln!("note: built-ins not embedded (run scripts/setup.sh, then rebuild): {}", missing.join(", "));
+        eprintln!(
+            "note: built-ins not embedded (run scripts/setup.sh, then rebuild): {}",
+            missing.join(", ")
+        );
     }
     Ok(())
 }
@@ -159,7 +189,12 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
 }
 
 fn new(name: &str, kind: Kind) -> anyhow::Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || name.starts_with('-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || name.starts_with('-')
+    {
         bail!("plugin name `{name}` must be kebab-case (a-z, 0-9, -)");
     }
     let root = workspace_root()?;
@@ -173,10 +208,18 @@ fn new(name: &str, kind: Kind) -> anyhow::Result<()> {
         Kind::Estimator => ("estimator", ESTIMATOR_TEMPLATE),
     };
     std::fs::create_dir_all(dir.join("src"))?;
-    std::fs::write(dir.join("Cargo.toml"), CARGO_TEMPLATE.replace("{name}", name))?;
-    std::fs::write(dir.join("src/lib.rs"), body.replace("{name}", name).replace("{world}", world))?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        CARGO_TEMPLATE.replace("{name}", name),
+    )?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        body.replace("{name}", name).replace("{world}", world),
+    )?;
     println!("created {} (world `{world}`)", dir.display());
-    println!("build:    cargo build --profile plugin --target wasm32-wasip2 -p tandem-plugin-{name}");
+    println!(
+        "build:    cargo build --profile plugin --target wasm32-wasip2 -p tandem-plugin-{name}"
+    );
     println!(
         "validate: tandem plugin validate $CARGO_TARGET_DIR/wasm32-wasip2/plugin/tandem_plugin_{}.wasm",
         name.replace('-', "_")

@@ -27,7 +27,9 @@ pub fn run(as_json: bool) -> anyhow::Result<()> {
     let thief_bytes = builtins()
         .into_iter()
         .find(|b| b.name == "thief")
-        .context("the thief plugin is not embedded in this binary: run scripts/setup.sh, then rebuild")?
+        .context(
+            "the thief plugin is not embedded in this binary: run scripts/setup.sh, then rebuild",
+        )?
         .bytes;
     let host = PluginHost::new(Limits::default())?;
     let t = Instant::now();
@@ -40,7 +42,8 @@ pub fn run(as_json: bool) -> anyhow::Result<()> {
     let mut inst: Vec<f64> = (0..2000)
         .map(|_| {
             let t = Instant::now();
-            host.instantiate_only(&thief).map(|()| t.elapsed().as_secs_f64() * 1e6)
+            host.instantiate_only(&thief)
+                .map(|()| t.elapsed().as_secs_f64() * 1e6)
         })
         .collect::<Result<_, _>>()?;
     let mut calls = host.time_calls(&thief, 2000)?;
@@ -58,7 +61,10 @@ pub fn run(as_json: bool) -> anyhow::Result<()> {
         let t = Instant::now();
         let n = Thief::schedule(&input, &[]).map_err(|e| anyhow::anyhow!("native thief: {e}"))?;
         native.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(n.estimated_accuracy == s.estimated_accuracy, "native and WebAssembly thieves disagree");
+        anyhow::ensure!(
+            n.estimated_accuracy == s.estimated_accuracy,
+            "native and WebAssembly thieves disagree"
+        );
         estimate = s.estimated_accuracy;
     }
     let (_, fair) = evaluate(&input, &Allocation::fair(&input), 0.0);

@@ -10,9 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::PluginError;
 use super::runtime::{Plugin, PluginHost};
 use super::types::Description;
-use super::PluginError;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
@@ -29,7 +29,10 @@ pub struct BuiltIn {
 
 /// The built-in plugins this binary embeds (those built before it was compiled).
 pub fn builtins() -> Vec<BuiltIn> {
-    embedded::BUILTIN_PLUGINS.iter().map(|&(name, bytes)| BuiltIn { name, bytes }).collect()
+    embedded::BUILTIN_PLUGINS
+        .iter()
+        .map(|&(name, bytes)| BuiltIn { name, bytes })
+        .collect()
 }
 
 /// Names of the built-in plugins that were not built when this binary was compiled.
@@ -76,7 +79,13 @@ impl Registry {
     }
 
     /// Validate `bytes` with `host` (component, world, self-description) and store them.
-    pub fn add(&self, host: &PluginHost, source: &str, bytes: &[u8], builtin: bool) -> Result<RegistryEntry, PluginError> {
+    pub fn add(
+        &self,
+        host: &PluginHost,
+        source: &str,
+        bytes: &[u8],
+        builtin: bool,
+    ) -> Result<RegistryEntry, PluginError> {
         let plugin = host.load(source, bytes)?;
         let json = self.dir.join(format!("{}.json", plugin.digest()));
         if let Ok(existing) = self.read_entry(&json) {
@@ -90,7 +99,9 @@ impl Registry {
             size: bytes.len(),
             builtin,
             source: source.to_string(),
-            added_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            added_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
         let text = serde_json::to_string_pretty(&entry).map_err(|e| io_err(&json, e))?;
         std::fs::write(&json, text).map_err(|e| io_err(&json, e))?;
@@ -99,7 +110,10 @@ impl Registry {
 
     /// Store every embedded built-in plugin (idempotent).
     pub fn register_builtins(&self, host: &PluginHost) -> Result<Vec<RegistryEntry>, PluginError> {
-        builtins().iter().map(|b| self.add(host, "builtin", b.bytes, true)).collect()
+        builtins()
+            .iter()
+            .map(|b| self.add(host, "builtin", b.bytes, true))
+            .collect()
     }
 
     fn read_entry(&self, path: &Path) -> Result<RegistryEntry, PluginError> {
@@ -117,23 +131,41 @@ impl Registry {
             }
         }
         out.sort_by(|a, b| {
-            (&a.description.name, &a.description.version, a.added_unix).cmp(&(&b.description.name, &b.description.version, b.added_unix))
+            (&a.description.name, &a.description.version, a.added_unix).cmp(&(
+                &b.description.name,
+                &b.description.version,
+                b.added_unix,
+            ))
         });
         Ok(out)
     }
 
     /// Load a stored plugin by digest (or a unique digest prefix of at least 8 characters).
-    pub fn load(&self, host: &PluginHost, digest: &str) -> Result<std::sync::Arc<Plugin>, PluginError> {
+    pub fn load(
+        &self,
+        host: &PluginHost,
+        digest: &str,
+    ) -> Result<std::sync::Arc<Plugin>, PluginError> {
         let entries = self.list()?;
-        let matches: Vec<_> = entries.iter().filter(|e| digest.len() >= 8 && e.digest.starts_with(digest)).collect();
+        let matches: Vec<_> = entries
+            .iter()
+            .filter(|e| digest.len() >= 8 && e.digest.starts_with(digest))
+            .collect();
         let [entry] = matches.as_slice() else {
-            return Err(PluginError::Host(format!("registry: {} plugins match digest `{digest}`", matches.len())));
+            return Err(PluginError::Host(format!(
+                "registry: {} plugins match digest `{digest}`",
+                matches.len()
+            )));
         };
         host.load_file(&self.dir.join(format!("{}.wasm", entry.digest)))
     }
 
     /// The latest stored plugin with this name (by time added).
     pub fn find(&self, name: &str) -> Result<Option<RegistryEntry>, PluginError> {
-        Ok(self.list()?.into_iter().filter(|e| e.description.name == name).max_by_key(|e| e.added_unix))
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|e| e.description.name == name)
+            .max_by_key(|e| e.added_unix))
     }
 }

@@ -25,12 +25,18 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{config_space, estimator, policy};
-use super::types::{ConfigSet, Description, EstimateRequest, Param, PluginKind, PolicyInput, Prediction, Schedule, StreamState};
+use super::types::{
+    ConfigSet, Description, EstimateRequest, Param, PluginKind, PolicyInput, Prediction, Schedule,
+    StreamState,
+};
 use super::{PluginError, validate};
 
 /// Sandbox limits applied to every call.
@@ -44,7 +50,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { deadline: Duration::from_millis(200), memory_bytes: 64 << 20 }
+        Limits {
+            deadline: Duration::from_millis(200),
+            memory_bytes: 64 << 20,
+        }
     }
 }
 
@@ -61,15 +70,28 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
-            wasmtime::bail!("memory cap of {} bytes reached (asked for {desired})", self.limit);
+            wasmtime::bail!(
+                "memory cap of {} bytes reached (asked for {desired})",
+                self.limit
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -117,7 +139,10 @@ impl PluginState {
         PluginState {
             wasi,
             table: ResourceTable::new(),
-            cap: MemoryCap { limit: limits.memory_bytes, exceeded: false },
+            cap: MemoryCap {
+                limit: limits.memory_bytes,
+                exceeded: false,
+            },
             stderr,
         }
     }
@@ -125,7 +150,10 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -201,7 +229,10 @@ fn host_err(what: &str, e: impl std::fmt::Display) -> PluginError {
 }
 
 fn chain(e: &wasmtime::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 impl PluginHost {
@@ -218,10 +249,13 @@ impl PluginHost {
         let mut config = Config::new();
         // Epoch interruption rather than fuel: a cheap check at loop heads and function entries,
         // and deadlines in wall time, which is what the window engine budgets.
-        config.epoch_interruption(true).allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| host_err("engine", chain(&e)))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| host_err("linker", chain(&e)))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| host_err("linker", chain(&e)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -241,7 +275,10 @@ impl PluginHost {
             limits,
             cache_dir: None,
             loaded: Mutex::new(HashMap::new()),
-            _ticker: Ticker { stop, handle: Some(handle) },
+            _ticker: Ticker {
+                stop,
+                handle: Some(handle),
+            },
         })
     }
 
@@ -273,22 +310,34 @@ impl PluginHost {
         }
         let source = || source_name.to_string();
         if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
-            return Err(PluginError::NotWasm { source_name: source() });
+            return Err(PluginError::NotWasm {
+                source_name: source(),
+            });
         }
         if bytes[4..8] == [1, 0, 0, 0] {
             return Err(PluginError::NotComponent {
                 source_name: source(),
-                reason: "a core WebAssembly module; plugins are components (build for wasm32-wasip2)".into(),
+                reason:
+                    "a core WebAssembly module; plugins are components (build for wasm32-wasip2)"
+                        .into(),
             });
         }
-        let component = self.compile(&digest, bytes).map_err(|e| PluginError::NotComponent {
-            source_name: source(),
-            reason: chain(&e),
-        })?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| PluginError::UnknownWorld {
-            source_name: source(),
-            reason: format!("it imports what the sandbox does not provide: {}", chain(&e)),
-        })?;
+        let component = self
+            .compile(&digest, bytes)
+            .map_err(|e| PluginError::NotComponent {
+                source_name: source(),
+                reason: chain(&e),
+            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| PluginError::UnknownWorld {
+                    source_name: source(),
+                    reason: format!(
+                        "it imports what the sandbox does not provide: {}",
+                        chain(&e)
+                    ),
+                })?;
         let pre = match policy::PolicyPre::new(instance_pre.clone()) {
             Ok(p) => Pre::Policy(p),
             Err(policy_err) => match config_space::ConfigSpacePre::new(instance_pre.clone()) {
@@ -296,7 +345,10 @@ impl PluginHost {
                 Err(_) => match estimator::EstimatorPre::new(instance_pre) {
                     Ok(p) => Pre::Estimator(p),
                     Err(_) => {
-                        return Err(PluginError::UnknownWorld { source_name: source(), reason: chain(&policy_err) });
+                        return Err(PluginError::UnknownWorld {
+                            source_name: source(),
+                            reason: chain(&policy_err),
+                        });
                     }
                 },
             },
@@ -319,11 +371,18 @@ impl PluginHost {
             pre,
         };
         let description = self.describe(&plugin)?;
-        validate::description(&description, world)
-            .map_err(|reason| PluginError::BadDescription { source_name: source(), reason })?;
+        validate::description(&description, world).map_err(|reason| {
+            PluginError::BadDescription {
+                source_name: source(),
+                reason,
+            }
+        })?;
         plugin.description = description;
         let plugin = Arc::new(plugin);
-        self.loaded.lock().expect("plugin map").insert(digest, plugin.clone());
+        self.loaded
+            .lock()
+            .expect("plugin map")
+            .insert(digest, plugin.clone());
         Ok(plugin)
     }
 
@@ -356,7 +415,12 @@ impl PluginHost {
     fn store(&self) -> Store<PluginState> {
         let mut store = Store::new(&self.engine, PluginState::new(&self.limits));
         store.limiter(|s| &mut s.cap);
-        let ticks = self.limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+        let ticks = self
+            .limits
+            .deadline
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store
     }
@@ -371,9 +435,17 @@ impl PluginHost {
         f(&mut store).map_err(|e| {
             let (name, version) = (plugin.name().to_string(), plugin.version().to_string());
             if store.data().cap.exceeded {
-                PluginError::MemoryLimit { plugin: name, version, limit_bytes: self.limits.memory_bytes }
+                PluginError::MemoryLimit {
+                    plugin: name,
+                    version,
+                    limit_bytes: self.limits.memory_bytes,
+                }
             } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                PluginError::Timeout { plugin: name, version, deadline: self.limits.deadline }
+                PluginError::Timeout {
+                    plugin: name,
+                    version,
+                    deadline: self.limits.deadline,
+                }
             } else {
                 let stderr = store.data().stderr.contents();
                 let stderr = String::from_utf8_lossy(&stderr);
@@ -381,13 +453,21 @@ impl PluginHost {
                 if !stderr.trim().is_empty() {
                     reason.push_str(&format!("; guest stderr: {}", stderr.trim()));
                 }
-                PluginError::Trap { plugin: name, version, reason }
+                PluginError::Trap {
+                    plugin: name,
+                    version,
+                    reason,
+                }
             }
         })
     }
 
     fn guest_err(plugin: &Plugin, error: super::types::GuestError) -> PluginError {
-        PluginError::Guest { plugin: plugin.name().into(), version: plugin.version().into(), error }
+        PluginError::Guest {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            error,
+        }
     }
 
     /// Ask the plugin to describe itself (a fresh call).
@@ -395,15 +475,21 @@ impl PluginHost {
         match &plugin.pre {
             Pre::Policy(pre) => self.call(plugin, |s| {
                 let b = pre.instantiate(&mut *s)?;
-                Ok(policy::description(b.tandem_plugin_meta().call_describe(&mut *s)?))
+                Ok(policy::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
             }),
             Pre::ConfigSpace(pre) => self.call(plugin, |s| {
                 let b = pre.instantiate(&mut *s)?;
-                Ok(config_space::description(b.tandem_plugin_meta().call_describe(&mut *s)?))
+                Ok(config_space::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
             }),
             Pre::Estimator(pre) => self.call(plugin, |s| {
                 let b = pre.instantiate(&mut *s)?;
-                Ok(estimator::description(b.tandem_plugin_meta().call_describe(&mut *s)?))
+                Ok(estimator::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
             }),
         }
     }
@@ -427,16 +513,23 @@ impl PluginHost {
     }
 
     /// A policy's decision, validated against the input ([`validate::schedule`]).
-    pub fn decide(&self, plugin: &Plugin, input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+    pub fn decide(
+        &self,
+        plugin: &Plugin,
+        input: &PolicyInput,
+        params: &[Param],
+    ) -> Result<Schedule, PluginError> {
         let Pre::Policy(pre) = &plugin.pre else {
             return Err(Self::wrong_world(plugin, PluginKind::Policy));
         };
         let (winput, wparams) = (policy::input(input), policy::params(params));
         let out = self.call(plugin, |s| {
             let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_scheduler().call_decide(&mut *s, &winput, &wparams)
+            b.tandem_plugin_scheduler()
+                .call_decide(&mut *s, &winput, &wparams)
         })?;
-        let schedule = policy::schedule(out.map_err(|e| Self::guest_err(plugin, policy::error(e)))?);
+        let schedule =
+            policy::schedule(out.map_err(|e| Self::guest_err(plugin, policy::error(e)))?);
         validate::schedule(input, &schedule).map_err(|reason| PluginError::InvalidOutput {
             plugin: plugin.name().into(),
             version: plugin.version().into(),
@@ -446,16 +539,24 @@ impl PluginHost {
     }
 
     /// A configuration space's candidates for one stream, validated ([`validate::config_set`]).
-    pub fn configs(&self, plugin: &Plugin, state: &StreamState, params: &[Param]) -> Result<ConfigSet, PluginError> {
+    pub fn configs(
+        &self,
+        plugin: &Plugin,
+        state: &StreamState,
+        params: &[Param],
+    ) -> Result<ConfigSet, PluginError> {
         let Pre::ConfigSpace(pre) = &plugin.pre else {
             return Err(Self::wrong_world(plugin, PluginKind::ConfigSpace));
         };
         let (wstate, wparams) = (config_space::state(state), config_space::params(params));
         let out = self.call(plugin, |s| {
             let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_configurations().call_configs(&mut *s, &wstate, &wparams)
+            b.tandem_plugin_configurations()
+                .call_configs(&mut *s, &wstate, &wparams)
         })?;
-        let set = config_space::config_set(out.map_err(|e| Self::guest_err(plugin, config_space::error(e)))?);
+        let set = config_space::config_set(
+            out.map_err(|e| Self::guest_err(plugin, config_space::error(e)))?,
+        );
         validate::config_set(&set).map_err(|reason| PluginError::InvalidOutput {
             plugin: plugin.name().into(),
             version: plugin.version().into(),
@@ -465,16 +566,23 @@ impl PluginHost {
     }
 
     /// An estimator's prediction, validated ([`validate::prediction`]).
-    pub fn predict(&self, plugin: &Plugin, request: &EstimateRequest, params: &[Param]) -> Result<Prediction, PluginError> {
+    pub fn predict(
+        &self,
+        plugin: &Plugin,
+        request: &EstimateRequest,
+        params: &[Param],
+    ) -> Result<Prediction, PluginError> {
         let Pre::Estimator(pre) = &plugin.pre else {
             return Err(Self::wrong_world(plugin, PluginKind::Estimator));
         };
         let (wreq, wparams) = (estimator::request(request), estimator::params(params));
         let out = self.call(plugin, |s| {
             let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_estimate().call_predict(&mut *s, &wreq, &wparams)
+            b.tandem_plugin_estimate()
+                .call_predict(&mut *s, &wreq, &wparams)
         })?;
-        let p = estimator::prediction(out.map_err(|e| Self::guest_err(plugin, estimator::error(e)))?);
+        let p =
+            estimator::prediction(out.map_err(|e| Self::guest_err(plugin, estimator::error(e)))?);
         validate::prediction(request, &p).map_err(|reason| PluginError::InvalidOutput {
             plugin: plugin.name().into(),
             version: plugin.version().into(),
@@ -504,5 +612,8 @@ impl PluginHost {
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use super::types::{ConfigSet, Description, EstimateRequest, PluginKind, PolicyInput, Prediction, Schedule};
+use super::types::{
+    ConfigSet, Description, EstimateRequest, PluginKind, PolicyInput, Prediction, Schedule,
+};
 
 /// Slack for floating-point sums of shares.
 const TOLERANCE: f64 = 1e-6;
@@ -24,33 +26,59 @@ pub fn schedule(input: &PolicyInput, s: &Schedule) -> Result<(), String> {
         if !seen.insert(id.as_str()) {
             return Err(format!("stream `{id}` scheduled twice"));
         }
-        for (what, share) in [("inference", entry.infer_share), ("retraining", entry.retrain_share)] {
+        for (what, share) in [
+            ("inference", entry.infer_share),
+            ("retraining", entry.retrain_share),
+        ] {
             if !share.is_finite() || share < 0.0 {
-                return Err(format!("stream `{id}`: {what} share {share} is not a finite non-negative number"));
+                return Err(format!(
+                    "stream `{id}`: {what} share {share} is not a finite non-negative number"
+                ));
             }
             if share > 1.0 + TOLERANCE {
-                return Err(format!("stream `{id}`: {what} share {share} exceeds one GPU"));
+                return Err(format!(
+                    "stream `{id}`: {what} share {share} exceeds one GPU"
+                ));
             }
             total += share;
         }
-        if !stream.infer.iter().any(|p| p.config.name == entry.infer_config) {
-            return Err(format!("stream `{id}`: inference configuration `{}` was not offered", entry.infer_config));
+        if !stream
+            .infer
+            .iter()
+            .any(|p| p.config.name == entry.infer_config)
+        {
+            return Err(format!(
+                "stream `{id}`: inference configuration `{}` was not offered",
+                entry.infer_config
+            ));
         }
         match &entry.retrain_config {
             Some(name) if !stream.retrain.iter().any(|p| &p.config.name == name) => {
-                return Err(format!("stream `{id}`: retraining configuration `{name}` was not offered"));
+                return Err(format!(
+                    "stream `{id}`: retraining configuration `{name}` was not offered"
+                ));
             }
             None if entry.retrain_share > 0.0 => {
-                return Err(format!("stream `{id}`: retraining share {} without a configuration", entry.retrain_share));
+                return Err(format!(
+                    "stream `{id}`: retraining share {} without a configuration",
+                    entry.retrain_share
+                ));
             }
             _ => {}
         }
     }
-    if let Some(missing) = input.streams.iter().find(|x| !seen.contains(x.state.id.as_str())) {
+    if let Some(missing) = input
+        .streams
+        .iter()
+        .find(|x| !seen.contains(x.state.id.as_str()))
+    {
         return Err(format!("stream `{}` has no schedule", missing.state.id));
     }
     if total > f64::from(input.gpus) + TOLERANCE {
-        return Err(format!("shares total {total:.4} GPUs, more than the {} available", input.gpus));
+        return Err(format!(
+            "shares total {total:.4} GPUs, more than the {} available",
+            input.gpus
+        ));
     }
     if let Some(a) = s.estimated_accuracy
         && !(a.is_finite() && (0.0..=1.0 + TOLERANCE).contains(&a))
@@ -69,18 +97,35 @@ pub fn config_set(set: &ConfigSet) -> Result<(), String> {
     let mut names = HashSet::new();
     for r in &set.retrain {
         if r.name.is_empty() || !names.insert(("r", r.name.as_str())) {
-            return Err(format!("retraining configuration name `{}` is empty or repeated", r.name));
+            return Err(format!(
+                "retraining configuration name `{}` is empty or repeated",
+                r.name
+            ));
         }
-        if r.epochs == 0 || !(r.data_fraction > 0.0 && r.data_fraction <= 1.0) || !(r.learning_rate > 0.0) || r.batch_size == 0 {
-            return Err(format!("retraining configuration `{}` has an out-of-range value", r.name));
+        if r.epochs == 0
+            || !(r.data_fraction > 0.0 && r.data_fraction <= 1.0)
+            || r.learning_rate.is_nan()
+            || r.learning_rate <= 0.0
+            || r.batch_size == 0
+        {
+            return Err(format!(
+                "retraining configuration `{}` has an out-of-range value",
+                r.name
+            ));
         }
     }
     for i in &set.infer {
         if i.name.is_empty() || !names.insert(("i", i.name.as_str())) {
-            return Err(format!("inference configuration name `{}` is empty or repeated", i.name));
+            return Err(format!(
+                "inference configuration name `{}` is empty or repeated",
+                i.name
+            ));
         }
         if i.frame_sampling == 0 || i.resolution == 0 {
-            return Err(format!("inference configuration `{}` has an out-of-range value", i.name));
+            return Err(format!(
+                "inference configuration `{}` has an out-of-range value",
+                i.name
+            ));
         }
     }
     Ok(())
@@ -98,7 +143,11 @@ pub fn prediction(req: &EstimateRequest, p: &Prediction) -> Result<(), String> {
             req.shares.len()
         ));
     }
-    if let Some(a) = p.accuracy.iter().find(|a| !(a.is_finite() && (0.0..=1.0).contains(*a))) {
+    if let Some(a) = p
+        .accuracy
+        .iter()
+        .find(|a| !(a.is_finite() && (0.0..=1.0).contains(*a)))
+    {
         return Err(format!("accuracy {a} is not in [0, 1]"));
     }
     if !(p.gpu_seconds.is_finite() && p.gpu_seconds > 0.0) {
@@ -117,7 +166,11 @@ pub fn description(d: &Description, world: PluginKind) -> Result<(), String> {
         return Err("empty name or version".into());
     }
     if d.kind != world {
-        return Err(format!("declares kind {:?} but implements world `{}`", d.kind, world.world()));
+        return Err(format!(
+            "declares kind {:?} but implements world `{}`",
+            d.kind,
+            world.world()
+        ));
     }
     let mut names = HashSet::new();
     if let Some(p) = d.params.iter().find(|p| !names.insert(p.name.as_str())) {

@@ -47,7 +47,12 @@ pub struct Pick {
 
 /// The most accurate inference configuration whose cost fits `share` and whose served accuracy
 /// stays at or above `min_accuracy` (when several fit, the cheaper one wins ties).
-pub fn pick_infer(infer: &[InferProfile], share: f64, start_accuracy: f64, min_accuracy: f64) -> Option<usize> {
+pub fn pick_infer(
+    infer: &[InferProfile],
+    share: f64,
+    start_accuracy: f64,
+    min_accuracy: f64,
+) -> Option<usize> {
     let mut best: Option<usize> = None;
     for (i, p) in infer.iter().enumerate() {
         if p.gpu_cost > share + EPS || p.accuracy_factor * start_accuracy < min_accuracy - EPS {
@@ -56,7 +61,8 @@ pub fn pick_infer(infer: &[InferProfile], share: f64, start_accuracy: f64, min_a
         best = match best {
             Some(b)
                 if infer[b].accuracy_factor > p.accuracy_factor
-                    || (infer[b].accuracy_factor == p.accuracy_factor && infer[b].gpu_cost <= p.gpu_cost) =>
+                    || (infer[b].accuracy_factor == p.accuracy_factor
+                        && infer[b].gpu_cost <= p.gpu_cost) =>
             {
                 Some(b)
             }
@@ -78,10 +84,18 @@ pub fn pick_configs(
 ) -> Pick {
     let a0 = stream.state.accuracy;
     let Some(infer) = pick_infer(&stream.infer, infer_share, a0, min_accuracy) else {
-        return Pick { infer: None, retrain: None, accuracy: 0.0 };
+        return Pick {
+            infer: None,
+            retrain: None,
+            accuracy: 0.0,
+        };
     };
     let factor = stream.infer[infer].accuracy_factor;
-    let mut best = Pick { infer: Some(infer), retrain: None, accuracy: stream_accuracy(a0, factor, None, remaining) };
+    let mut best = Pick {
+        infer: Some(infer),
+        retrain: None,
+        accuracy: stream_accuracy(a0, factor, None, remaining),
+    };
     if retrain_share > EPS {
         for (j, job) in stream.retrain.iter().enumerate() {
             if job.gpu_seconds / retrain_share >= remaining {
@@ -89,7 +103,11 @@ pub fn pick_configs(
             }
             let acc = stream_accuracy(a0, factor, Some((job, retrain_share)), remaining);
             if acc > best.accuracy + EPS {
-                best = Pick { infer: Some(infer), retrain: Some(j), accuracy: acc };
+                best = Pick {
+                    infer: Some(infer),
+                    retrain: Some(j),
+                    accuracy: acc,
+                };
             }
         }
     }

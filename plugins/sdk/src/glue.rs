@@ -17,7 +17,7 @@ macro_rules! __tandem_types_glue {
     () => {
         #[allow(dead_code)]
         mod tandem_glue {
-            use crate::tandem::plugin::types as w;
+            use super::tandem::plugin::types as w;
             use $crate::types as s;
 
             pub fn params(v: Vec<w::Param>) -> Vec<s::Param> {
@@ -54,7 +54,11 @@ macro_rules! __tandem_types_glue {
                     params: d
                         .params
                         .into_iter()
-                        .map(|p| w::ParamSpec { name: p.name, doc: p.doc, default: value_out(p.default) })
+                        .map(|p| w::ParamSpec {
+                            name: p.name,
+                            doc: p.doc,
+                            default: value_out(p.default),
+                        })
                         .collect(),
                 }
             }
@@ -69,7 +73,13 @@ macro_rules! __tandem_types_glue {
             }
 
             pub fn state(x: w::StreamState) -> s::StreamState {
-                s::StreamState { id: x.id, window: x.window, accuracy: x.accuracy, class_mix: x.class_mix, samples: x.samples }
+                s::StreamState {
+                    id: x.id,
+                    window: x.window,
+                    accuracy: x.accuracy,
+                    class_mix: x.class_mix,
+                    samples: x.samples,
+                }
             }
 
             pub fn retrain_config(x: w::RetrainConfig) -> s::RetrainConfig {
@@ -97,11 +107,19 @@ macro_rules! __tandem_types_glue {
             }
 
             pub fn infer_config(x: w::InferConfig) -> s::InferConfig {
-                s::InferConfig { name: x.name, frame_sampling: x.frame_sampling, resolution: x.resolution }
+                s::InferConfig {
+                    name: x.name,
+                    frame_sampling: x.frame_sampling,
+                    resolution: x.resolution,
+                }
             }
 
             pub fn infer_config_out(x: s::InferConfig) -> w::InferConfig {
-                w::InferConfig { name: x.name, frame_sampling: x.frame_sampling, resolution: x.resolution }
+                w::InferConfig {
+                    name: x.name,
+                    frame_sampling: x.frame_sampling,
+                    resolution: x.resolution,
+                }
             }
 
             pub fn stream_input(x: w::StreamInput) -> s::StreamInput {
@@ -169,7 +187,11 @@ macro_rules! export_policy {
                 params: Vec<tandem::plugin::types::Param>,
             ) -> Result<tandem::plugin::types::Schedule, tandem::plugin::types::PluginError> {
                 let input = $crate::types::PolicyInput {
-                    streams: input.streams.into_iter().map(tandem_glue::stream_input).collect(),
+                    streams: input
+                        .streams
+                        .into_iter()
+                        .map(tandem_glue::stream_input)
+                        .collect(),
                     gpus: input.gpus,
                     window_seconds: input.window_seconds,
                     elapsed_seconds: input.elapsed_seconds,
@@ -203,13 +225,27 @@ macro_rules! export_config_space {
             fn configs(
                 state: tandem::plugin::types::StreamState,
                 params: Vec<tandem::plugin::types::Param>,
-            ) -> Result<exports::tandem::plugin::configurations::ConfigSet, tandem::plugin::types::PluginError> {
-                <$imp as $crate::space::ConfigSpace>::configs(&tandem_glue::state(state), &tandem_glue::params(params))
-                    .map(|set| exports::tandem::plugin::configurations::ConfigSet {
-                        retrain: set.retrain.into_iter().map(tandem_glue::retrain_config_out).collect(),
-                        infer: set.infer.into_iter().map(tandem_glue::infer_config_out).collect(),
-                    })
-                    .map_err(tandem_glue::error)
+            ) -> Result<
+                exports::tandem::plugin::configurations::ConfigSet,
+                tandem::plugin::types::PluginError,
+            > {
+                <$imp as $crate::space::ConfigSpace>::configs(
+                    &tandem_glue::state(state),
+                    &tandem_glue::params(params),
+                )
+                .map(|set| exports::tandem::plugin::configurations::ConfigSet {
+                    retrain: set
+                        .retrain
+                        .into_iter()
+                        .map(tandem_glue::retrain_config_out)
+                        .collect(),
+                    infer: set
+                        .infer
+                        .into_iter()
+                        .map(tandem_glue::infer_config_out)
+                        .collect(),
+                })
+                .map_err(tandem_glue::error)
             }
         }
 
@@ -236,14 +272,21 @@ macro_rules! export_estimator {
             fn predict(
                 r: exports::tandem::plugin::estimate::EstimateRequest,
                 params: Vec<tandem::plugin::types::Param>,
-            ) -> Result<exports::tandem::plugin::estimate::Prediction, tandem::plugin::types::PluginError> {
+            ) -> Result<
+                exports::tandem::plugin::estimate::Prediction,
+                tandem::plugin::types::PluginError,
+            > {
                 let request = $crate::types::EstimateRequest {
                     config: tandem_glue::retrain_config(r.config),
                     start_accuracy: r.start_accuracy,
                     observations: r
                         .observations
                         .into_iter()
-                        .map(|o| $crate::types::Observation { epochs: o.epochs, accuracy: o.accuracy, gpu_seconds: o.gpu_seconds })
+                        .map(|o| $crate::types::Observation {
+                            epochs: o.epochs,
+                            accuracy: o.accuracy,
+                            gpu_seconds: o.gpu_seconds,
+                        })
                         .collect(),
                     profiled_data_fraction: r.profiled_data_fraction,
                     epochs_at: r.epochs_at,
@@ -251,16 +294,22 @@ macro_rules! export_estimator {
                     throughput: r
                         .throughput
                         .into_iter()
-                        .map(|t| $crate::types::ThroughputPoint { share: t.share, speed: t.speed })
+                        .map(|t| $crate::types::ThroughputPoint {
+                            share: t.share,
+                            speed: t.speed,
+                        })
                         .collect(),
                 };
-                <$imp as $crate::optimus::Estimator>::predict(&request, &tandem_glue::params(params))
-                    .map(|p| exports::tandem::plugin::estimate::Prediction {
-                        accuracy: p.accuracy,
-                        gpu_seconds: p.gpu_seconds,
-                        seconds_at: p.seconds_at,
-                    })
-                    .map_err(tandem_glue::error)
+                <$imp as $crate::optimus::Estimator>::predict(
+                    &request,
+                    &tandem_glue::params(params),
+                )
+                .map(|p| exports::tandem::plugin::estimate::Prediction {
+                    accuracy: p.accuracy,
+                    gpu_seconds: p.gpu_seconds,
+                    seconds_at: p.seconds_at,
+                })
+                .map_err(tandem_glue::error)
             }
         }
 

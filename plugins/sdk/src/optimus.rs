@@ -10,7 +10,10 @@
 //! scaled linearly by epochs and data size, divided by the measured speed at a share.
 
 use crate::params::{Params, number};
-use crate::types::{Description, EstimateRequest, Param, ParamSpec, PluginError, PluginKind, Prediction, ThroughputPoint};
+use crate::types::{
+    Description, EstimateRequest, Param, ParamSpec, PluginError, PluginKind, Prediction,
+    ThroughputPoint,
+};
 
 /// An estimator, implemented once and exported as a guest or called natively.
 pub trait Estimator {
@@ -60,7 +63,11 @@ pub fn fit(points: &[(f64, f64, f64)]) -> Option<Curve> {
             sez += w * e * z;
         }
         let det = sw * see - se * se;
-        let (mut b0, mut b1) = if det.abs() > 1e-12 { ((sw * sez - se * sz) / det, (see * sz - se * sez) / det) } else { (0.0, sz / sw) };
+        let (mut b0, mut b1) = if det.abs() > 1e-12 {
+            ((sw * sez - se * sz) / det, (see * sz - se * sez) / det)
+        } else {
+            (0.0, sz / sw)
+        };
         if b0 < 0.0 {
             b0 = 0.0;
             b1 = sz / sw;
@@ -69,7 +76,10 @@ pub fn fit(points: &[(f64, f64, f64)]) -> Option<Curve> {
             continue;
         }
         let c = Curve { b0, b1, b2 };
-        let err: f64 = points.iter().map(|&(e, y, w)| w * (c.at(e) - y).powi(2)).sum();
+        let err: f64 = points
+            .iter()
+            .map(|&(e, y, w)| w * (c.at(e) - y).powi(2))
+            .sum();
         if best.is_none_or(|(b, _)| err < b) {
             best = Some((err, c));
         }
@@ -83,11 +93,17 @@ pub fn speed(profile: &[ThroughputPoint], share: f64) -> f64 {
     if profile.is_empty() {
         return share;
     }
-    let mut pts: Vec<(f64, f64)> = std::iter::once((0.0, 0.0)).chain(profile.iter().map(|p| (p.share, p.speed))).collect();
+    let mut pts: Vec<(f64, f64)> = std::iter::once((0.0, 0.0))
+        .chain(profile.iter().map(|p| (p.share, p.speed)))
+        .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     for w in pts.windows(2) {
         if share <= w[1].0 {
-            let t = if w[1].0 > w[0].0 { (share - w[0].0) / (w[1].0 - w[0].0) } else { 1.0 };
+            let t = if w[1].0 > w[0].0 {
+                (share - w[0].0) / (w[1].0 - w[0].0)
+            } else {
+                1.0
+            };
             return w[0].1 + t * (w[1].1 - w[0].1);
         }
     }
@@ -104,7 +120,11 @@ fn specs() -> Vec<ParamSpec> {
             "weight of the prior end point (observations weigh 1); 0 by default: even 0.02 pulled a known curve 6 points low at 30 epochs",
             0.0,
         ),
-        number("anchor-weight", "weight of the pre-retraining accuracy at 0 epochs", 4.0),
+        number(
+            "anchor-weight",
+            "weight of the pre-retraining accuracy at 0 epochs",
+            4.0,
+        ),
     ]
 }
 
@@ -124,8 +144,12 @@ impl Estimator for Optimus {
     fn predict(req: &EstimateRequest, params: &[Param]) -> Result<Prediction, PluginError> {
         let specs = specs();
         let p = Params::new(&specs, params)?;
-        let (prior_acc, prior_e, prior_w, anchor_w) =
-            (p.number("prior-accuracy")?, p.number("prior-epochs")?, p.number("prior-weight")?, p.number("anchor-weight")?);
+        let (prior_acc, prior_e, prior_w, anchor_w) = (
+            p.number("prior-accuracy")?,
+            p.number("prior-epochs")?,
+            p.number("prior-weight")?,
+            p.number("anchor-weight")?,
+        );
         let bad = |m: &str| Err(PluginError::InvalidInput(m.into()));
         if req.observations.is_empty() {
             return bad("no observations");
@@ -134,30 +158,61 @@ impl Estimator for Optimus {
             return bad("profiled-data-fraction must be in (0, 1]");
         }
         let a0 = req.start_accuracy.clamp(0.0, 0.999);
-        let last = req.observations.iter().max_by_key(|o| o.epochs).expect("non-empty");
+        let last = req
+            .observations
+            .iter()
+            .max_by_key(|o| o.epochs)
+            .expect("non-empty");
         if last.epochs == 0 || !(last.gpu_seconds > 0.0) {
             return bad("the last observation needs epochs > 0 and gpu-seconds > 0");
         }
         // The prior's own path from (0, a0) to (prior_e, prior_acc), then the shortfall ratio.
-        let prior_curve = fit(&[(0.0, a0, 1.0), (prior_e, prior_acc.max(a0 + 1e-3).min(0.999), 1.0)]);
+        let prior_curve = fit(&[
+            (0.0, a0, 1.0),
+            (prior_e, prior_acc.max(a0 + 1e-3).min(0.999), 1.0),
+        ]);
         let expected = prior_curve.map_or(prior_acc, |c| c.at(f64::from(last.epochs)));
-        let ratio = if expected > a0 { ((last.accuracy - a0) / (expected - a0)).clamp(0.0, 1.0) } else { 1.0 };
+        let ratio = if expected > a0 {
+            ((last.accuracy - a0) / (expected - a0)).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         let prior_end = a0 + ratio * (prior_acc - a0).max(0.0);
-        let mut points: Vec<(f64, f64, f64)> = vec![(0.0, a0, anchor_w), (prior_e, prior_end, prior_w)];
-        points.extend(req.observations.iter().map(|o| (f64::from(o.epochs), o.accuracy.clamp(0.0, 0.999), 1.0)));
-        let curve = fit(&points).ok_or_else(|| PluginError::Infeasible("the curve fit has no solution".into()))?;
-        let accuracy = req.epochs_at.iter().map(|&e| curve.at(f64::from(e)).max(if e == 0 { a0 } else { 0.0 })).collect();
+        let mut points: Vec<(f64, f64, f64)> =
+            vec![(0.0, a0, anchor_w), (prior_e, prior_end, prior_w)];
+        points.extend(
+            req.observations
+                .iter()
+                .map(|o| (f64::from(o.epochs), o.accuracy.clamp(0.0, 0.999), 1.0)),
+        );
+        let curve = fit(&points)
+            .ok_or_else(|| PluginError::Infeasible("the curve fit has no solution".into()))?;
+        let accuracy = req
+            .epochs_at
+            .iter()
+            .map(|&e| curve.at(f64::from(e)).max(if e == 0 { a0 } else { 0.0 }))
+            .collect();
         let per_epoch = last.gpu_seconds / f64::from(last.epochs);
-        let gpu_seconds = per_epoch * (req.config.data_fraction / req.profiled_data_fraction) * f64::from(req.config.epochs);
+        let gpu_seconds = per_epoch
+            * (req.config.data_fraction / req.profiled_data_fraction)
+            * f64::from(req.config.epochs);
         let seconds_at = req
             .shares
             .iter()
             .map(|&s| {
                 let v = speed(&req.throughput, s);
-                if v > 0.0 { gpu_seconds / v } else { f64::INFINITY }
+                if v > 0.0 {
+                    gpu_seconds / v
+                } else {
+                    f64::INFINITY
+                }
             })
             .collect();
-        Ok(Prediction { accuracy, gpu_seconds, seconds_at })
+        Ok(Prediction {
+            accuracy,
+            gpu_seconds,
+            seconds_at,
+        })
     }
 }
 
@@ -179,7 +234,11 @@ mod tests {
             },
             start_accuracy: truth(0.0),
             observations: (1..=upto)
-                .map(|e| Observation { epochs: e, accuracy: truth(f64::from(e)), gpu_seconds: f64::from(e) })
+                .map(|e| Observation {
+                    epochs: e,
+                    accuracy: truth(f64::from(e)),
+                    gpu_seconds: f64::from(e),
+                })
                 .collect(),
             profiled_data_fraction: 0.1,
             epochs_at: vec![5, 15, 30],
@@ -190,11 +249,20 @@ mod tests {
 
     #[test]
     fn recovers_known_curves_from_five_epochs() {
-        for (b0, b1, b2) in [(0.4, 2.0, 0.05), (0.1, 1.5, 0.1), (1.0, 3.0, 0.02), (0.05, 2.5, 0.0)] {
+        for (b0, b1, b2) in [
+            (0.4, 2.0, 0.05),
+            (0.1, 1.5, 0.1),
+            (1.0, 3.0, 0.02),
+            (0.05, 2.5, 0.0),
+        ] {
             let truth = |e: f64| 1.0 - (1.0 / (b0 * e + b1) + b2);
             let p = Optimus::predict(&request(truth, 5), &[]).unwrap();
             for (e, a) in [5.0, 15.0, 30.0].iter().zip(&p.accuracy) {
-                assert!((a - truth(*e)).abs() < 0.05, "({b0},{b1},{b2}) at {e}: {a} vs {}", truth(*e));
+                assert!(
+                    (a - truth(*e)).abs() < 0.05,
+                    "({b0},{b1},{b2}) at {e}: {a} vs {}",
+                    truth(*e)
+                );
             }
         }
     }

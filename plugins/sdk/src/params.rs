@@ -4,17 +4,29 @@ use crate::types::{Param, ParamSpec, ParamValue, PluginError};
 
 /// Declare a numeric parameter.
 pub fn number(name: &str, doc: &str, default: f64) -> ParamSpec {
-    ParamSpec { name: name.into(), doc: doc.into(), default: ParamValue::Number(default) }
+    ParamSpec {
+        name: name.into(),
+        doc: doc.into(),
+        default: ParamValue::Number(default),
+    }
 }
 
 /// Declare a text parameter.
 pub fn text(name: &str, doc: &str, default: &str) -> ParamSpec {
-    ParamSpec { name: name.into(), doc: doc.into(), default: ParamValue::Text(default.into()) }
+    ParamSpec {
+        name: name.into(),
+        doc: doc.into(),
+        default: ParamValue::Text(default.into()),
+    }
 }
 
 /// Declare a switch.
 pub fn flag(name: &str, doc: &str, default: bool) -> ParamSpec {
-    ParamSpec { name: name.into(), doc: doc.into(), default: ParamValue::Flag(default) }
+    ParamSpec {
+        name: name.into(),
+        doc: doc.into(),
+        default: ParamValue::Flag(default),
+    }
 }
 
 /// Parameters resolved against their specs: unknown names are refused, missing ones take the
@@ -29,7 +41,10 @@ impl<'a> Params<'a> {
     pub fn new(specs: &'a [ParamSpec], given: &'a [Param]) -> Result<Self, PluginError> {
         for p in given {
             let Some(spec) = specs.iter().find(|s| s.name == p.name) else {
-                return Err(PluginError::InvalidParam(format!("unknown parameter `{}`", p.name)));
+                return Err(PluginError::InvalidParam(format!(
+                    "unknown parameter `{}`",
+                    p.name
+                )));
             };
             if std::mem::discriminant(&spec.default) != std::mem::discriminant(&p.value) {
                 return Err(PluginError::InvalidParam(format!(
@@ -57,7 +72,9 @@ impl<'a> Params<'a> {
     pub fn number(&self, name: &str) -> Result<f64, PluginError> {
         match self.get(name) {
             ParamValue::Number(x) if x.is_finite() => Ok(*x),
-            v => Err(PluginError::InvalidParam(format!("`{name}` must be a finite number, got {v:?}"))),
+            v => Err(PluginError::InvalidParam(format!(
+                "`{name}` must be a finite number, got {v:?}"
+            ))),
         }
     }
 
@@ -65,7 +82,9 @@ impl<'a> Params<'a> {
     pub fn text(&self, name: &str) -> Result<&str, PluginError> {
         match self.get(name) {
             ParamValue::Text(s) => Ok(s),
-            v => Err(PluginError::InvalidParam(format!("`{name}` must be text, got {v:?}"))),
+            v => Err(PluginError::InvalidParam(format!(
+                "`{name}` must be text, got {v:?}"
+            ))),
         }
     }
 
@@ -73,7 +92,9 @@ impl<'a> Params<'a> {
     pub fn flag(&self, name: &str) -> Result<bool, PluginError> {
         match self.get(name) {
             ParamValue::Flag(b) => Ok(*b),
-            v => Err(PluginError::InvalidParam(format!("`{name}` must be a flag, got {v:?}"))),
+            v => Err(PluginError::InvalidParam(format!(
+                "`{name}` must be a flag, got {v:?}"
+            ))),
         }
     }
 }

@@ -8,8 +8,8 @@
 use crate::estimate::{EPS, Pick, pick_configs, pick_infer, remaining};
 use crate::params::{Params, number, text};
 use crate::types::{
-    Description, Param, ParamSpec, PluginError, PluginKind, PolicyInput, RetrainProfile, Schedule, StreamInput,
-    StreamSchedule,
+    Description, Param, ParamSpec, PluginError, PluginKind, PolicyInput, RetrainProfile, Schedule,
+    StreamInput, StreamSchedule,
 };
 
 /// A scheduling policy, implemented once and exported as a guest or called natively.
@@ -30,11 +30,19 @@ pub struct Allocation {
 impl Allocation {
     /// Ekya's fair start: the GPUs split evenly over all jobs, each capped at one GPU.
     pub fn fair(input: &PolicyInput) -> Self {
-        let jobs: usize = input.streams.iter().map(|s| 1 + usize::from(!s.retrain.is_empty())).sum();
+        let jobs: usize = input
+            .streams
+            .iter()
+            .map(|s| 1 + usize::from(!s.retrain.is_empty()))
+            .sum();
         let share = (f64::from(input.gpus) / jobs.max(1) as f64).min(1.0);
         Allocation {
             infer: vec![share; input.streams.len()],
-            retrain: input.streams.iter().map(|s| if s.retrain.is_empty() { 0.0 } else { share }).collect(),
+            retrain: input
+                .streams
+                .iter()
+                .map(|s| if s.retrain.is_empty() { 0.0 } else { share })
+                .collect(),
         }
     }
 
@@ -45,12 +53,24 @@ impl Allocation {
             infer: input
                 .streams
                 .iter()
-                .map(|s| if s.retrain.is_empty() { per_stream.min(1.0) } else { (per_stream * infer_fraction).min(1.0) })
+                .map(|s| {
+                    if s.retrain.is_empty() {
+                        per_stream.min(1.0)
+                    } else {
+                        (per_stream * infer_fraction).min(1.0)
+                    }
+                })
                 .collect(),
             retrain: input
                 .streams
                 .iter()
-                .map(|s| if s.retrain.is_empty() { 0.0 } else { (per_stream * (1.0 - infer_fraction)).min(1.0) })
+                .map(|s| {
+                    if s.retrain.is_empty() {
+                        0.0
+                    } else {
+                        (per_stream * (1.0 - infer_fraction)).min(1.0)
+                    }
+                })
                 .collect(),
         }
     }
@@ -79,19 +99,35 @@ pub fn check_input(input: &PolicyInput) -> Result<(), PluginError> {
         return bad("no GPUs".into());
     }
     if !(input.window_seconds > 0.0 && input.window_seconds.is_finite()) {
-        return bad(format!("window length {} s is not positive", input.window_seconds));
+        return bad(format!(
+            "window length {} s is not positive",
+            input.window_seconds
+        ));
     }
     if !(input.elapsed_seconds >= 0.0 && input.elapsed_seconds.is_finite()) {
-        return bad(format!("elapsed time {} s is not valid", input.elapsed_seconds));
+        return bad(format!(
+            "elapsed time {} s is not valid",
+            input.elapsed_seconds
+        ));
     }
     for s in &input.streams {
         if s.infer.is_empty() {
-            return bad(format!("stream `{}` has no inference configuration", s.state.id));
+            return bad(format!(
+                "stream `{}` has no inference configuration",
+                s.state.id
+            ));
         }
-        let finite = s.retrain.iter().all(|r| r.gpu_seconds.is_finite() && r.gpu_seconds > 0.0 && r.accuracy_after.is_finite())
-            && s.infer.iter().all(|p| p.gpu_cost.is_finite() && p.gpu_cost >= 0.0 && p.accuracy_factor.is_finite());
+        let finite = s.retrain.iter().all(|r| {
+            r.gpu_seconds.is_finite() && r.gpu_seconds > 0.0 && r.accuracy_after.is_finite()
+        }) && s
+            .infer
+            .iter()
+            .all(|p| p.gpu_cost.is_finite() && p.gpu_cost >= 0.0 && p.accuracy_factor.is_finite());
         if !finite || !s.state.accuracy.is_finite() {
-            return bad(format!("stream `{}` has a non-finite or non-positive profile", s.state.id));
+            return bad(format!(
+                "stream `{}` has a non-finite or non-positive profile",
+                s.state.id
+            ));
         }
     }
     Ok(())
@@ -100,7 +136,12 @@ pub fn check_input(input: &PolicyInput) -> Result<(), PluginError> {
 /// Turn an allocation and its picks into a schedule. A retraining share without a chosen
 /// configuration is released (reported as 0). When no inference configuration fits, the
 /// cheapest is named (the engine subsamples).
-pub fn to_schedule(input: &PolicyInput, alloc: &Allocation, picks: &[Pick], estimate: Option<f64>) -> Schedule {
+pub fn to_schedule(
+    input: &PolicyInput,
+    alloc: &Allocation,
+    picks: &[Pick],
+    estimate: Option<f64>,
+) -> Schedule {
     let streams = input
         .streams
         .iter()
@@ -111,17 +152,26 @@ pub fn to_schedule(input: &PolicyInput, alloc: &Allocation, picks: &[Pick], esti
             StreamSchedule {
                 stream_id: s.state.id.clone(),
                 infer_share: alloc.infer[i],
-                retrain_share: if p.retrain.is_some() { alloc.retrain[i] } else { 0.0 },
+                retrain_share: if p.retrain.is_some() {
+                    alloc.retrain[i]
+                } else {
+                    0.0
+                },
                 infer_config: s.infer[infer].config.name.clone(),
                 retrain_config: p.retrain.map(|j| s.retrain[j].config.name.clone()),
             }
         })
         .collect();
-    Schedule { streams, estimated_accuracy: estimate }
+    Schedule {
+        streams,
+        estimated_accuracy: estimate,
+    }
 }
 
 fn cheapest_infer(s: &StreamInput) -> usize {
-    (0..s.infer.len()).min_by(|&a, &b| s.infer[a].gpu_cost.total_cmp(&s.infer[b].gpu_cost)).unwrap_or(0)
+    (0..s.infer.len())
+        .min_by(|&a, &b| s.infer[a].gpu_cost.total_cmp(&s.infer[b].gpu_cost))
+        .unwrap_or(0)
 }
 
 /// Resolve a retraining configuration by name: an exact candidate name, or `cfg1` (the most
@@ -136,7 +186,8 @@ pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>
         return Ok(Some(i));
     }
     let better = |a: &RetrainProfile, b: &RetrainProfile| {
-        a.accuracy_after > b.accuracy_after || (a.accuracy_after == b.accuracy_after && a.gpu_seconds < b.gpu_seconds)
+        a.accuracy_after > b.accuracy_after
+            || (a.accuracy_after == b.accuracy_after && a.gpu_seconds < b.gpu_seconds)
     };
     let mut cfg1 = 0;
     for i in 1..c.len() {
@@ -153,7 +204,8 @@ pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>
                 !c.iter().any(|o| {
                     o.gpu_seconds <= c[i].gpu_seconds
                         && o.accuracy_after >= c[i].accuracy_after
-                        && (o.gpu_seconds < c[i].gpu_seconds || o.accuracy_after > c[i].accuracy_after)
+                        && (o.gpu_seconds < c[i].gpu_seconds
+                            || o.accuracy_after > c[i].accuracy_after)
                 })
             };
             Ok((0..c.len())
@@ -179,7 +231,11 @@ fn describe(name: &str, summary: &str, params: Vec<ParamSpec>) -> Description {
 }
 
 fn min_accuracy_param() -> ParamSpec {
-    number("min-accuracy", "a_MIN: served accuracy every stream must keep (0 = none)", 0.0)
+    number(
+        "min-accuracy",
+        "a_MIN: served accuracy every stream must keep (0 = none)",
+        0.0,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,20 +265,40 @@ pub fn thief(input: &PolicyInput, opts: ThiefOptions) -> (Allocation, Vec<Pick>,
 }
 
 /// Run the thief search from a given start.
-pub fn thief_from(input: &PolicyInput, start: Allocation, opts: ThiefOptions) -> (Allocation, Vec<Pick>, f64) {
+pub fn thief_from(
+    input: &PolicyInput,
+    start: Allocation,
+    opts: ThiefOptions,
+) -> (Allocation, Vec<Pick>, f64) {
     let n = input.streams.len();
     // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
-    let jobs: Vec<usize> = (0..2 * n).filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty()).collect();
+    let jobs: Vec<usize> = (0..2 * n)
+        .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
+        .collect();
     let rem = remaining(input.window_seconds, input.elapsed_seconds);
-    let share = |a: &Allocation, j: usize| if j % 2 == 0 { a.infer[j / 2] } else { a.retrain[j / 2] };
+    let share = |a: &Allocation, j: usize| {
+        if j.is_multiple_of(2) {
+            a.infer[j / 2]
+        } else {
+            a.retrain[j / 2]
+        }
+    };
     let set = |a: &mut Allocation, j: usize, v: f64| {
-        if j % 2 == 0 { a.infer[j / 2] = v } else { a.retrain[j / 2] = v }
+        if j.is_multiple_of(2) {
+            a.infer[j / 2] = v
+        } else {
+            a.retrain[j / 2] = v
+        }
     };
     // Per-stream picks are cached: a move touches at most two streams.
     let (mut picks, _) = evaluate(input, &start, opts.min_accuracy);
     let mut best = start;
     let mut total: f64 = picks.iter().map(|p| p.accuracy).sum();
-    let rounds = if opts.code_variant { opts.rounds.max(1) } else { 1 };
+    let rounds = if opts.code_variant {
+        opts.rounds.max(1)
+    } else {
+        1
+    };
     for _ in 0..rounds {
         for &thief in &jobs {
             for &victim in &jobs {
@@ -244,8 +320,20 @@ pub fn thief_from(input: &PolicyInput, start: Allocation, opts: ThiefOptions) ->
                     set(&mut cur, victim, v.max(0.0));
                     set(&mut cur, thief, t.min(1.0));
                     let (st, sv) = (thief / 2, victim / 2);
-                    let pt = pick_configs(&input.streams[st], cur.infer[st], cur.retrain[st], rem, opts.min_accuracy);
-                    let pv = pick_configs(&input.streams[sv], cur.infer[sv], cur.retrain[sv], rem, opts.min_accuracy);
+                    let pt = pick_configs(
+                        &input.streams[st],
+                        cur.infer[st],
+                        cur.retrain[st],
+                        rem,
+                        opts.min_accuracy,
+                    );
+                    let pv = pick_configs(
+                        &input.streams[sv],
+                        cur.infer[sv],
+                        cur.retrain[sv],
+                        rem,
+                        opts.min_accuracy,
+                    );
                     let new_total = if st == sv {
                         total - picks[st].accuracy + pt.accuracy
                     } else {
@@ -274,7 +362,11 @@ pub fn thief_from(input: &PolicyInput, start: Allocation, opts: ThiefOptions) ->
 fn thief_params() -> Vec<ParamSpec> {
     vec![
         number("delta", "Δ: GPU moved per steal, in GPUs", 0.1),
-        text("variant", "`paper` (Algorithm 1, early stop per pair) or `code` (public code: 3 rounds of full sweeps)", "paper"),
+        text(
+            "variant",
+            "`paper` (Algorithm 1, early stop per pair) or `code` (public code: 3 rounds of full sweeps)",
+            "paper",
+        ),
         number("rounds", "rounds of the `code` variant", 3.0),
         min_accuracy_param(),
     ]
@@ -283,18 +375,31 @@ fn thief_params() -> Vec<ParamSpec> {
 fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
     let delta = p.number("delta")?;
     if !(delta > 0.0 && delta <= 1.0) {
-        return Err(PluginError::InvalidParam(format!("delta must be in (0, 1], got {delta}")));
+        return Err(PluginError::InvalidParam(format!(
+            "delta must be in (0, 1], got {delta}"
+        )));
     }
     let code_variant = match p.text("variant")? {
         "paper" => false,
         "code" => true,
-        v => return Err(PluginError::InvalidParam(format!("variant must be `paper` or `code`, got `{v}`"))),
+        v => {
+            return Err(PluginError::InvalidParam(format!(
+                "variant must be `paper` or `code`, got `{v}`"
+            )));
+        }
     };
     let rounds = p.number("rounds")?;
     if !(1.0..=100.0).contains(&rounds) {
-        return Err(PluginError::InvalidParam(format!("rounds must be in 1..=100, got {rounds}")));
+        return Err(PluginError::InvalidParam(format!(
+            "rounds must be in 1..=100, got {rounds}"
+        )));
     }
-    Ok(ThiefOptions { delta, min_accuracy: p.number("min-accuracy")?, code_variant, rounds: rounds as u32 })
+    Ok(ThiefOptions {
+        delta,
+        min_accuracy: p.number("min-accuracy")?,
+        code_variant,
+        rounds: rounds as u32,
+    })
 }
 
 impl Policy for Thief {
@@ -324,8 +429,16 @@ pub struct Fair;
 
 fn fair_params() -> Vec<ParamSpec> {
     vec![
-        text("retrain-config", "`cfg1` (most accurate), `cfg2` (cheap Pareto choice) or a configuration name", "cfg1"),
-        number("infer-fraction", "share of each stream's GPU given to inference (0.3, 0.5, 0.9 in the paper)", 0.5),
+        text(
+            "retrain-config",
+            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice) or a configuration name",
+            "cfg1",
+        ),
+        number(
+            "infer-fraction",
+            "share of each stream's GPU given to inference (0.3, 0.5, 0.9 in the paper)",
+            0.5,
+        ),
         min_accuracy_param(),
     ]
 }
@@ -333,7 +446,9 @@ fn fair_params() -> Vec<ParamSpec> {
 fn infer_fraction(p: &Params<'_>) -> Result<f64, PluginError> {
     let f = p.number("infer-fraction")?;
     if !(0.0..=1.0).contains(&f) {
-        return Err(PluginError::InvalidParam(format!("infer-fraction must be in [0, 1], got {f}")));
+        return Err(PluginError::InvalidParam(format!(
+            "infer-fraction must be in [0, 1], got {f}"
+        )));
     }
     Ok(f)
 }
@@ -352,7 +467,11 @@ impl Policy for Fair {
         check_input(input)?;
         let specs = fair_params();
         let p = Params::new(&specs, params)?;
-        let (name, fraction, min_acc) = (p.text("retrain-config")?, infer_fraction(&p)?, p.number("min-accuracy")?);
+        let (name, fraction, min_acc) = (
+            p.text("retrain-config")?,
+            infer_fraction(&p)?,
+            p.number("min-accuracy")?,
+        );
         let alloc = Allocation::split(input, fraction);
         let rem = remaining(input.window_seconds, input.elapsed_seconds);
         let mut picks = Vec::with_capacity(input.streams.len());
@@ -366,7 +485,11 @@ impl Policy for Fair {
                 retrain.map(|j| (&s.retrain[j], alloc.retrain[i])),
                 rem,
             );
-            picks.push(Pick { infer, retrain, accuracy });
+            picks.push(Pick {
+                infer,
+                retrain,
+                accuracy,
+            });
         }
         let mean = picks.iter().map(|p| p.accuracy).sum::<f64>() / picks.len() as f64;
         Ok(to_schedule(input, &alloc, &picks, Some(mean)))
@@ -382,7 +505,11 @@ fn no_retrain_params() -> Vec<ParamSpec> {
 
 impl Policy for NoRetrain {
     fn describe() -> Description {
-        describe("no-retrain", "Never retrains: the GPUs are split evenly over the inference jobs.", no_retrain_params())
+        describe(
+            "no-retrain",
+            "Never retrains: the GPUs are split evenly over the inference jobs.",
+            no_retrain_params(),
+        )
     }
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
@@ -390,7 +517,10 @@ impl Policy for NoRetrain {
         let specs = no_retrain_params();
         let min_acc = Params::new(&specs, params)?.number("min-accuracy")?;
         let per = (f64::from(input.gpus) / input.streams.len() as f64).min(1.0);
-        let alloc = Allocation { infer: vec![per; input.streams.len()], retrain: vec![0.0; input.streams.len()] };
+        let alloc = Allocation {
+            infer: vec![per; input.streams.len()],
+            retrain: vec![0.0; input.streams.len()],
+        };
         let (picks, mean) = evaluate(input, &alloc, min_acc);
         Ok(to_schedule(input, &alloc, &picks, Some(mean)))
     }
@@ -400,7 +530,14 @@ impl Policy for NoRetrain {
 pub struct FixedRes;
 
 fn fixed_res_params() -> Vec<ParamSpec> {
-    vec![number("infer-fraction", "share of each stream's GPU given to inference", 0.5), min_accuracy_param()]
+    vec![
+        number(
+            "infer-fraction",
+            "share of each stream's GPU given to inference",
+            0.5,
+        ),
+        min_accuracy_param(),
+    ]
 }
 
 impl Policy for FixedRes {
@@ -428,8 +565,16 @@ pub struct FixedConfig;
 
 fn fixed_config_params() -> Vec<ParamSpec> {
     let mut p = vec![
-        text("retrain-config", "the fixed retraining configuration: `cfg1`, `cfg2` or a name", "cfg1"),
-        text("infer-config", "the fixed inference configuration's name; empty = the most accurate", ""),
+        text(
+            "retrain-config",
+            "the fixed retraining configuration: `cfg1`, `cfg2` or a name",
+            "cfg1",
+        ),
+        text(
+            "infer-config",
+            "the fixed inference configuration's name; empty = the most accurate",
+            "",
+        ),
     ];
     p.extend(thief_params());
     p
@@ -457,12 +602,22 @@ impl Policy for FixedConfig {
             s.retrain = r.map(|j| vec![s.retrain[j].clone()]).unwrap_or_default();
             let i = if iname.is_empty() {
                 (0..s.infer.len())
-                    .max_by(|&a, &b| s.infer[a].accuracy_factor.total_cmp(&s.infer[b].accuracy_factor))
+                    .max_by(|&a, &b| {
+                        s.infer[a]
+                            .accuracy_factor
+                            .total_cmp(&s.infer[b].accuracy_factor)
+                    })
                     .unwrap_or(0)
             } else {
-                s.infer.iter().position(|c| c.config.name == iname).ok_or_else(|| {
-                    PluginError::InvalidParam(format!("stream `{}` offers no inference configuration `{iname}`", s.state.id))
-                })?
+                s.infer
+                    .iter()
+                    .position(|c| c.config.name == iname)
+                    .ok_or_else(|| {
+                        PluginError::InvalidParam(format!(
+                            "stream `{}` offers no inference configuration `{iname}`",
+                            s.state.id
+                        ))
+                    })?
             };
             s.infer = vec![s.infer[i].clone()];
         }
@@ -481,10 +636,18 @@ pub struct Oracle;
 fn oracle_params() -> Vec<ParamSpec> {
     vec![
         number("delta", "δ: grid step for every job's share, in GPUs", 0.05),
-        number("max-streams", "refuse instances with more streams than this", 3.0),
+        number(
+            "max-streams",
+            "refuse instances with more streams than this",
+            3.0,
+        ),
         min_accuracy_param(),
     ]
 }
+
+/// A partial solution of the oracle's knapsack: summed accuracy and per-stream (infer units,
+/// retrain units, picks).
+type Best = (f64, Vec<(usize, usize, Pick)>);
 
 /// The oracle's search: the best allocation with every share a multiple of `delta`.
 pub fn oracle(input: &PolicyInput, delta: f64, min_accuracy: f64) -> (Allocation, Vec<Pick>, f64) {
@@ -493,7 +656,7 @@ pub fn oracle(input: &PolicyInput, delta: f64, min_accuracy: f64) -> (Allocation
     let rem = remaining(input.window_seconds, input.elapsed_seconds);
     let n = input.streams.len();
     // best[b] = (sum of accuracies, choices) using at most b units so far.
-    let mut best: Vec<(f64, Vec<(usize, usize, Pick)>)> = vec![(0.0, Vec::new()); budget + 1];
+    let mut best: Vec<Best> = vec![(0.0, Vec::new()); budget + 1];
     for s in &input.streams {
         let rmax = if s.retrain.is_empty() { 0 } else { units };
         let mut table = Vec::new();
@@ -503,7 +666,7 @@ pub fn oracle(input: &PolicyInput, delta: f64, min_accuracy: f64) -> (Allocation
                 table.push((i, r, p));
             }
         }
-        let mut next: Vec<(f64, Vec<(usize, usize, Pick)>)> = vec![(f64::NEG_INFINITY, Vec::new()); budget + 1];
+        let mut next: Vec<Best> = vec![(f64::NEG_INFINITY, Vec::new()); budget + 1];
         for b in 0..=budget {
             for &(i, r, p) in &table {
                 if i + r > b || best[b - i - r].0 == f64::NEG_INFINITY {
@@ -519,7 +682,11 @@ pub fn oracle(input: &PolicyInput, delta: f64, min_accuracy: f64) -> (Allocation
         }
         best = next;
     }
-    let (sum, choice) = best.into_iter().fold((f64::NEG_INFINITY, Vec::new()), |acc, x| if x.0 > acc.0 + EPS { x } else { acc });
+    let (sum, choice) = best
+        .into_iter()
+        .fold((f64::NEG_INFINITY, Vec::new()), |acc, x| {
+            if x.0 > acc.0 + EPS { x } else { acc }
+        });
     let alloc = Allocation {
         infer: choice.iter().map(|c| c.0 as f64 * delta).collect(),
         retrain: choice.iter().map(|c| c.1 as f64 * delta).collect(),
@@ -543,8 +710,10 @@ impl Policy for Oracle {
         let specs = oracle_params();
         let p = Params::new(&specs, params)?;
         let delta = p.number("delta")?;
-        if !(delta >= 0.01 && delta <= 1.0) {
-            return Err(PluginError::InvalidParam(format!("delta must be in [0.01, 1], got {delta}")));
+        if !(0.01..=1.0).contains(&delta) {
+            return Err(PluginError::InvalidParam(format!(
+                "delta must be in [0.01, 1], got {delta}"
+            )));
         }
         let max_streams = p.number("max-streams")?;
         if input.streams.len() as f64 > max_streams {

@@ -4,10 +4,14 @@
 //! frame-sampling curve at two resolutions.
 
 use crate::space::FRAME_SAMPLING;
-use crate::types::{InferConfig, InferProfile, PolicyInput, RetrainConfig, RetrainProfile, StreamInput, StreamState};
+use crate::types::{
+    InferConfig, InferProfile, PolicyInput, RetrainConfig, RetrainProfile, StreamInput, StreamState,
+};
 
 /// Accuracy factor when keeping 1 frame in k, for k in [`FRAME_SAMPLING`] (Ekya, one stream).
-pub const SAMPLING_FACTOR: [f64; 12] = [1.0, 0.78, 0.64, 0.60, 0.44, 0.42, 0.41, 0.33, 0.28, 0.15, 0.12, 0.04];
+pub const SAMPLING_FACTOR: [f64; 12] = [
+    1.0, 0.78, 0.64, 0.60, 0.44, 0.42, 0.41, 0.33, 0.28, 0.15, 0.12, 0.04,
+];
 
 /// GPU share an inference job needs to keep up at full frame rate and full resolution.
 pub const FULL_RATE_COST: f64 = 0.25;
@@ -17,7 +21,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
     }
 }
@@ -29,7 +36,11 @@ pub fn infer_profiles() -> Vec<InferProfile> {
     for (res, cost_scale, acc_scale) in [(28u32, 1.0, 1.0), (14, 0.25, 0.9)] {
         for (k, f) in FRAME_SAMPLING.iter().zip(SAMPLING_FACTOR) {
             out.push(InferProfile {
-                config: InferConfig { name: format!("k{k}-r{res}"), frame_sampling: *k, resolution: res },
+                config: InferConfig {
+                    name: format!("k{k}-r{res}"),
+                    frame_sampling: *k,
+                    resolution: res,
+                },
                 accuracy_factor: f * acc_scale,
                 gpu_cost: FULL_RATE_COST * cost_scale / f64::from(*k),
             });
@@ -47,14 +58,19 @@ pub fn policy_input(streams: usize, gpus: u32, configs: usize, seed: u64) -> Pol
             let a0 = 0.45 + 0.3 * rng.next();
             let potential = 0.15 + 0.25 * rng.next();
             let mut retrain = Vec::new();
-            'grid: for (kind, layers, width, cost_scale, gain_scale) in [("head", 1, 64, 1.0, 0.75), ("all", 4, 256, 6.0, 1.0)] {
+            'grid: for (kind, layers, width, cost_scale, gain_scale) in
+                [("head", 1, 64, 1.0, 0.75), ("all", 4, 256, 6.0, 1.0)]
+            {
                 for fraction in [0.1, 0.5, 1.0] {
                     for epochs in [5u32, 15, 30] {
                         if retrain.len() == configs {
                             break 'grid;
                         }
                         let work = f64::from(epochs) * fraction;
-                        let gain = potential * gain_scale * (1.0 - (-work / 6.0).exp()) * (0.9 + 0.2 * rng.next());
+                        let gain = potential
+                            * gain_scale
+                            * (1.0 - (-work / 6.0).exp())
+                            * (0.9 + 0.2 * rng.next());
                         retrain.push(RetrainProfile {
                             config: RetrainConfig {
                                 name: format!("{kind}-d{fraction:.1}-e{epochs}"),
@@ -84,5 +100,10 @@ pub fn policy_input(streams: usize, gpus: u32, configs: usize, seed: u64) -> Pol
             }
         })
         .collect();
-    PolicyInput { streams, gpus, window_seconds: 200.0, elapsed_seconds: 0.0 }
+    PolicyInput {
+        streams,
+        gpus,
+        window_seconds: 200.0,
+        elapsed_seconds: 0.0,
+    }
 }

@@ -1,7 +1,10 @@
 //! Configuration spaces: the [`ConfigSpace`] trait and Ekya's grid adapted to our CNN.
 
 use crate::params::{Params, number};
-use crate::types::{ConfigSet, Description, InferConfig, Param, ParamSpec, PluginError, PluginKind, RetrainConfig, StreamState};
+use crate::types::{
+    ConfigSet, Description, InferConfig, Param, ParamSpec, PluginError, PluginKind, RetrainConfig,
+    StreamState,
+};
 
 /// A configuration space, implemented once and exported as a guest or called natively.
 pub trait ConfigSpace {
@@ -21,10 +24,26 @@ pub const FRAME_SAMPLING: [u32; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20];
 
 fn specs() -> Vec<ParamSpec> {
     vec![
-        number("resolutions", "2 (28, 14 px) or 3 (28, 20, 14 px) inference resolutions", 2.0),
-        number("model-layers", "trainable layers of the model (the `all` configurations train them all)", 4.0),
-        number("head-width", "hidden width of the head-only configurations", 64.0),
-        number("wide-width", "hidden width of the configurations training more layers", 256.0),
+        number(
+            "resolutions",
+            "2 (28, 14 px) or 3 (28, 20, 14 px) inference resolutions",
+            2.0,
+        ),
+        number(
+            "model-layers",
+            "trainable layers of the model (the `all` configurations train them all)",
+            4.0,
+        ),
+        number(
+            "head-width",
+            "hidden width of the head-only configurations",
+            64.0,
+        ),
+        number(
+            "wide-width",
+            "hidden width of the configurations training more layers",
+            256.0,
+        ),
         number("batch-size", "mini-batch size", 64.0),
         number("learning-rate", "SGD learning rate", 0.001),
     ]
@@ -32,10 +51,12 @@ fn specs() -> Vec<ParamSpec> {
 
 fn positive_int(p: &Params<'_>, name: &str) -> Result<u32, PluginError> {
     let v = p.number(name)?;
-    if v >= 1.0 && v <= 1e6 && v.fract() == 0.0 {
+    if (1.0..=1e6).contains(&v) && v.fract() == 0.0 {
         Ok(v as u32)
     } else {
-        Err(PluginError::InvalidParam(format!("`{name}` must be a positive integer, got {v}")))
+        Err(PluginError::InvalidParam(format!(
+            "`{name}` must be a positive integer, got {v}"
+        )))
     }
 }
 
@@ -58,14 +79,23 @@ impl ConfigSpace for EkyaSpace {
         let resolutions: &[u32] = match positive_int(&p, "resolutions")? {
             2 => &[28, 14],
             3 => &[28, 20, 14],
-            n => return Err(PluginError::InvalidParam(format!("resolutions must be 2 or 3, got {n}"))),
+            n => {
+                return Err(PluginError::InvalidParam(format!(
+                    "resolutions must be 2 or 3, got {n}"
+                )));
+            }
         };
         let layers = positive_int(&p, "model-layers")?;
-        let (head_w, wide_w, batch) =
-            (positive_int(&p, "head-width")?, positive_int(&p, "wide-width")?, positive_int(&p, "batch-size")?);
+        let (head_w, wide_w, batch) = (
+            positive_int(&p, "head-width")?,
+            positive_int(&p, "wide-width")?,
+            positive_int(&p, "batch-size")?,
+        );
         let lr = p.number("learning-rate")?;
         if !(lr > 0.0) {
-            return Err(PluginError::InvalidParam(format!("learning-rate must be positive, got {lr}")));
+            return Err(PluginError::InvalidParam(format!(
+                "learning-rate must be positive, got {lr}"
+            )));
         }
         let mut retrain = Vec::new();
         if stream.samples > 0 {
@@ -88,7 +118,11 @@ impl ConfigSpace for EkyaSpace {
         let infer = resolutions
             .iter()
             .flat_map(|&r| {
-                FRAME_SAMPLING.iter().map(move |&k| InferConfig { name: format!("k{k}-r{r}"), frame_sampling: k, resolution: r })
+                FRAME_SAMPLING.iter().map(move |&k| InferConfig {
+                    name: format!("k{k}-r{r}"),
+                    frame_sampling: k,
+                    resolution: r,
+                })
             })
             .collect();
         Ok(ConfigSet { retrain, infer })

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 /// The value of one plugin parameter.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(rename_all = "kebab-case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum ParamValue {
     Number(f64),
     Text(String),
@@ -35,7 +39,11 @@ pub struct ParamSpec {
 
 /// Which world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(rename_all = "kebab-case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum PluginKind {
     Policy,
     ConfigSpace,
@@ -66,7 +74,11 @@ pub struct Description {
 
 /// An expected failure a plugin returns.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(rename_all = "kebab-case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum PluginError {
     InvalidInput(String),
     InvalidParam(String),

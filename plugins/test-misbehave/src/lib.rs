@@ -7,7 +7,9 @@
 
 use tandem_plugin_sdk::params::{Params, text};
 use tandem_plugin_sdk::policy::{Allocation, Policy, evaluate, to_schedule};
-use tandem_plugin_sdk::types::{Description, Param, PluginError, PluginKind, PolicyInput, Schedule};
+use tandem_plugin_sdk::types::{
+    Description, Param, PluginError, PluginKind, PolicyInput, Schedule,
+};
 
 wit_bindgen::generate!({ world: "policy", path: "../../wit" });
 tandem_plugin_sdk::export_policy!(Misbehave);
