@@ -37,7 +37,9 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 
-# Guest plugins are workspace members built for wasm32-wasip2; the host embeds them from here.
+# Guest plugins are workspace members built for wasm32-wasip2; the host embeds the reference
+# plugins from here (host/build.rs lists them). plugins/test-* are test fixtures: built here so the
+# tests find them, never embedded or registered.
 if [[ -d plugins ]] && ls plugins/*/Cargo.toml >/dev/null 2>&1; then
   echo "setup: building guest plugins (wasm32-wasip2)"
   cargo build --quiet --profile plugin --target wasm32-wasip2 $(for d in plugins/*/; do

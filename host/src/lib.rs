@@ -5,6 +5,7 @@
 //!   [`gpu`] holds the wgpu backend and its WGSL kernels.
 //! - [`model`]: the CNN, its training and inference, weights on disk.
 //! - [`data`]: image sources (Fashion-MNIST IDX files, the synthetic generator) and drift.
+//! - [`plugin`]: the sandboxed WebAssembly plugin host, its registry and the scheduling domain types.
 //! - [`cli`]: the `tandem` command's subcommands.
 
 pub mod cli;
@@ -12,3 +13,4 @@ pub mod compute;
 pub mod data;
 pub mod gpu;
 pub mod model;
+pub mod plugin;

@@ -8,5 +8,6 @@ mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resiz
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
+mod plugins; // real guest plugins built and run: sandbox limits, output checks, registry
 mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
 mod support; // seeded inputs, tolerance checks and the shared wgpu backend

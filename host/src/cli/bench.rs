@@ -30,6 +30,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wgpu: bool,
     },
+    /// Plugin host: instantiation, call overhead, thief decision time (WebAssembly vs native).
+    Plugins {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -48,6 +54,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Plugins { json } => super::plugin_bench::run(json),
     }
 }
 

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod bench;
+mod plugin;
+mod plugin_bench;
 mod train;
 
 #[derive(Parser)]
@@ -26,6 +28,9 @@ enum Command {
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// WebAssembly plugins: validate, list, scaffold.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -33,6 +38,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Plugin(cmd) => plugin::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

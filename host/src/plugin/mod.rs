@@ -1,0 +1,110 @@
+//! Plugins: sandboxed WebAssembly components that make tandem's decisions.
+//!
+//! - [`bindings`]: the only `bindgen!` call (worlds `policy`, `config-space`, `estimator` of
+//!   `wit/`), with conversions to the domain types of [`types`].
+//! - [`runtime`]: [`PluginHost`] (engine with pooling allocator and epoch ticker, linker, limits),
+//!   [`Plugin`] (one compiled component, its description and sha256 digest, its cached
+//!   `InstancePre`) and [`PluginState`] (one store's WASI context, table and limits). Every call
+//!   gets a fresh store, an epoch deadline and a memory cap.
+//! - [`validate`]: checks on every output before the engine may use it.
+//! - [`registry`]: the content-addressed plugin store on disk and the built-in plugins.
+//!
+//! Every failure (a guest error, a trap, a timeout, the memory cap, a failed check) is a
+//! [`PluginError`] naming the plugin and its version; callers fall back (the engine uses the
+//! `fair` policy for that window and records why).
+
+pub mod bindings;
+pub mod registry;
+pub mod runtime;
+pub mod types;
+pub mod validate;
+
+pub use registry::{BuiltIn, Registry, RegistryEntry};
+pub use runtime::{Limits, Plugin, PluginHost, PluginState};
+
+use std::time::Duration;
+
+/// Everything that can go wrong loading or calling a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The bytes are not WebAssembly at all.
+    #[error("{source_name}: not a WebAssembly file")]
+    NotWasm { source_name: String },
+    /// WebAssembly, but a core module or an invalid component.
+    #[error("{source_name}: not a valid WebAssembly component: {reason}")]
+    NotComponent { source_name: String, reason: String },
+    /// A component that implements none of the worlds this host accepts.
+    #[error(
+        "{source_name}: implements no tandem:plugin@{} world (policy, config-space, estimator): {reason}",
+        bindings::WIT_VERSION
+    )]
+    UnknownWorld { source_name: String, reason: String },
+    /// A plugin of one kind used where another kind is needed.
+    #[error("plugin {plugin} {version}: is a {found:?} plugin, a {expected:?} plugin is needed")]
+    WrongWorld {
+        plugin: String,
+        version: String,
+        expected: types::PluginKind,
+        found: types::PluginKind,
+    },
+    /// The plugin's self-description is unusable.
+    #[error("{source_name}: bad self-description: {reason}")]
+    BadDescription { source_name: String, reason: String },
+    /// The plugin returned its own error.
+    #[error("plugin {plugin} {version}: returned an error: {error}")]
+    Guest {
+        plugin: String,
+        version: String,
+        error: types::GuestError,
+    },
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin {plugin} {version}: interrupted after its {deadline:?} deadline")]
+    Timeout {
+        plugin: String,
+        version: String,
+        deadline: Duration,
+    },
+    /// The guest tried to grow its memory past the cap.
+    #[error("plugin {plugin} {version}: exceeded its memory cap of {limit_bytes} bytes")]
+    MemoryLimit {
+        plugin: String,
+        version: String,
+        limit_bytes: usize,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access, ...).
+    #[error("plugin {plugin} {version}: trapped: {reason}")]
+    Trap {
+        plugin: String,
+        version: String,
+        reason: String,
+    },
+    /// The output failed a check.
+    #[error("plugin {plugin} {version}: invalid output: {reason}")]
+    InvalidOutput {
+        plugin: String,
+        version: String,
+        reason: String,
+    },
+    /// The host itself failed (engine setup, registry I/O).
+    #[error("plugin host: {0}")]
+    Host(String),
+}
+
+impl PluginError {
+    /// A short machine-readable reason, for the engine's record of why it fell back.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            PluginError::NotWasm { .. } => "not-wasm",
+            PluginError::NotComponent { .. } => "not-component",
+            PluginError::UnknownWorld { .. } => "unknown-world",
+            PluginError::WrongWorld { .. } => "wrong-world",
+            PluginError::BadDescription { .. } => "bad-description",
+            PluginError::Guest { .. } => "guest-error",
+            PluginError::Timeout { .. } => "timeout",
+            PluginError::MemoryLimit { .. } => "memory-limit",
+            PluginError::Trap { .. } => "trap",
+            PluginError::InvalidOutput { .. } => "invalid-output",
+            PluginError::Host(_) => "host",
+        }
+    }
+}

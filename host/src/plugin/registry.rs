@@ -1,0 +1,171 @@
+//! The plugin registry: plugins stored content-addressed on disk, each with its description,
+//! and the built-in plugins embedded in the binary at build time (see `host/build.rs`).
+//!
+//! Layout under the data directory: `plugins/<sha256>.wasm` (the component) and
+//! `plugins/<sha256>.json` (a [`RegistryEntry`]). The digest names the bytes, so adding the same
+//! plugin twice is a no-op and a name can map to several versions.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::PluginError;
+use super::runtime::{Plugin, PluginHost};
+use super::types::Description;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// A built-in plugin embedded in the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltIn {
+    /// Its name (the plugin's directory under `plugins/`).
+    pub name: &'static str,
+    /// The component's bytes.
+    pub bytes: &'static [u8],
+}
+
+/// The built-in plugins this binary embeds (those built before it was compiled).
+pub fn builtins() -> Vec<BuiltIn> {
+    embedded::BUILTIN_PLUGINS
+        .iter()
+        .map(|&(name, bytes)| BuiltIn { name, bytes })
+        .collect()
+}
+
+/// Names of the built-in plugins that were not built when this binary was compiled.
+pub fn missing_builtins() -> Vec<&'static str> {
+    embedded::BUILTIN_NAMES
+        .iter()
+        .copied()
+        .filter(|n| !embedded::BUILTIN_PLUGINS.iter().any(|(m, _)| m == n))
+        .collect()
+}
+
+/// One stored plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryEntry {
+    /// Lower-case hex sha256 of the component.
+    pub digest: String,
+    /// The plugin's self-description.
+    pub description: Description,
+    /// Component size in bytes.
+    pub size: usize,
+    /// Whether it came with the binary.
+    pub builtin: bool,
+    /// Where it came from (a file name, or `builtin`).
+    pub source: String,
+    /// When it was first stored, in seconds since the Unix epoch.
+    pub added_unix: u64,
+}
+
+/// The content-addressed plugin store.
+pub struct Registry {
+    dir: PathBuf,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> PluginError {
+    PluginError::Host(format!("registry {}: {e}", path.display()))
+}
+
+impl Registry {
+    /// Open (creating if needed) the registry under `data_dir/plugins`.
+    pub fn open(data_dir: &Path) -> Result<Self, PluginError> {
+        let dir = data_dir.join("plugins");
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        Ok(Registry { dir })
+    }
+
+    /// Validate `bytes` with `host` (component, world, self-description) and store them.
+    pub fn add(
+        &self,
+        host: &PluginHost,
+        source: &str,
+        bytes: &[u8],
+        builtin: bool,
+    ) -> Result<RegistryEntry, PluginError> {
+        let plugin = host.load(source, bytes)?;
+        let json = self.dir.join(format!("{}.json", plugin.digest()));
+        if let Ok(existing) = self.read_entry(&json) {
+            return Ok(existing);
+        }
+        let wasm = self.dir.join(format!("{}.wasm", plugin.digest()));
+        std::fs::write(&wasm, bytes).map_err(|e| io_err(&wasm, e))?;
+        let entry = RegistryEntry {
+            digest: plugin.digest().to_string(),
+            description: plugin.description().clone(),
+            size: bytes.len(),
+            builtin,
+            source: source.to_string(),
+            added_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let text = serde_json::to_string_pretty(&entry).map_err(|e| io_err(&json, e))?;
+        std::fs::write(&json, text).map_err(|e| io_err(&json, e))?;
+        Ok(entry)
+    }
+
+    /// Store every embedded built-in plugin (idempotent).
+    pub fn register_builtins(&self, host: &PluginHost) -> Result<Vec<RegistryEntry>, PluginError> {
+        builtins()
+            .iter()
+            .map(|b| self.add(host, "builtin", b.bytes, true))
+            .collect()
+    }
+
+    fn read_entry(&self, path: &Path) -> Result<RegistryEntry, PluginError> {
+        let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+        serde_json::from_str(&text).map_err(|e| io_err(path, e))
+    }
+
+    /// Every stored plugin, by name then version.
+    pub fn list(&self) -> Result<Vec<RegistryEntry>, PluginError> {
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(&self.dir).map_err(|e| io_err(&self.dir, e))? {
+            let path = item.map_err(|e| io_err(&self.dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                out.push(self.read_entry(&path)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.description.name, &a.description.version, a.added_unix).cmp(&(
+                &b.description.name,
+                &b.description.version,
+                b.added_unix,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// Load a stored plugin by digest (or a unique digest prefix of at least 8 characters).
+    pub fn load(
+        &self,
+        host: &PluginHost,
+        digest: &str,
+    ) -> Result<std::sync::Arc<Plugin>, PluginError> {
+        let entries = self.list()?;
+        let matches: Vec<_> = entries
+            .iter()
+            .filter(|e| digest.len() >= 8 && e.digest.starts_with(digest))
+            .collect();
+        let [entry] = matches.as_slice() else {
+            return Err(PluginError::Host(format!(
+                "registry: {} plugins match digest `{digest}`",
+                matches.len()
+            )));
+        };
+        host.load_file(&self.dir.join(format!("{}.wasm", entry.digest)))
+    }
+
+    /// The latest stored plugin with this name (by time added).
+    pub fn find(&self, name: &str) -> Result<Option<RegistryEntry>, PluginError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|e| e.description.name == name)
+            .max_by_key(|e| e.added_unix))
+    }
+}

@@ -1,0 +1,619 @@
+//! The sandboxed runtime: [`PluginHost`], [`Plugin`] and [`PluginState`].
+//!
+//! [`PluginHost`] owns the wasmtime `Engine` (pooling allocator, epoch interruption), the
+//! component `Linker` with WASI p2, the [`Limits`] and an epoch ticker thread. Loading bytes
+//! yields an [`Plugin`]: the compiled component, its world, its self-description, its sha256
+//! digest and a cached `InstancePre`, so a call only allocates a store and instantiates.
+//!
+//! Every call gets a fresh `Store<PluginState>`: a trapped instance is dead, and nothing a call
+//! does can leak into the next. The store has an epoch deadline (interrupted after
+//! [`Limits::deadline`]), a memory cap through a resource limiter ([`Limits::memory_bytes`]),
+//! and a WASI context with no preopened directories, no environment, no arguments, no network,
+//! stdin closed, frozen clocks (both read 0), and stderr captured into a small buffer so a
+//! panic message can be reported.
+//!
+//! The per-kind wrappers [`PluginHost::decide`], [`PluginHost::configs`] and
+//! [`PluginHost::predict`] convert to and from domain types and validate the output
+//! ([`super::validate`]) before returning it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{config_space, estimator, policy};
+use super::types::{
+    ConfigSet, Description, EstimateRequest, Param, PluginKind, PolicyInput, Prediction, Schedule,
+    StreamState,
+};
+use super::{PluginError, validate};
+
+/// Sandbox limits applied to every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall time a call (instantiation included) may take before it is interrupted.
+    pub deadline: Duration,
+    /// Largest linear memory a plugin may grow to, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(200),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How often the ticker advances the engine's epoch: the resolution of deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// Bytes of a guest's stderr kept for error messages.
+const STDERR_CAPACITY: usize = 4096;
+
+/// The memory cap: refuses (and traps on) growth past the limit and remembers that it did,
+/// so the error says "memory cap" rather than a vague trap.
+struct MemoryCap {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory cap of {} bytes reached (asked for {desired})",
+                self.limit
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Clocks that always read zero: plugins get no time source (their decisions must depend on
+/// their input only).
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The state of one store (one call): WASI context, resource table, memory cap, captured stderr.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    cap: MemoryCap,
+    stderr: MemoryOutputPipe,
+}
+
+impl PluginState {
+    fn new(limits: &Limits) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap {
+                limit: limits.memory_bytes,
+                exceeded: false,
+            },
+            stderr,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A compiled component of a known world, ready to instantiate.
+enum Pre {
+    Policy(policy::PolicyPre<PluginState>),
+    ConfigSpace(config_space::ConfigSpacePre<PluginState>),
+    Estimator(estimator::EstimatorPre<PluginState>),
+}
+
+/// One loaded plugin: compiled component, world, self-description and content digest.
+pub struct Plugin {
+    description: Description,
+    digest: String,
+    size: usize,
+    pre: Pre,
+}
+
+impl Plugin {
+    /// The plugin's self-description.
+    pub fn description(&self) -> &Description {
+        &self.description
+    }
+    /// Its name (from the description).
+    pub fn name(&self) -> &str {
+        &self.description.name
+    }
+    /// Its version (from the description).
+    pub fn version(&self) -> &str {
+        &self.description.version
+    }
+    /// The world it implements.
+    pub fn kind(&self) -> PluginKind {
+        self.description.kind
+    }
+    /// Lower-case hex sha256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// Stops and joins the epoch ticker when the host is dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The plugin host: engine, linker, limits, ticker, and the loaded plugins by digest.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    _ticker: Ticker,
+}
+
+fn host_err(what: &str, e: impl std::fmt::Display) -> PluginError {
+    PluginError::Host(format!("{what}: {e}"))
+}
+
+fn chain(e: &wasmtime::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+impl PluginHost {
+    /// A host with the given limits.
+    pub fn new(limits: Limits) -> Result<Self, PluginError> {
+        let mut pool = PoolingAllocationConfig::new();
+        // Enough slots for many concurrent calls; a Rust wasip2 component has a few core
+        // instances and one memory. Memory slots are capped at the plugin memory limit.
+        pool.total_component_instances(64)
+            .total_core_instances(512)
+            .total_memories(128)
+            .total_tables(512)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        // Epoch interruption rather than fuel: a cheap check at loop heads and function entries,
+        // and deadlines in wall time, which is what the window engine budgets.
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| host_err("engine", chain(&e)))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| host_err("linker", chain(&e)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("plugin-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| host_err("epoch ticker", e))?
+        };
+        Ok(PluginHost {
+            engine,
+            linker,
+            limits,
+            cache_dir: None,
+            loaded: Mutex::new(HashMap::new()),
+            _ticker: Ticker {
+                stop,
+                handle: Some(handle),
+            },
+        })
+    }
+
+    /// Keep compiled components in `dir` (keyed by digest and engine), so a restart or a test
+    /// run does not compile them again.
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The limits applied to each call.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Load a plugin from a file.
+    pub fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, PluginError> {
+        let bytes = std::fs::read(path).map_err(|e| host_err(&path.display().to_string(), e))?;
+        self.load(&path.display().to_string(), &bytes)
+    }
+
+    /// Load a plugin from bytes: check it is a component of a known world, compile it (or
+    /// reuse a cached compile), call its `describe`. `source_name` names it in errors until its
+    /// description is known.
+    pub fn load(&self, source_name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
+        let digest = sha256_hex(bytes);
+        if let Some(p) = self.loaded.lock().expect("plugin map").get(&digest) {
+            return Ok(p.clone());
+        }
+        let source = || source_name.to_string();
+        if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+            return Err(PluginError::NotWasm {
+                source_name: source(),
+            });
+        }
+        if bytes[4..8] == [1, 0, 0, 0] {
+            return Err(PluginError::NotComponent {
+                source_name: source(),
+                reason:
+                    "a core WebAssembly module; plugins are components (build for wasm32-wasip2)"
+                        .into(),
+            });
+        }
+        let component = self
+            .compile(&digest, bytes)
+            .map_err(|e| PluginError::NotComponent {
+                source_name: source(),
+                reason: chain(&e),
+            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| PluginError::UnknownWorld {
+                    source_name: source(),
+                    reason: format!(
+                        "it imports what the sandbox does not provide: {}",
+                        chain(&e)
+                    ),
+                })?;
+        let pre = match policy::PolicyPre::new(instance_pre.clone()) {
+            Ok(p) => Pre::Policy(p),
+            Err(policy_err) => match config_space::ConfigSpacePre::new(instance_pre.clone()) {
+                Ok(p) => Pre::ConfigSpace(p),
+                Err(_) => match estimator::EstimatorPre::new(instance_pre) {
+                    Ok(p) => Pre::Estimator(p),
+                    Err(_) => {
+                        return Err(PluginError::UnknownWorld {
+                            source_name: source(),
+                            reason: chain(&policy_err),
+                        });
+                    }
+                },
+            },
+        };
+        let world = match pre {
+            Pre::Policy(_) => PluginKind::Policy,
+            Pre::ConfigSpace(_) => PluginKind::ConfigSpace,
+            Pre::Estimator(_) => PluginKind::Estimator,
+        };
+        let mut plugin = Plugin {
+            description: Description {
+                name: source_name.to_string(),
+                version: "?".into(),
+                kind: world,
+                summary: String::new(),
+                params: Vec::new(),
+            },
+            digest: digest.clone(),
+            size: bytes.len(),
+            pre,
+        };
+        let description = self.describe(&plugin)?;
+        validate::description(&description, world).map_err(|reason| {
+            PluginError::BadDescription {
+                source_name: source(),
+                reason,
+            }
+        })?;
+        plugin.description = description;
+        let plugin = Arc::new(plugin);
+        self.loaded
+            .lock()
+            .expect("plugin map")
+            .insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+
+    fn compile(&self, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let path = dir.join(format!("{digest}-{:016x}.cwasm", h.finish()));
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the same
+            // compatibility hash, into a cache directory that only this host writes.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                return Ok(c);
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Ok(serialized) = component.serialize() {
+            let _ = std::fs::create_dir_all(dir);
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, serialized).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+        Ok(component)
+    }
+
+    fn store(&self) -> Store<PluginState> {
+        let mut store = Store::new(&self.engine, PluginState::new(&self.limits));
+        store.limiter(|s| &mut s.cap);
+        let ticks = self
+            .limits
+            .deadline
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos())
+            .max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store
+    }
+
+    /// Run `f` in a fresh store, turning traps, timeouts and the memory cap into typed errors.
+    fn call<R>(
+        &self,
+        plugin: &Plugin,
+        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let mut store = self.store();
+        f(&mut store).map_err(|e| {
+            let (name, version) = (plugin.name().to_string(), plugin.version().to_string());
+            if store.data().cap.exceeded {
+                PluginError::MemoryLimit {
+                    plugin: name,
+                    version,
+                    limit_bytes: self.limits.memory_bytes,
+                }
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                PluginError::Timeout {
+                    plugin: name,
+                    version,
+                    deadline: self.limits.deadline,
+                }
+            } else {
+                let stderr = store.data().stderr.contents();
+                let stderr = String::from_utf8_lossy(&stderr);
+                let mut reason = chain(&e);
+                if !stderr.trim().is_empty() {
+                    reason.push_str(&format!("; guest stderr: {}", stderr.trim()));
+                }
+                PluginError::Trap {
+                    plugin: name,
+                    version,
+                    reason,
+                }
+            }
+        })
+    }
+
+    fn guest_err(plugin: &Plugin, error: super::types::GuestError) -> PluginError {
+        PluginError::Guest {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            error,
+        }
+    }
+
+    /// Ask the plugin to describe itself (a fresh call).
+    pub fn describe(&self, plugin: &Plugin) -> Result<Description, PluginError> {
+        match &plugin.pre {
+            Pre::Policy(pre) => self.call(plugin, |s| {
+                let b = pre.instantiate(&mut *s)?;
+                Ok(policy::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
+            }),
+            Pre::ConfigSpace(pre) => self.call(plugin, |s| {
+                let b = pre.instantiate(&mut *s)?;
+                Ok(config_space::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
+            }),
+            Pre::Estimator(pre) => self.call(plugin, |s| {
+                let b = pre.instantiate(&mut *s)?;
+                Ok(estimator::description(
+                    b.tandem_plugin_meta().call_describe(&mut *s)?,
+                ))
+            }),
+        }
+    }
+
+    fn wrong_world(plugin: &Plugin, expected: PluginKind) -> PluginError {
+        PluginError::WrongWorld {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            expected,
+            found: plugin.kind(),
+        }
+    }
+
+    /// Instantiate only (no call beyond instantiation): what a decision pays before its call.
+    pub fn instantiate_only(&self, plugin: &Plugin) -> Result<(), PluginError> {
+        match &plugin.pre {
+            Pre::Policy(pre) => self.call(plugin, |s| pre.instantiate(s).map(drop)),
+            Pre::ConfigSpace(pre) => self.call(plugin, |s| pre.instantiate(s).map(drop)),
+            Pre::Estimator(pre) => self.call(plugin, |s| pre.instantiate(s).map(drop)),
+        }
+    }
+
+    /// A policy's decision, validated against the input ([`validate::schedule`]).
+    pub fn decide(
+        &self,
+        plugin: &Plugin,
+        input: &PolicyInput,
+        params: &[Param],
+    ) -> Result<Schedule, PluginError> {
+        let Pre::Policy(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::Policy));
+        };
+        let (winput, wparams) = (policy::input(input), policy::params(params));
+        let out = self.call(plugin, |s| {
+            let b = pre.instantiate(&mut *s)?;
+            b.tandem_plugin_scheduler()
+                .call_decide(&mut *s, &winput, &wparams)
+        })?;
+        let schedule =
+            policy::schedule(out.map_err(|e| Self::guest_err(plugin, policy::error(e)))?);
+        validate::schedule(input, &schedule).map_err(|reason| PluginError::InvalidOutput {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            reason,
+        })?;
+        Ok(schedule)
+    }
+
+    /// A configuration space's candidates for one stream, validated ([`validate::config_set`]).
+    pub fn configs(
+        &self,
+        plugin: &Plugin,
+        state: &StreamState,
+        params: &[Param],
+    ) -> Result<ConfigSet, PluginError> {
+        let Pre::ConfigSpace(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::ConfigSpace));
+        };
+        let (wstate, wparams) = (config_space::state(state), config_space::params(params));
+        let out = self.call(plugin, |s| {
+            let b = pre.instantiate(&mut *s)?;
+            b.tandem_plugin_configurations()
+                .call_configs(&mut *s, &wstate, &wparams)
+        })?;
+        let set = config_space::config_set(
+            out.map_err(|e| Self::guest_err(plugin, config_space::error(e)))?,
+        );
+        validate::config_set(&set).map_err(|reason| PluginError::InvalidOutput {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            reason,
+        })?;
+        Ok(set)
+    }
+
+    /// An estimator's prediction, validated ([`validate::prediction`]).
+    pub fn predict(
+        &self,
+        plugin: &Plugin,
+        request: &EstimateRequest,
+        params: &[Param],
+    ) -> Result<Prediction, PluginError> {
+        let Pre::Estimator(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::Estimator));
+        };
+        let (wreq, wparams) = (estimator::request(request), estimator::params(params));
+        let out = self.call(plugin, |s| {
+            let b = pre.instantiate(&mut *s)?;
+            b.tandem_plugin_estimate()
+                .call_predict(&mut *s, &wreq, &wparams)
+        })?;
+        let p =
+            estimator::prediction(out.map_err(|e| Self::guest_err(plugin, estimator::error(e)))?);
+        validate::prediction(request, &p).map_err(|reason| PluginError::InvalidOutput {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            reason,
+        })?;
+        Ok(p)
+    }
+
+    /// Benchmark helper: instantiate once, then time `n` calls of `describe` in that one
+    /// store (the smallest call every world has), in microseconds each.
+    pub fn time_calls(&self, plugin: &Plugin, n: usize) -> Result<Vec<f64>, PluginError> {
+        let Pre::Policy(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::Policy));
+        };
+        self.call(plugin, |s| {
+            let b = pre.instantiate(&mut *s)?;
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                b.tandem_plugin_meta().call_describe(&mut *s)?;
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            Ok(times)
+        })
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

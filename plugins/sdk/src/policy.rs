@@ -1,0 +1,728 @@
+//! The reference scheduling policies: thief (paper and public-code variants), the uniform
+//! baselines, the two ablations, no retraining, and the δ-grid oracle.
+//!
+//! An [`Allocation`] gives every job (one inference and at most one retraining job per stream)
+//! its GPU share; [`evaluate`] runs PickConfigs on it and returns the mean estimated window
+//! accuracy, the objective every policy here maximizes or reports.
+
+use crate::estimate::{EPS, Pick, pick_configs, pick_infer, remaining};
+use crate::params::{Params, number, text};
+use crate::types::{
+    Description, Param, ParamSpec, PluginError, PluginKind, PolicyInput, RetrainProfile, Schedule,
+    StreamInput, StreamSchedule,
+};
+
+/// A scheduling policy, implemented once and exported as a guest or called natively.
+pub trait Policy {
+    /// The self-description (name, version, parameters).
+    fn describe() -> Description;
+    /// Decide a schedule.
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError>;
+}
+
+/// GPU shares per stream: `infer[i]` and `retrain[i]` (0 when the stream has no retraining job).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub infer: Vec<f64>,
+    pub retrain: Vec<f64>,
+}
+
+impl Allocation {
+    /// Ekya's fair start: the GPUs split evenly over all jobs, each capped at one GPU.
+    pub fn fair(input: &PolicyInput) -> Self {
+        let jobs: usize = input
+            .streams
+            .iter()
+            .map(|s| 1 + usize::from(!s.retrain.is_empty()))
+            .sum();
+        let share = (f64::from(input.gpus) / jobs.max(1) as f64).min(1.0);
+        Allocation {
+            infer: vec![share; input.streams.len()],
+            retrain: input
+                .streams
+                .iter()
+                .map(|s| if s.retrain.is_empty() { 0.0 } else { share })
+                .collect(),
+        }
+    }
+
+    /// A static per-stream split: `G/N` per stream, `infer_fraction` of it to inference.
+    pub fn split(input: &PolicyInput, infer_fraction: f64) -> Self {
+        let per_stream = f64::from(input.gpus) / input.streams.len().max(1) as f64;
+        Allocation {
+            infer: input
+                .streams
+                .iter()
+                .map(|s| {
+                    if s.retrain.is_empty() {
+                        per_stream.min(1.0)
+                    } else {
+                        (per_stream * infer_fraction).min(1.0)
+                    }
+                })
+                .collect(),
+            retrain: input
+                .streams
+                .iter()
+                .map(|s| {
+                    if s.retrain.is_empty() {
+                        0.0
+                    } else {
+                        (per_stream * (1.0 - infer_fraction)).min(1.0)
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// PickConfigs on every stream and the mean estimated window accuracy.
+pub fn evaluate(input: &PolicyInput, alloc: &Allocation, min_accuracy: f64) -> (Vec<Pick>, f64) {
+    let rem = remaining(input.window_seconds, input.elapsed_seconds);
+    let picks: Vec<Pick> = input
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| pick_configs(s, alloc.infer[i], alloc.retrain[i], rem, min_accuracy))
+        .collect();
+    let mean = picks.iter().map(|p| p.accuracy).sum::<f64>() / picks.len().max(1) as f64;
+    (picks, mean)
+}
+
+/// Check the preconditions every policy relies on.
+pub fn check_input(input: &PolicyInput) -> Result<(), PluginError> {
+    let bad = |m: String| Err(PluginError::InvalidInput(m));
+    if input.streams.is_empty() {
+        return bad("no streams".into());
+    }
+    if input.gpus == 0 {
+        return bad("no GPUs".into());
+    }
+    if !(input.window_seconds > 0.0 && input.window_seconds.is_finite()) {
+        return bad(format!(
+            "window length {} s is not positive",
+            input.window_seconds
+        ));
+    }
+    if !(input.elapsed_seconds >= 0.0 && input.elapsed_seconds.is_finite()) {
+        return bad(format!(
+            "elapsed time {} s is not valid",
+            input.elapsed_seconds
+        ));
+    }
+    for s in &input.streams {
+        if s.infer.is_empty() {
+            return bad(format!(
+                "stream `{}` has no inference configuration",
+                s.state.id
+            ));
+        }
+        let finite = s.retrain.iter().all(|r| {
+            r.gpu_seconds.is_finite() && r.gpu_seconds > 0.0 && r.accuracy_after.is_finite()
+        }) && s
+            .infer
+            .iter()
+            .all(|p| p.gpu_cost.is_finite() && p.gpu_cost >= 0.0 && p.accuracy_factor.is_finite());
+        if !finite || !s.state.accuracy.is_finite() {
+            return bad(format!(
+                "stream `{}` has a non-finite or non-positive profile",
+                s.state.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turn an allocation and its picks into a schedule. A retraining share without a chosen
+/// configuration is released (reported as 0). When no inference configuration fits, the
+/// cheapest is named (the engine subsamples).
+pub fn to_schedule(
+    input: &PolicyInput,
+    alloc: &Allocation,
+    picks: &[Pick],
+    estimate: Option<f64>,
+) -> Schedule {
+    let streams = input
+        .streams
+        .iter()
+        .zip(picks)
+        .enumerate()
+        .map(|(i, (s, p))| {
+            let infer = p.infer.unwrap_or_else(|| cheapest_infer(s));
+            StreamSchedule {
+                stream_id: s.state.id.clone(),
+                infer_share: alloc.infer[i],
+                retrain_share: if p.retrain.is_some() {
+                    alloc.retrain[i]
+                } else {
+                    0.0
+                },
+                infer_config: s.infer[infer].config.name.clone(),
+                retrain_config: p.retrain.map(|j| s.retrain[j].config.name.clone()),
+            }
+        })
+        .collect();
+    Schedule {
+        streams,
+        estimated_accuracy: estimate,
+    }
+}
+
+fn cheapest_infer(s: &StreamInput) -> usize {
+    (0..s.infer.len())
+        .min_by(|&a, &b| s.infer[a].gpu_cost.total_cmp(&s.infer[b].gpu_cost))
+        .unwrap_or(0)
+}
+
+/// Resolve a retraining configuration by name: an exact candidate name, or `cfg1` (the most
+/// accurate; the cheaper on ties) or `cfg2` (the cheapest on the accuracy/cost Pareto front that
+/// reaches at least half of cfg1's gain). `None` when the stream has no candidates.
+pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>, PluginError> {
+    let c = &stream.retrain;
+    if c.is_empty() {
+        return Ok(None);
+    }
+    if let Some(i) = c.iter().position(|r| r.config.name == name) {
+        return Ok(Some(i));
+    }
+    let better = |a: &RetrainProfile, b: &RetrainProfile| {
+        a.accuracy_after > b.accuracy_after
+            || (a.accuracy_after == b.accuracy_after && a.gpu_seconds < b.gpu_seconds)
+    };
+    let mut cfg1 = 0;
+    for i in 1..c.len() {
+        if better(&c[i], &c[cfg1]) {
+            cfg1 = i;
+        }
+    }
+    match name {
+        "cfg1" => Ok(Some(cfg1)),
+        "cfg2" => {
+            let a0 = stream.state.accuracy;
+            let target = a0 + 0.5 * (c[cfg1].accuracy_after - a0);
+            let pareto = |i: usize| {
+                !c.iter().any(|o| {
+                    o.gpu_seconds <= c[i].gpu_seconds
+                        && o.accuracy_after >= c[i].accuracy_after
+                        && (o.gpu_seconds < c[i].gpu_seconds
+                            || o.accuracy_after > c[i].accuracy_after)
+                })
+            };
+            Ok((0..c.len())
+                .filter(|&i| pareto(i) && c[i].accuracy_after >= target - EPS)
+                .min_by(|&a, &b| c[a].gpu_seconds.total_cmp(&c[b].gpu_seconds))
+                .or(Some(cfg1)))
+        }
+        other => Err(PluginError::InvalidParam(format!(
+            "stream `{}` offers no retraining configuration named `{other}` (nor is it cfg1/cfg2)",
+            stream.state.id
+        ))),
+    }
+}
+
+fn describe(name: &str, summary: &str, params: Vec<ParamSpec>) -> Description {
+    Description {
+        name: name.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        kind: PluginKind::Policy,
+        summary: summary.into(),
+        params,
+    }
+}
+
+fn min_accuracy_param() -> ParamSpec {
+    number(
+        "min-accuracy",
+        "a_MIN: served accuracy every stream must keep (0 = none)",
+        0.0,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thief
+
+/// The thief scheduler (Ekya, Algorithms 1 and 2).
+pub struct Thief;
+
+/// Thief search settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ThiefOptions {
+    /// Δ: GPU moved per steal.
+    pub delta: f64,
+    /// a_MIN.
+    pub min_accuracy: f64,
+    /// `false`: the paper (one pass, early stop per pair); `true`: the public code (3 rounds of
+    /// full steal sweeps without early stop, configurations re-optimized between rounds).
+    pub code_variant: bool,
+    /// Rounds of the code variant.
+    pub rounds: u32,
+}
+
+/// Run the thief search from the fair start.
+pub fn thief(input: &PolicyInput, opts: ThiefOptions) -> (Allocation, Vec<Pick>, f64) {
+    let start = Allocation::fair(input);
+    thief_from(input, start, opts)
+}
+
+/// Run the thief search from a given start.
+pub fn thief_from(
+    input: &PolicyInput,
+    start: Allocation,
+    opts: ThiefOptions,
+) -> (Allocation, Vec<Pick>, f64) {
+    let n = input.streams.len();
+    // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
+    let jobs: Vec<usize> = (0..2 * n)
+        .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
+        .collect();
+    let rem = remaining(input.window_seconds, input.elapsed_seconds);
+    let share = |a: &Allocation, j: usize| {
+        if j.is_multiple_of(2) {
+            a.infer[j / 2]
+        } else {
+            a.retrain[j / 2]
+        }
+    };
+    let set = |a: &mut Allocation, j: usize, v: f64| {
+        if j.is_multiple_of(2) {
+            a.infer[j / 2] = v
+        } else {
+            a.retrain[j / 2] = v
+        }
+    };
+    // Per-stream picks are cached: a move touches at most two streams.
+    let (mut picks, _) = evaluate(input, &start, opts.min_accuracy);
+    let mut best = start;
+    let mut total: f64 = picks.iter().map(|p| p.accuracy).sum();
+    let rounds = if opts.code_variant {
+        opts.rounds.max(1)
+    } else {
+        1
+    };
+    for _ in 0..rounds {
+        for &thief in &jobs {
+            for &victim in &jobs {
+                if thief == victim {
+                    continue;
+                }
+                let mut cur = best.clone();
+                let mut k = 0u32;
+                // Code variant: the best amount over the whole sweep; paper: stop at the first
+                // move that does not improve.
+                let mut sweep_best: Option<(Allocation, Pick, Pick, f64)> = None;
+                loop {
+                    k += 1;
+                    let v = share(&best, victim) - f64::from(k) * opts.delta;
+                    let t = share(&best, thief) + f64::from(k) * opts.delta;
+                    if v < -EPS || t > 1.0 + EPS {
+                        break;
+                    }
+                    set(&mut cur, victim, v.max(0.0));
+                    set(&mut cur, thief, t.min(1.0));
+                    let (st, sv) = (thief / 2, victim / 2);
+                    let pt = pick_configs(
+                        &input.streams[st],
+                        cur.infer[st],
+                        cur.retrain[st],
+                        rem,
+                        opts.min_accuracy,
+                    );
+                    let pv = pick_configs(
+                        &input.streams[sv],
+                        cur.infer[sv],
+                        cur.retrain[sv],
+                        rem,
+                        opts.min_accuracy,
+                    );
+                    let new_total = if st == sv {
+                        total - picks[st].accuracy + pt.accuracy
+                    } else {
+                        total - picks[st].accuracy - picks[sv].accuracy + pt.accuracy + pv.accuracy
+                    };
+                    let reference = sweep_best.as_ref().map_or(total, |b| b.3);
+                    if new_total > reference + EPS {
+                        sweep_best = Some((cur.clone(), pt, pv, new_total));
+                    } else if !opts.code_variant {
+                        break;
+                    }
+                }
+                if let Some((alloc, pt, pv, new_total)) = sweep_best {
+                    picks[victim / 2] = pv;
+                    picks[thief / 2] = pt;
+                    best = alloc;
+                    total = new_total;
+                }
+            }
+        }
+    }
+    let mean = total / n.max(1) as f64;
+    (best, picks, mean)
+}
+
+fn thief_params() -> Vec<ParamSpec> {
+    vec![
+        number("delta", "Δ: GPU moved per steal, in GPUs", 0.1),
+        text(
+            "variant",
+            "`paper` (Algorithm 1, early stop per pair) or `code` (public code: 3 rounds of full sweeps)",
+            "paper",
+        ),
+        number("rounds", "rounds of the `code` variant", 3.0),
+        min_accuracy_param(),
+    ]
+}
+
+fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
+    let delta = p.number("delta")?;
+    if !(delta > 0.0 && delta <= 1.0) {
+        return Err(PluginError::InvalidParam(format!(
+            "delta must be in (0, 1], got {delta}"
+        )));
+    }
+    let code_variant = match p.text("variant")? {
+        "paper" => false,
+        "code" => true,
+        v => {
+            return Err(PluginError::InvalidParam(format!(
+                "variant must be `paper` or `code`, got `{v}`"
+            )));
+        }
+    };
+    let rounds = p.number("rounds")?;
+    if !(1.0..=100.0).contains(&rounds) {
+        return Err(PluginError::InvalidParam(format!(
+            "rounds must be in 1..=100, got {rounds}"
+        )));
+    }
+    Ok(ThiefOptions {
+        delta,
+        min_accuracy: p.number("min-accuracy")?,
+        code_variant,
+        rounds: rounds as u32,
+    })
+}
+
+impl Policy for Thief {
+    fn describe() -> Description {
+        describe(
+            "thief",
+            "Ekya's thief scheduler: from a fair split, each job steals Δ GPU from each other job while the \
+             estimated window-averaged accuracy improves, with PickConfigs after every move.",
+            thief_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = thief_params();
+        let opts = thief_options(&Params::new(&specs, params)?)?;
+        let (alloc, picks, mean) = thief(input, opts);
+        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Uniform baselines, ablations, no retraining
+
+/// The uniform baseline: one named retraining configuration for every stream and a static split.
+pub struct Fair;
+
+fn fair_params() -> Vec<ParamSpec> {
+    vec![
+        text(
+            "retrain-config",
+            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice) or a configuration name",
+            "cfg1",
+        ),
+        number(
+            "infer-fraction",
+            "share of each stream's GPU given to inference (0.3, 0.5, 0.9 in the paper)",
+            0.5,
+        ),
+        min_accuracy_param(),
+    ]
+}
+
+fn infer_fraction(p: &Params<'_>) -> Result<f64, PluginError> {
+    let f = p.number("infer-fraction")?;
+    if !(0.0..=1.0).contains(&f) {
+        return Err(PluginError::InvalidParam(format!(
+            "infer-fraction must be in [0, 1], got {f}"
+        )));
+    }
+    Ok(f)
+}
+
+impl Policy for Fair {
+    fn describe() -> Description {
+        describe(
+            "fair",
+            "Uniform baseline: every stream gets G/N GPUs, split statically between inference and \
+             retraining, and retrains with one fixed configuration (Cfg1 or Cfg2).",
+            fair_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = fair_params();
+        let p = Params::new(&specs, params)?;
+        let (name, fraction, min_acc) = (
+            p.text("retrain-config")?,
+            infer_fraction(&p)?,
+            p.number("min-accuracy")?,
+        );
+        let alloc = Allocation::split(input, fraction);
+        let rem = remaining(input.window_seconds, input.elapsed_seconds);
+        let mut picks = Vec::with_capacity(input.streams.len());
+        for (i, s) in input.streams.iter().enumerate() {
+            let retrain = resolve_retrain(s, name)?;
+            let infer = pick_infer(&s.infer, alloc.infer[i], s.state.accuracy, min_acc);
+            let factor = infer.map_or(0.0, |k| s.infer[k].accuracy_factor);
+            let accuracy = crate::estimate::stream_accuracy(
+                s.state.accuracy,
+                factor,
+                retrain.map(|j| (&s.retrain[j], alloc.retrain[i])),
+                rem,
+            );
+            picks.push(Pick {
+                infer,
+                retrain,
+                accuracy,
+            });
+        }
+        let mean = picks.iter().map(|p| p.accuracy).sum::<f64>() / picks.len() as f64;
+        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+    }
+}
+
+/// No retraining: all GPU to inference, split evenly.
+pub struct NoRetrain;
+
+fn no_retrain_params() -> Vec<ParamSpec> {
+    vec![min_accuracy_param()]
+}
+
+impl Policy for NoRetrain {
+    fn describe() -> Description {
+        describe(
+            "no-retrain",
+            "Never retrains: the GPUs are split evenly over the inference jobs.",
+            no_retrain_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = no_retrain_params();
+        let min_acc = Params::new(&specs, params)?.number("min-accuracy")?;
+        let per = (f64::from(input.gpus) / input.streams.len() as f64).min(1.0);
+        let alloc = Allocation {
+            infer: vec![per; input.streams.len()],
+            retrain: vec![0.0; input.streams.len()],
+        };
+        let (picks, mean) = evaluate(input, &alloc, min_acc);
+        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+    }
+}
+
+/// Ekya-FixedRes: PickConfigs on a fixed inference/retraining split.
+pub struct FixedRes;
+
+fn fixed_res_params() -> Vec<ParamSpec> {
+    vec![
+        number(
+            "infer-fraction",
+            "share of each stream's GPU given to inference",
+            0.5,
+        ),
+        min_accuracy_param(),
+    ]
+}
+
+impl Policy for FixedRes {
+    fn describe() -> Description {
+        describe(
+            "fixed-res",
+            "Ekya-FixedRes ablation: the thief's configuration choice (PickConfigs) on a fixed 50/50 split of \
+             each stream's G/N GPUs.",
+            fixed_res_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = fixed_res_params();
+        let p = Params::new(&specs, params)?;
+        let alloc = Allocation::split(input, infer_fraction(&p)?);
+        let (picks, mean) = evaluate(input, &alloc, p.number("min-accuracy")?);
+        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+    }
+}
+
+/// Ekya-FixedConfig: the thief's allocation with fixed configurations.
+pub struct FixedConfig;
+
+fn fixed_config_params() -> Vec<ParamSpec> {
+    let mut p = vec![
+        text(
+            "retrain-config",
+            "the fixed retraining configuration: `cfg1`, `cfg2` or a name",
+            "cfg1",
+        ),
+        text(
+            "infer-config",
+            "the fixed inference configuration's name; empty = the most accurate",
+            "",
+        ),
+    ];
+    p.extend(thief_params());
+    p
+}
+
+impl Policy for FixedConfig {
+    fn describe() -> Description {
+        describe(
+            "fixed-config",
+            "Ekya-FixedConfig ablation: the thief's resource allocation, with one fixed retraining and one \
+             fixed inference configuration per stream.",
+            fixed_config_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = fixed_config_params();
+        let p = Params::new(&specs, params)?;
+        let opts = thief_options(&p)?;
+        let (rname, iname) = (p.text("retrain-config")?, p.text("infer-config")?);
+        let mut narrowed = input.clone();
+        for s in &mut narrowed.streams {
+            let r = resolve_retrain(s, rname)?;
+            s.retrain = r.map(|j| vec![s.retrain[j].clone()]).unwrap_or_default();
+            let i = if iname.is_empty() {
+                (0..s.infer.len())
+                    .max_by(|&a, &b| {
+                        s.infer[a]
+                            .accuracy_factor
+                            .total_cmp(&s.infer[b].accuracy_factor)
+                    })
+                    .unwrap_or(0)
+            } else {
+                s.infer
+                    .iter()
+                    .position(|c| c.config.name == iname)
+                    .ok_or_else(|| {
+                        PluginError::InvalidParam(format!(
+                            "stream `{}` offers no inference configuration `{iname}`",
+                            s.state.id
+                        ))
+                    })?
+            };
+            s.infer = vec![s.infer[i].clone()];
+        }
+        let (alloc, picks, mean) = thief(&narrowed, opts);
+        Ok(to_schedule(&narrowed, &alloc, &picks, Some(mean)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Oracle
+
+/// The best schedule on a δ grid under the same estimate: exact (a knapsack over streams of
+/// per-stream tables, equivalent to the exhaustive search and much cheaper).
+pub struct Oracle;
+
+fn oracle_params() -> Vec<ParamSpec> {
+    vec![
+        number("delta", "δ: grid step for every job's share, in GPUs", 0.05),
+        number(
+            "max-streams",
+            "refuse instances with more streams than this",
+            3.0,
+        ),
+        min_accuracy_param(),
+    ]
+}
+
+/// A partial solution of the oracle's knapsack: summed accuracy and per-stream (infer units,
+/// retrain units, picks).
+type Best = (f64, Vec<(usize, usize, Pick)>);
+
+/// The oracle's search: the best allocation with every share a multiple of `delta`.
+pub fn oracle(input: &PolicyInput, delta: f64, min_accuracy: f64) -> (Allocation, Vec<Pick>, f64) {
+    let units = (1.0 / delta + EPS).floor() as usize; // grid points per job: 0..=units
+    let budget = (f64::from(input.gpus) / delta + EPS).floor() as usize;
+    let rem = remaining(input.window_seconds, input.elapsed_seconds);
+    let n = input.streams.len();
+    // best[b] = (sum of accuracies, choices) using at most b units so far.
+    let mut best: Vec<Best> = vec![(0.0, Vec::new()); budget + 1];
+    for s in &input.streams {
+        let rmax = if s.retrain.is_empty() { 0 } else { units };
+        let mut table = Vec::new();
+        for i in 0..=units {
+            for r in 0..=rmax {
+                let p = pick_configs(s, i as f64 * delta, r as f64 * delta, rem, min_accuracy);
+                table.push((i, r, p));
+            }
+        }
+        let mut next: Vec<Best> = vec![(f64::NEG_INFINITY, Vec::new()); budget + 1];
+        for b in 0..=budget {
+            for &(i, r, p) in &table {
+                if i + r > b || best[b - i - r].0 == f64::NEG_INFINITY {
+                    continue;
+                }
+                let v = best[b - i - r].0 + p.accuracy;
+                if v > next[b].0 + EPS {
+                    let mut c = best[b - i - r].1.clone();
+                    c.push((i, r, p));
+                    next[b] = (v, c);
+                }
+            }
+        }
+        best = next;
+    }
+    let (sum, choice) = best
+        .into_iter()
+        .fold((f64::NEG_INFINITY, Vec::new()), |acc, x| {
+            if x.0 > acc.0 + EPS { x } else { acc }
+        });
+    let alloc = Allocation {
+        infer: choice.iter().map(|c| c.0 as f64 * delta).collect(),
+        retrain: choice.iter().map(|c| c.1 as f64 * delta).collect(),
+    };
+    let picks = choice.iter().map(|c| c.2).collect();
+    (alloc, picks, sum / n.max(1) as f64)
+}
+
+impl Policy for Oracle {
+    fn describe() -> Description {
+        describe(
+            "oracle",
+            "Exact best schedule over a δ grid under the shared window-accuracy estimate, for small instances: \
+             the yardstick for the heuristics.",
+            oracle_params(),
+        )
+    }
+
+    fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
+        check_input(input)?;
+        let specs = oracle_params();
+        let p = Params::new(&specs, params)?;
+        let delta = p.number("delta")?;
+        if !(0.01..=1.0).contains(&delta) {
+            return Err(PluginError::InvalidParam(format!(
+                "delta must be in [0.01, 1], got {delta}"
+            )));
+        }
+        let max_streams = p.number("max-streams")?;
+        if input.streams.len() as f64 > max_streams {
+            return Err(PluginError::InvalidInput(format!(
+                "{} streams: the oracle searches at most {max_streams}",
+                input.streams.len()
+            )));
+        }
+        let (alloc, picks, mean) = oracle(input, delta, p.number("min-accuracy")?);
+        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+    }
+}

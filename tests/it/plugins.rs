@@ -1,0 +1,520 @@
+//! Real guest plugins, built for wasm32-wasip2 by the test itself (a no-op when
+//! `scripts/setup.sh` already built them), loaded and run in the sandboxed host: the reference
+//! plugins on inputs with known answers, and misbehaving plugins, each getting its own error
+//! while the host keeps serving.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tandem::plugin::types::{
+    EstimateRequest, GuestError, Observation, Param, ParamValue, PluginKind, PolicyInput,
+    RetrainConfig, Schedule, StreamState, ThroughputPoint,
+};
+use tandem::plugin::{Limits, Plugin, PluginError, PluginHost, Registry};
+use tandem_plugin_sdk::policy::{Allocation, ThiefOptions, evaluate, thief};
+use tandem_plugin_sdk::sample::policy_input;
+
+/// Every guest crate the tests use: the reference plugins and the misbehaving fixture.
+const GUESTS: &[&str] = &[
+    "thief",
+    "fair",
+    "no-retrain",
+    "fixed-res",
+    "fixed-config",
+    "oracle",
+    "ekya-space",
+    "optimus",
+    "test-misbehave",
+];
+
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Build the guests once per test run (cargo makes this a no-op when they are fresh).
+fn guest_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("CARGO_TARGET_DIR", &target)
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "plugin",
+                "--target",
+                "wasm32-wasip2",
+            ]);
+        for g in GUESTS {
+            cmd.args(["-p", &format!("tandem-plugin-{g}")]);
+        }
+        let status = cmd.status().expect("run cargo to build the guest plugins");
+        assert!(
+            status.success(),
+            "building the guest plugins failed (is the wasm32-wasip2 target installed?)"
+        );
+        target.join("wasm32-wasip2").join("plugin")
+    })
+}
+
+fn guest_bytes(name: &str) -> Vec<u8> {
+    let path = guest_dir().join(format!("tandem_plugin_{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One host for the whole binary (debug wasmtime compiles slowly: components are cached on disk).
+fn host() -> &'static PluginHost {
+    static HOST: OnceLock<PluginHost> = OnceLock::new();
+    HOST.get_or_init(|| {
+        PluginHost::new(Limits::default())
+            .expect("plugin host")
+            .with_cache_dir(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
+    })
+}
+
+fn plugin(name: &str) -> Arc<Plugin> {
+    host()
+        .load(name, &guest_bytes(name))
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+fn num(name: &str, v: f64) -> Param {
+    Param {
+        name: name.into(),
+        value: ParamValue::Number(v),
+    }
+}
+
+fn txt(name: &str, v: &str) -> Param {
+    Param {
+        name: name.into(),
+        value: ParamValue::Text(v.into()),
+    }
+}
+
+fn decide(name: &str, input: &PolicyInput, params: &[Param]) -> Schedule {
+    host()
+        .decide(&plugin(name), input, params)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn total_share(s: &Schedule) -> f64 {
+    s.streams
+        .iter()
+        .map(|x| x.infer_share + x.retrain_share)
+        .sum()
+}
+
+#[test]
+fn reference_plugins_describe_themselves() {
+    for (name, kind) in [
+        ("thief", PluginKind::Policy),
+        ("fair", PluginKind::Policy),
+        ("no-retrain", PluginKind::Policy),
+        ("fixed-res", PluginKind::Policy),
+        ("fixed-config", PluginKind::Policy),
+        ("oracle", PluginKind::Policy),
+        ("ekya-space", PluginKind::ConfigSpace),
+        ("optimus", PluginKind::Estimator),
+    ] {
+        let p = plugin(name);
+        assert_eq!(p.name(), name);
+        assert_eq!(p.kind(), kind);
+        assert_eq!(p.version(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(p.digest().len(), 64);
+        assert!(!p.description().summary.is_empty(), "{name} has no summary");
+    }
+    let thief = plugin("thief");
+    let names: Vec<_> = thief
+        .description()
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["delta", "variant", "rounds", "min-accuracy"]);
+}
+
+#[test]
+fn thief_never_worse_than_its_fair_start_and_matches_native() {
+    for (streams, gpus, seed) in [(2, 1, 1), (4, 1, 2), (6, 2, 3), (10, 8, 4), (10, 2, 5)] {
+        let input = policy_input(streams, gpus, 18, seed);
+        let s = decide("thief", &input, &[]);
+        let (_, fair) = evaluate(&input, &Allocation::fair(&input), 0.0);
+        let got = s.estimated_accuracy.expect("thief reports its estimate");
+        assert!(
+            got >= fair - 1e-12,
+            "{streams} streams/{gpus} GPUs: thief {got} < fair start {fair}"
+        );
+        assert!(total_share(&s) <= f64::from(gpus) + 1e-6);
+        // The guest runs exactly the sdk's algorithm.
+        let opts = ThiefOptions {
+            delta: 0.1,
+            min_accuracy: 0.0,
+            code_variant: false,
+            rounds: 3,
+        };
+        let (_, _, native) = thief(&input, opts);
+        assert!(
+            (native - got).abs() < 1e-12,
+            "wasm {got} vs native {native}"
+        );
+    }
+}
+
+#[test]
+fn thief_code_variant_and_rescheduling_mid_window() {
+    let input = policy_input(6, 2, 18, 7);
+    let paper = decide("thief", &input, &[]).estimated_accuracy.unwrap();
+    let code = decide("thief", &input, &[txt("variant", "code")])
+        .estimated_accuracy
+        .unwrap();
+    let (_, fair) = evaluate(&input, &Allocation::fair(&input), 0.0);
+    assert!(
+        code >= fair - 1e-12 && paper >= fair - 1e-12,
+        "paper {paper}, code {code}, fair {fair}"
+    );
+    // Re-scheduling at 120 s: two streams finished retraining (no candidates left), one job is
+    // in progress (offered alone with its remaining cost).
+    let mut later = input.clone();
+    later.elapsed_seconds = 120.0;
+    later.streams[0].retrain.clear();
+    later.streams[1].retrain.clear();
+    later.streams[2].retrain.truncate(1);
+    let s = decide("thief", &later, &[]);
+    assert_eq!(s.streams[0].retrain_share, 0.0);
+    assert!(s.streams[0].retrain_config.is_none());
+    assert!(s.streams[0].infer_share > 0.0);
+    // Δ is a parameter; a bad one is the plugin's own typed error.
+    let e = host()
+        .decide(&plugin("thief"), &input, &[num("delta", 5.0)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PluginError::Guest {
+                error: GuestError::InvalidParam(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let coarse = decide("thief", &input, &[num("delta", 1.0)])
+        .estimated_accuracy
+        .unwrap();
+    assert!(
+        coarse <= paper + 0.05,
+        "Δ = 1 ({coarse}) should not beat Δ = 0.1 ({paper}) by much"
+    );
+}
+
+#[test]
+fn oracle_is_never_beaten_by_the_thief() {
+    // Fair starts on the oracle's 0.05 grid: 1 GPU over 4 jobs, 2 or 3 GPUs over 4 or 6 jobs.
+    for (streams, gpus, seed) in [(2, 1, 11), (2, 2, 12), (3, 3, 13), (2, 1, 14), (3, 3, 15)] {
+        let input = policy_input(streams, gpus, 18, seed);
+        let oracle = decide("oracle", &input, &[]).estimated_accuracy.unwrap();
+        let thief = decide("thief", &input, &[]).estimated_accuracy.unwrap();
+        assert!(
+            oracle >= thief - 1e-9,
+            "{streams} streams/{gpus} GPUs: oracle {oracle} < thief {thief}"
+        );
+    }
+    let e = host()
+        .decide(&plugin("oracle"), &policy_input(5, 2, 18, 1), &[])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PluginError::Guest {
+                error: GuestError::InvalidInput(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn baselines_split_as_configured() {
+    let input = policy_input(4, 2, 18, 21);
+    let fair = decide("fair", &input, &[num("infer-fraction", 0.3)]);
+    for (st, s) in fair.streams.iter().zip(&input.streams) {
+        assert!(
+            (st.infer_share - 0.15).abs() < 1e-9 && (st.retrain_share - 0.35).abs() < 1e-9,
+            "{st:?}"
+        );
+        let best = s
+            .retrain
+            .iter()
+            .map(|r| r.accuracy_after)
+            .fold(0.0, f64::max);
+        let chosen = s
+            .retrain
+            .iter()
+            .find(|r| Some(&r.config.name) == st.retrain_config.as_ref())
+            .unwrap();
+        assert_eq!(
+            chosen.accuracy_after, best,
+            "cfg1 is the most accurate configuration"
+        );
+    }
+    let cfg2 = decide("fair", &input, &[txt("retrain-config", "cfg2")]);
+    assert_ne!(
+        cfg2.streams[0].retrain_config,
+        fair.streams[0].retrain_config
+    );
+
+    let none = decide("no-retrain", &input, &[]);
+    assert!(
+        none.streams
+            .iter()
+            .all(|s| s.retrain_share == 0.0 && s.retrain_config.is_none() && s.infer_share == 0.5)
+    );
+
+    let fixed_res = decide("fixed-res", &input, &[]);
+    assert!(
+        fixed_res
+            .streams
+            .iter()
+            .all(|s| (s.infer_share - 0.25).abs() < 1e-9)
+    );
+
+    let fixed_config = decide("fixed-config", &input, &[]);
+    for (st, s) in fixed_config.streams.iter().zip(&fair.streams) {
+        assert!(st.retrain_config.is_none() || st.retrain_config == s.retrain_config);
+    }
+    let thief = decide("thief", &input, &[]).estimated_accuracy.unwrap();
+    for s in [&fair, &cfg2, &none, &fixed_res, &fixed_config] {
+        assert!(
+            s.estimated_accuracy.unwrap() <= thief + 1e-9,
+            "a baseline beat the thief on its own estimate"
+        );
+    }
+}
+
+#[test]
+fn ekya_space_lists_the_grid() {
+    let p = plugin("ekya-space");
+    let state = StreamState {
+        id: "cam0".into(),
+        window: 3,
+        accuracy: 0.6,
+        class_mix: vec![0.5, 0.5],
+        samples: 500,
+    };
+    let set = host().configs(&p, &state, &[]).unwrap();
+    assert_eq!(set.retrain.len(), 18);
+    assert_eq!(set.infer.len(), 24);
+    assert!(
+        set.retrain
+            .iter()
+            .any(|r| r.name == "head-d0.1-e5" && r.layers_trained == 1 && r.width == 64)
+    );
+    assert!(
+        set.retrain
+            .iter()
+            .any(|r| r.name == "all-d1.0-e30" && r.layers_trained == 4 && r.epochs == 30)
+    );
+    let three = host()
+        .configs(&p, &state, &[num("resolutions", 3.0)])
+        .unwrap();
+    assert_eq!(three.infer.len(), 36);
+    let empty = StreamState {
+        samples: 0,
+        ..state
+    };
+    assert!(host().configs(&p, &empty, &[]).unwrap().retrain.is_empty());
+}
+
+#[test]
+fn optimus_recovers_a_known_curve() {
+    let truth = |e: f64| 1.0 - (1.0 / (0.4 * e + 2.0) + 0.05);
+    let config = RetrainConfig {
+        name: "all-d1.0-e30".into(),
+        epochs: 30,
+        layers_trained: 4,
+        data_fraction: 1.0,
+        width: 256,
+        batch_size: 64,
+        learning_rate: 0.001,
+    };
+    let request = EstimateRequest {
+        config,
+        start_accuracy: truth(0.0),
+        observations: (1..=5)
+            .map(|e| Observation {
+                epochs: e,
+                accuracy: truth(f64::from(e)),
+                gpu_seconds: 0.5 * f64::from(e),
+            })
+            .collect(),
+        profiled_data_fraction: 0.1,
+        epochs_at: vec![5, 15, 30],
+        shares: vec![1.0, 0.5],
+        throughput: vec![
+            ThroughputPoint {
+                share: 0.5,
+                speed: 0.6,
+            },
+            ThroughputPoint {
+                share: 1.0,
+                speed: 1.0,
+            },
+        ],
+    };
+    let p = host().predict(&plugin("optimus"), &request, &[]).unwrap();
+    for (e, a) in [5.0, 15.0, 30.0].iter().zip(&p.accuracy) {
+        assert!(
+            (a - truth(*e)).abs() < 0.05,
+            "at {e} epochs: {a} vs {}",
+            truth(*e)
+        );
+    }
+    // 0.5 s per epoch on 10% of the data: 30 epochs on all of it take 150 GPU-seconds.
+    assert!((p.gpu_seconds - 150.0).abs() < 1e-9);
+    assert!((p.seconds_at[0] - 150.0).abs() < 1e-9 && (p.seconds_at[1] - 250.0).abs() < 1e-9);
+}
+
+fn misbehave(mode: &str) -> Result<Schedule, PluginError> {
+    host().decide(
+        &plugin("test-misbehave"),
+        &policy_input(3, 1, 18, 31),
+        &[txt("mode", mode)],
+    )
+}
+
+fn assert_still_serving() {
+    misbehave("ok").expect("the host keeps serving after a misbehaving call");
+}
+
+#[test]
+fn infinite_loop_is_stopped_at_the_deadline() {
+    let t = Instant::now();
+    let e = misbehave("loop").unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("test-misbehave"), "{e}");
+    assert!(
+        took < Limits::default().deadline + Duration::from_millis(800),
+        "stopped after {took:?}"
+    );
+    assert_still_serving();
+}
+
+#[test]
+fn memory_bomb_is_capped() {
+    let e = misbehave("memory").unwrap_err();
+    assert!(
+        matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 64 << 20),
+        "{e}"
+    );
+    assert_still_serving();
+}
+
+#[test]
+fn panic_is_a_trap_with_its_message() {
+    let e = misbehave("panic").unwrap_err();
+    assert!(matches!(e, PluginError::Trap { .. }), "{e}");
+    assert!(e.to_string().contains("misbehaving on purpose"), "{e}");
+    assert_still_serving();
+}
+
+#[test]
+fn bad_outputs_are_refused_with_the_reason() {
+    for (mode, needle) in [
+        ("nan", "not a finite non-negative number"),
+        ("over-budget", "more than the 1 available"),
+        ("over-one", "exceeds one GPU"),
+        ("unknown-stream", "unknown stream `no-such-stream`"),
+        ("unoffered-config", "`no-such-config` was not offered"),
+    ] {
+        let e = misbehave(mode).unwrap_err();
+        assert!(
+            matches!(e, PluginError::InvalidOutput { .. }),
+            "{mode}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(needle) && msg.contains("test-misbehave 0.1.0"),
+            "{mode}: {msg}"
+        );
+        assert_still_serving();
+    }
+    let e = misbehave("error").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PluginError::Guest {
+                error: GuestError::Infeasible(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_world_and_non_components_are_refused() {
+    let space = plugin("ekya-space");
+    let e = host()
+        .decide(&space, &policy_input(2, 1, 18, 1), &[])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PluginError::WrongWorld {
+                expected: PluginKind::Policy,
+                found: PluginKind::ConfigSpace,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = host()
+        .load("notes.txt", b"this is not WebAssembly")
+        .err()
+        .unwrap();
+    assert!(matches!(e, PluginError::NotWasm { .. }), "{e}");
+    let e = host().load("core.wasm", b"\0asm\x01\0\0\0").err().unwrap();
+    assert!(matches!(e, PluginError::NotComponent { .. }), "{e}");
+    // A component of no tandem world: the smallest valid component.
+    let e = host()
+        .load("empty.wasm", b"\0asm\x0d\0\x01\0")
+        .err()
+        .unwrap();
+    assert!(matches!(e, PluginError::UnknownWorld { .. }), "{e}");
+    assert_still_serving();
+}
+
+#[test]
+fn registry_stores_by_digest() {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("registry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let reg = Registry::open(&dir).unwrap();
+    let bytes = guest_bytes("thief");
+    let a = reg.add(host(), "thief.wasm", &bytes, false).unwrap();
+    let b = reg.add(host(), "again.wasm", &bytes, false).unwrap();
+    assert_eq!(a, b, "adding the same bytes twice is a no-op");
+    reg.add(host(), "fair.wasm", &guest_bytes("fair"), false)
+        .unwrap();
+    let list = reg.list().unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|e| e.description.name.as_str())
+            .collect::<Vec<_>>(),
+        ["fair", "thief"]
+    );
+    assert_eq!(reg.find("thief").unwrap().unwrap().digest, a.digest);
+    assert_eq!(reg.load(host(), &a.digest[..12]).unwrap().name(), "thief");
+    assert!(reg.add(host(), "junk", b"junk", false).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
