@@ -8,9 +8,13 @@
 //! - [`plugin`]: the sandboxed WebAssembly plugin host, its registry and the scheduling domain types.
 //! - [`cli`]: the `tandem` command's subcommands.
 
+// Checks written `!(x >= 0.0)` reject NaN as well; that is why they are negated.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod cli;
 pub mod compute;
 pub mod data;
+pub mod engine;
 pub mod gpu;
 pub mod model;
 pub mod plugin;

@@ -8,6 +8,7 @@ mod backend;
 mod bench;
 mod plugin;
 mod plugin_bench;
+mod run;
 mod train;
 
 #[derive(Parser)]
@@ -28,6 +29,10 @@ enum Command {
     /// Benchmarks that print their figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a scenario's windows under one policy.
+    Run(run::RunArgs),
+    /// Run a scenario under several policies on identical streams, side by side.
+    Compare(run::CompareArgs),
     /// WebAssembly plugins: validate, list, scaffold.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -38,6 +43,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Run(args) => run::run(args),
+        Command::Compare(args) => run::compare(args),
         Command::Plugin(cmd) => plugin::run(cmd),
     };
     match result {

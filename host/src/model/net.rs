@@ -119,7 +119,10 @@ impl<B: Backend> Model<B> {
         if hidden == self.arch.hidden {
             return self.duplicate(backend);
         }
-        let arch = Arch { hidden, ..self.arch };
+        let arch = Arch {
+            hidden,
+            ..self.arch
+        };
         let fresh = Model::new(backend, arch, seed);
         let mut layers = self.duplicate(backend).layers;
         layers.truncate(3);
@@ -144,6 +147,8 @@ impl<B: Backend> Model<B> {
     }
 
     /// Run the forward pass on `n` NHWC images of `h`×`w`; the logits stay on the device.
+    // Indexing by layer keeps the conv blocks' parallel arrays (shapes, buffers) in step.
+    #[allow(clippy::needless_range_loop)]
     fn forward(&mut self, backend: &B, images: &[f32], n: usize, h: usize, w: usize) {
         assert!(h >= 4 && w >= 4, "input must be at least 4x4, got {h}x{w}");
         let arch = self.arch;

@@ -1,0 +1,109 @@
+//! The continuous-learning engine: many cameras, each with its own model, drifting scenes,
+//! retraining windows, and a policy plugin that splits the GPUs every window.
+//!
+//! - [`scenario`]: the TOML scenario file ([`Scenario`]).
+//! - [`stream`]: camera streams and what each sees per window ([`Camera`], [`WindowData`]).
+//! - [`memory`]: each stream's class-balanced exemplar memory.
+//! - [`profiler`]: the micro-profiler feeding the estimator plugin.
+//! - [`cost`]: modelled GPU-seconds from FLOPs (the virtual clock's unit).
+//! - [`executor`]: share enforcement on the virtual clock.
+//! - [`serve`]: frames processed under each allocation, and served accuracy.
+//! - [`window`]: the window loop ([`Engine`]).
+//! - [`report`]: what a window produces.
+
+pub mod cost;
+pub mod executor;
+pub mod memory;
+pub mod profiler;
+pub mod report;
+pub mod scenario;
+pub mod serve;
+pub mod stream;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use cost::CostModel;
+pub use report::{RunReport, WindowReport};
+pub use scenario::{Scenario, ScenarioError};
+pub use stream::{Camera, SourcePool, WindowData};
+pub use window::Engine;
+
+use crate::plugin::types::{
+    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule, StreamState,
+};
+use crate::plugin::{Plugin, PluginError, PluginHost};
+
+/// What stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The three plugins a run uses, loaded, with their parameters.
+#[derive(Clone)]
+pub struct Plugins {
+    pub host: Arc<PluginHost>,
+    pub policy: Arc<Plugin>,
+    pub policy_params: Vec<Param>,
+    pub space: Arc<Plugin>,
+    pub space_params: Vec<Param>,
+    pub estimator: Arc<Plugin>,
+    pub estimator_params: Vec<Param>,
+}
+
+impl Plugins {
+    pub fn decide(&self, input: &PolicyInput) -> Result<Schedule, PluginError> {
+        self.host.decide(&self.policy, input, &self.policy_params)
+    }
+
+    pub fn configs(&self, state: &StreamState) -> Result<ConfigSet, PluginError> {
+        self.host.configs(&self.space, state, &self.space_params)
+    }
+
+    pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
+        self.host
+            .predict(&self.estimator, request, &self.estimator_params)
+    }
+
+    pub fn policy_name(&self) -> String {
+        format!("{}@{}", self.policy.name(), self.policy.version())
+    }
+
+    pub fn policy_digest(&self) -> String {
+        self.policy.digest().to_string()
+    }
+}
+
+/// Plugin parameters as written in a scenario file.
+pub fn params_from_toml(table: &BTreeMap<String, toml::Value>) -> Result<Vec<Param>, String> {
+    table
+        .iter()
+        .map(|(name, v)| {
+            let value = match v {
+                toml::Value::Integer(i) => ParamValue::Number(*i as f64),
+                toml::Value::Float(f) => ParamValue::Number(*f),
+                toml::Value::Boolean(b) => ParamValue::Flag(*b),
+                toml::Value::String(s) => ParamValue::Text(s.clone()),
+                other => {
+                    return Err(format!(
+                        "parameter `{name}`: {} values are not supported",
+                        other.type_str()
+                    ));
+                }
+            };
+            Ok(Param {
+                name: name.clone(),
+                value,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,116 @@
+//! The micro-profiler: at each window start, train copies of the stream's model for a few
+//! epochs on a small sample, measure accuracy after each epoch, and hand those
+//! observations to the estimator plugin to predict every candidate configuration's
+//! accuracy and GPU time (Ekya §4.3).
+//!
+//! Configurations that differ only in epochs and data fraction share one profile (they
+//! train the same layers of the same network), so a window profiles a handful of runs, not
+//! one per configuration. Its GPU time is charged to the window by the caller.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_pcg::Pcg64Mcg;
+
+use super::cost::CostModel;
+use crate::compute::Backend;
+use crate::data::Dataset;
+use crate::model::{self, Model, TrainConfig};
+use crate::plugin::types::{Observation, RetrainConfig};
+
+/// The layer groups a configuration really trains: a new head (another width) is always
+/// trained whole, so at least the hidden layer and the classifier.
+pub fn effective_layers(config: &RetrainConfig, current_hidden: usize) -> usize {
+    let l = (config.layers_trained as usize).clamp(1, model::LAYER_GROUPS.len());
+    if config.width as usize != current_hidden {
+        l.max(2)
+    } else {
+        l
+    }
+}
+
+/// The training set of a retraining job: the configured fraction of the window's labelled
+/// samples (a seeded subset) plus the whole exemplar memory.
+pub fn job_data(fit: &Dataset, memory: &Dataset, fraction: f64, seed: u64) -> Dataset {
+    let mut idx: Vec<usize> = (0..fit.len()).collect();
+    idx.shuffle(&mut Pcg64Mcg::seed_from_u64(seed));
+    idx.truncate(((fit.len() as f64 * fraction).round() as usize).clamp(1, fit.len().max(1)));
+    let mut d = fit.select(&idx);
+    d.extend(memory);
+    d
+}
+
+/// The train config a retraining configuration means.
+pub fn train_config(config: &RetrainConfig, layers: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs: config.epochs as usize,
+        trained_layers: layers,
+        data_fraction: 1.0,
+        batch_size: config.batch_size.max(1) as usize,
+        lr: config.learning_rate as f32,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        seed,
+        cosine: false,
+    }
+}
+
+/// Validation samples a profiling run measures after each epoch.
+const PROFILE_VAL_SAMPLES: usize = 48;
+
+/// One profiling run's measurements.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Accuracy on the validation split and cumulative GPU-seconds after each epoch.
+    pub observations: Vec<Observation>,
+    /// Samples the profiling run trained on.
+    pub samples: usize,
+    /// GPU-seconds the run cost (training and the per-epoch evaluations).
+    pub gpu_seconds: f64,
+}
+
+/// Profile one (layers, width, batch, learning rate) group: `epochs` epochs on a
+/// `sample_fraction` sample of the job's data (window data plus memory, sampled alike).
+#[allow(clippy::too_many_arguments)]
+pub fn profile<B: Backend>(
+    be: &B,
+    current: &Model<B>,
+    representative: &RetrainConfig,
+    fit: &Dataset,
+    memory: &Dataset,
+    val: &Dataset,
+    epochs: u32,
+    sample_fraction: f64,
+    cost: &CostModel,
+    seed: u64,
+) -> Profile {
+    let hidden = current.arch().hidden;
+    let layers = effective_layers(representative, hidden);
+    let mut sample = job_data(fit, &Dataset::empty_like(memory), sample_fraction, seed);
+    let mem_part = job_data(memory, &memory.empty_like(), sample_fraction, seed ^ 1);
+    if !memory.is_empty() {
+        sample.extend(&mem_part);
+    }
+    let mut m = current.with_head(be, representative.width as usize, seed ^ 2);
+    let cfg = TrainConfig {
+        epochs: epochs as usize,
+        ..train_config(representative, layers, seed ^ 3)
+    };
+    let (h, w) = (fit.h, fit.w);
+    // A fixed slice of the validation split keeps each epoch's measurement cheap.
+    let val = &val.take(PROFILE_VAL_SAMPLES);
+    let per_epoch = cost.train_seconds(h, w, layers, sample.len());
+    let eval = cost.infer_seconds(h, w, val.len());
+    let mut observations = Vec::new();
+    model::train_observed(be, &mut m, &sample, &cfg, &mut |_, _| {}, &mut |m, e| {
+        observations.push(Observation {
+            epochs: e as u32,
+            accuracy: model::evaluate(be, m, val, 256) as f64,
+            gpu_seconds: per_epoch * e as f64,
+        });
+    });
+    Profile {
+        gpu_seconds: (per_epoch + eval) * epochs as f64,
+        observations,
+        samples: sample.len(),
+    }
+}

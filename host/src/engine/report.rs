@@ -1,0 +1,130 @@
+//! What a run produces, window by window: the records the CLI prints, history stores and
+//! the dashboard shows. Plain serde structs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::types::{PolicyInput, Schedule};
+
+/// One window of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowReport {
+    pub window: u32,
+    /// Mean over streams of the time-averaged served accuracy.
+    pub mean_accuracy: f64,
+    pub streams: Vec<StreamReport>,
+    /// GPU-seconds the micro-profiler used (charged to the window).
+    pub profiler_gpu_seconds: f64,
+    /// When the first decision was made (golden-label delay plus profiling), seconds.
+    pub decision_at: f64,
+    pub policy_calls: Vec<PolicyCall>,
+    /// Every change of allocation, in time order.
+    pub allocations: Vec<Allocation>,
+    /// Every prediction the profiler made, with the actual outcome where the
+    /// configuration really ran.
+    pub predictions: Vec<PredictionRecord>,
+    /// Modelled GPU-seconds used by inference and retraining, over `gpus × window`.
+    pub gpu_utilization: f64,
+}
+
+/// One stream in one window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub stream: String,
+    /// Time-averaged served accuracy over the window.
+    pub accuracy: f64,
+    /// Served accuracy in 10 chunks over the window.
+    pub chunks: Vec<f64>,
+    /// Accuracy of the model at the window start, on the window's validation split.
+    pub start_accuracy: f64,
+    /// Accuracy of the model serving at the window end, on the same split.
+    pub end_accuracy: f64,
+    pub frames: usize,
+    pub frames_processed: usize,
+    /// The retraining job, if one ran (or started).
+    pub retrain: Option<JobReport>,
+    /// Inference configuration at the window end.
+    pub infer_config: String,
+    /// Time-averaged inference share.
+    pub infer_share: f64,
+}
+
+/// A retraining job's outcome against its prediction and allocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobReport {
+    pub config: String,
+    pub predicted_accuracy: f64,
+    /// Accuracy of the retrained model on the validation split (None if it did not finish).
+    pub actual_accuracy: Option<f64>,
+    pub predicted_gpu_seconds: f64,
+    pub actual_gpu_seconds: f64,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+    /// Time-averaged allocated share while it ran.
+    pub allocated_share: f64,
+    /// GPU-seconds it received over the time it ran.
+    pub delivered_share: f64,
+}
+
+/// One call to the policy plugin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyCall {
+    pub at: f64,
+    pub plugin: String,
+    pub digest: String,
+    pub input: PolicyInput,
+    pub output: Option<Schedule>,
+    /// Why the output was not used (and the fallback took over), if so.
+    pub error: Option<String>,
+    pub micros: u64,
+}
+
+/// A stream's shares from `at` on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Allocation {
+    pub at: f64,
+    pub stream: String,
+    pub infer_share: f64,
+    pub retrain_share: f64,
+    pub infer_config: String,
+    pub retrain_config: Option<String>,
+}
+
+/// A profiler prediction for one configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PredictionRecord {
+    pub stream: String,
+    pub config: String,
+    pub predicted_accuracy: f64,
+    pub predicted_gpu_seconds: f64,
+    pub actual_accuracy: Option<f64>,
+    pub actual_gpu_seconds: Option<f64>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub policy: String,
+    pub windows: Vec<WindowReport>,
+}
+
+impl RunReport {
+    pub fn mean_accuracy(&self) -> f64 {
+        self.windows.iter().map(|w| w.mean_accuracy).sum::<f64>() / self.windows.len().max(1) as f64
+    }
+
+    /// Median absolute error of predicted vs actual accuracy over jobs that ran.
+    pub fn profiler_median_abs_error(&self) -> Option<f64> {
+        let mut errs: Vec<f64> = self
+            .windows
+            .iter()
+            .flat_map(|w| &w.predictions)
+            .filter_map(|p| p.actual_accuracy.map(|a| (a - p.predicted_accuracy).abs()))
+            .collect();
+        if errs.is_empty() {
+            return None;
+        }
+        errs.sort_by(f64::total_cmp);
+        Some(errs[errs.len() / 2])
+    }
+}

@@ -1,0 +1,436 @@
+//! [`Scenario`]: what a run simulates, read from a TOML file. Every field is documented in
+//! `examples/README.md`; errors name the file, the key and its line.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Drift;
+
+/// A scenario: cameras, windows, GPUs and the plugins that decide.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// Retraining windows to run.
+    pub windows: u32,
+    /// Window length in (virtual) seconds.
+    #[serde(default = "defaults::window_seconds")]
+    pub window_seconds: f64,
+    /// GPUs on the modelled server.
+    #[serde(default = "defaults::gpus")]
+    pub gpus: u32,
+    /// Capacity of one modelled GPU for the virtual clock, in useful GFLOP/s of this CNN's
+    /// work. The default makes one camera's inference at full rate and resolution need about
+    /// a quarter GPU, as in Ekya's setting.
+    #[serde(default)]
+    pub gpu_gflops: Option<f64>,
+    /// Seconds until the golden model's labels arrive; taken out of the window.
+    #[serde(default = "defaults::golden_delay")]
+    pub golden_delay_seconds: f64,
+    /// Fraction of golden labels replaced by a random wrong class.
+    #[serde(default)]
+    pub label_noise: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub clock: ClockKind,
+    /// Width of the hidden layer of every camera's starting model.
+    #[serde(default = "defaults::hidden")]
+    pub hidden: u32,
+    /// Output channels of the CNN's three convolutions.
+    #[serde(default = "defaults::channels")]
+    pub channels: [u32; 3],
+    #[serde(default)]
+    pub pretrain: Pretrain,
+    #[serde(default)]
+    pub profiler: ProfilerSettings,
+    #[serde(default)]
+    pub memory: MemorySettings,
+    #[serde(default = "defaults::policy")]
+    pub policy: PluginRef,
+    #[serde(default = "defaults::config_space")]
+    pub config_space: PluginRef,
+    #[serde(default = "defaults::estimator")]
+    pub estimator: PluginRef,
+    pub cameras: Vec<CameraSpec>,
+}
+
+/// Which clock drives the executor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockKind {
+    /// Progress in modelled GPU-seconds: reproducible on any machine, as fast as it allows.
+    #[default]
+    Virtual,
+    /// Wall-clock time-slicing on the actual device.
+    Real,
+}
+
+/// A plugin chosen by name (built-in or registered), with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+/// How each camera's starting model is pretrained on undrifted data (cached on disk).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pretrain {
+    pub samples: u32,
+    pub epochs: u32,
+}
+
+impl Default for Pretrain {
+    fn default() -> Self {
+        Self {
+            samples: 12_000,
+            epochs: 2,
+        }
+    }
+}
+
+/// The micro-profiler's budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfilerSettings {
+    /// Epochs each candidate configuration is trained for.
+    pub epochs: u32,
+    /// Fraction of the window's labelled data used.
+    pub sample_fraction: f64,
+}
+
+impl Default for ProfilerSettings {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            sample_fraction: 0.1,
+        }
+    }
+}
+
+/// The exemplar memory each stream keeps of past windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemorySettings {
+    /// Samples kept, balanced over classes.
+    pub capacity: u32,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        Self { capacity: 400 }
+    }
+}
+
+/// Where a camera's images come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    FashionMnist,
+    Synthetic,
+    /// Ekya's samplelist format: a CSV of `idx,class,x0,y0,x1,y1` rows and the frame images.
+    Samplelist,
+}
+
+/// One camera stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    pub name: String,
+    pub source: SourceKind,
+    /// For `samplelist`: the CSV file (relative to the scenario file).
+    #[serde(default)]
+    pub samplelist: Option<PathBuf>,
+    /// Frames per second.
+    #[serde(default = "defaults::frame_rate")]
+    pub frame_rate: f64,
+    /// Objects (crops to classify) per frame.
+    #[serde(default = "defaults::objects")]
+    pub objects_per_frame: u32,
+    /// Mean number of consecutive frames an object stays in view (objects persist, so a
+    /// skipped frame's reused result is often still right).
+    #[serde(default = "defaults::dwell")]
+    pub object_dwell_frames: f64,
+    /// Labelled samples the golden model provides per window.
+    #[serde(default = "defaults::train_samples")]
+    pub train_samples: u32,
+    /// Drift schedule: each point applies from its window on, until the next point.
+    #[serde(default)]
+    pub drift: Vec<DriftPoint>,
+}
+
+/// The scene from `window` on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftPoint {
+    pub window: u32,
+    /// Relative frequency of each class (default: uniform).
+    #[serde(default)]
+    pub class_mix: Option<Vec<f32>>,
+    #[serde(flatten)]
+    pub appearance: Drift,
+}
+
+mod defaults {
+    use super::PluginRef;
+    pub fn window_seconds() -> f64 {
+        200.0
+    }
+    pub fn gpus() -> u32 {
+        1
+    }
+    pub fn golden_delay() -> f64 {
+        2.0
+    }
+    pub fn hidden() -> u32 {
+        128
+    }
+    pub fn channels() -> [u32; 3] {
+        [16, 32, 64]
+    }
+    pub fn frame_rate() -> f64 {
+        10.0
+    }
+    pub fn objects() -> u32 {
+        4
+    }
+    pub fn dwell() -> f64 {
+        10.0
+    }
+    pub fn train_samples() -> u32 {
+        300
+    }
+    fn plugin(name: &str) -> PluginRef {
+        PluginRef {
+            name: name.into(),
+            params: Default::default(),
+        }
+    }
+    pub fn policy() -> PluginRef {
+        plugin("thief")
+    }
+    pub fn config_space() -> PluginRef {
+        plugin("ekya-space")
+    }
+    pub fn estimator() -> PluginRef {
+        plugin("optimus")
+    }
+}
+
+/// A scenario file that cannot be used. Says which file, key and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: `{key}`: {reason}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Scenario {
+    /// Read and check a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut s = Scenario::parse(&text, path)?;
+        // Relative samplelist paths are relative to the scenario file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for cam in &mut s.cameras {
+            if let Some(p) = cam.samplelist.as_mut().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Parse and check scenario text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        if let Err((key, reason)) = scenario.check() {
+            let line = key_line(text, &key).unwrap_or(0);
+            return Err(ScenarioError::Invalid {
+                path: path.to_owned(),
+                line,
+                key,
+                reason,
+            });
+        }
+        Ok(scenario)
+    }
+
+    /// Semantic checks; the error is (key path, reason).
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
+        if self.windows == 0 {
+            return bad("windows", "must be at least 1");
+        }
+        if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
+            return bad("window_seconds", "must be a positive number of seconds");
+        }
+        if self.gpus == 0 {
+            return bad("gpus", "must be at least 1");
+        }
+        if let Some(g) = self.gpu_gflops.filter(|g| !(g.is_finite() && *g > 0.0)) {
+            return bad("gpu_gflops", &format!("{g} is not a positive capacity"));
+        }
+        if !(0.0..self.window_seconds).contains(&self.golden_delay_seconds) {
+            return bad(
+                "golden_delay_seconds",
+                "must be at least 0 and shorter than the window",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.label_noise) {
+            return bad("label_noise", "must be a fraction between 0 and 1");
+        }
+        if self.hidden == 0 {
+            return bad("hidden", "must be at least 1");
+        }
+        if self.channels.contains(&0) {
+            return bad("channels", "every convolution needs at least 1 channel");
+        }
+        if !(self.profiler.sample_fraction > 0.0 && self.profiler.sample_fraction <= 1.0) {
+            return bad("profiler.sample_fraction", "must be in (0, 1]");
+        }
+        if self.cameras.is_empty() {
+            return bad("cameras", "at least one camera is needed");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, cam) in self.cameras.iter().enumerate() {
+            let key = |field: &str| format!("cameras[{i}].{field}");
+            if !names.insert(cam.name.as_str()) {
+                return Err((
+                    key("name"),
+                    format!("camera name `{}` is used twice", cam.name),
+                ));
+            }
+            if !(cam.frame_rate.is_finite() && cam.frame_rate > 0.0) {
+                return Err((
+                    key("frame_rate"),
+                    "must be a positive number of frames per second".into(),
+                ));
+            }
+            if cam.objects_per_frame == 0 {
+                return Err((key("objects_per_frame"), "must be at least 1".into()));
+            }
+            if !(cam.object_dwell_frames >= 1.0) {
+                return Err((
+                    key("object_dwell_frames"),
+                    "must be at least 1 frame".into(),
+                ));
+            }
+            if cam.train_samples < 8 {
+                return Err((key("train_samples"), "must be at least 8".into()));
+            }
+            if cam.source == SourceKind::Samplelist && cam.samplelist.is_none() {
+                return Err((
+                    key("samplelist"),
+                    "a samplelist camera needs the CSV file's path".into(),
+                ));
+            }
+            let mut last = None;
+            for (j, d) in cam.drift.iter().enumerate() {
+                let dkey = |field: &str| format!("cameras[{i}].drift[{j}].{field}");
+                if last.is_some_and(|w| d.window <= w) {
+                    return Err((
+                        dkey("window"),
+                        "drift points must be in increasing window order".into(),
+                    ));
+                }
+                last = Some(d.window);
+                if let Some(mix) = &d.class_mix
+                    && (mix.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+                        || mix.iter().sum::<f32>() <= 0.0)
+                {
+                    return Err((
+                        dkey("class_mix"),
+                        "weights must be non-negative with a positive sum".into(),
+                    ));
+                }
+                let a = &d.appearance;
+                if !(a.brightness >= 0.0
+                    && a.contrast >= 0.0
+                    && a.noise >= 0.0
+                    && a.blur >= 0.0
+                    && a.scale > 0.0)
+                {
+                    return Err((
+                        dkey("brightness"),
+                        "brightness, contrast, noise and blur must be >= 0, scale > 0".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The scene of camera `cam` in window `w`: the last drift point at or before `w`.
+    pub fn scene(&self, cam: usize, w: u32) -> Option<&DriftPoint> {
+        self.cameras[cam].drift.iter().rev().find(|d| d.window <= w)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where a key path like `cameras[2].drift[0].window` is written, by walking the
+/// parsed document's spans. Falls back to the deepest enclosing item found.
+pub(crate) fn key_line(text: &str, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut span: Range<usize> = 0..0;
+    let mut table = Some(doc.get_ref());
+    let mut value: Option<&DeValue> = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let t = match (table, value) {
+            (Some(t), _) => t,
+            (None, Some(DeValue::Table(t))) => t,
+            _ => break,
+        };
+        let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == name) else {
+            break;
+        };
+        span = k.span();
+        value = Some(v.get_ref());
+        table = None;
+        if let (Some(i), DeValue::Array(items)) = (index, v.get_ref()) {
+            let Some(item) = items.get(i) else { break };
+            span = item.span();
+            value = Some(item.get_ref());
+        }
+    }
+    (span.end > 0).then(|| line_of(text, span.start))
+}

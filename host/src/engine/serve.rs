@@ -1,0 +1,154 @@
+//! Serving a window's frames: which frames each inference job gets to process under its
+//! share and configuration, what it predicts, and the accuracy users actually see.
+//!
+//! The inference job of a stream processes frames at `min(1/k, share / cost)` of the frame
+//! rate, where `k` is the configuration's frame sampling and `cost` the share it needs to
+//! keep up at full rate. A frame it does not process reuses, slot by slot, the last result
+//! it produced; that result is right only while the same object is still in view. Served
+//! accuracy is scored against the true labels and averaged over the window's frames (the
+//! brief's definition), and also reported in 10 chunks over time.
+
+use std::collections::HashMap;
+
+use super::stream::WindowData;
+use crate::compute::Backend;
+use crate::data::{Dataset, drift};
+use crate::model::Model;
+
+/// A stretch of the window with one inference allocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferSegment {
+    /// Start time, seconds into the window.
+    pub start: f64,
+    /// GPU share of the inference job.
+    pub share: f64,
+    /// Frame sampling (process 1 frame in `sampling`).
+    pub sampling: u32,
+    /// Input resolution (pixels per side).
+    pub resolution: u32,
+    /// Share needed to keep up with every frame at this resolution.
+    pub full_rate_cost: f64,
+    /// Which model version serves (index into the window's models).
+    pub model: usize,
+}
+
+/// Served accuracy of one stream over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// Time-averaged accuracy over the window's frames.
+    pub accuracy: f64,
+    /// Accuracy in 10 equal chunks of the window.
+    pub chunks: Vec<f64>,
+    /// Frames the inference job processed.
+    pub frames_processed: usize,
+    /// Frames in the window.
+    pub frames: usize,
+}
+
+/// Score a stream's window. `segments` must be sorted by start and begin at 0; `models`
+/// are the window's model versions. Predictions are computed once per (model, resolution,
+/// object) and batched.
+pub fn serve<B: Backend>(
+    be: &B,
+    data: &WindowData,
+    frame_rate: f64,
+    segments: &[InferSegment],
+    models: &mut [Model<B>],
+) -> Served {
+    let (frames, slots) = (data.frames, data.slots);
+    // Pass 1: which frames are processed, and with which segment.
+    let mut processed: Vec<Option<usize>> = vec![None; frames];
+    let mut credit = 0.0f64;
+    let mut seg = 0;
+    for (f, p) in processed.iter_mut().enumerate() {
+        let t = f as f64 / frame_rate;
+        while seg + 1 < segments.len() && segments[seg + 1].start <= t {
+            seg += 1;
+        }
+        let s = &segments[seg];
+        let rate = if s.full_rate_cost > 0.0 {
+            (1.0 / s.sampling as f64).min(s.share / s.full_rate_cost)
+        } else {
+            1.0 / s.sampling as f64
+        };
+        credit += rate;
+        // A small epsilon keeps exact rates (1/k) from drifting by rounding.
+        if credit >= 1.0 - 1e-9 {
+            credit -= 1.0;
+            *p = Some(seg);
+        }
+    }
+    // Pass 2: predictions for every (model, resolution) and object that is needed.
+    let mut needed: HashMap<(usize, u32), Vec<u32>> = HashMap::new();
+    for (f, p) in processed.iter().enumerate() {
+        if let Some(si) = p {
+            let s = &segments[*si];
+            let list = needed.entry((s.model, s.resolution)).or_default();
+            list.extend_from_slice(&data.track_of[f * slots..(f + 1) * slots]);
+        }
+    }
+    let mut predictions: HashMap<(usize, u32, u32), u8> = HashMap::new();
+    for ((model, res), mut tracks) in needed {
+        tracks.sort_unstable();
+        tracks.dedup();
+        let idx: Vec<usize> = tracks.iter().map(|&t| t as usize).collect();
+        let crops = at_resolution(&data.crops.select(&idx), res);
+        let preds = crate::model::predict_all(be, &mut models[model], &crops, 256);
+        for (t, p) in tracks.iter().zip(preds) {
+            predictions.insert((model, res, *t), p);
+        }
+    }
+    // Pass 3: served results and accuracy per frame.
+    let mut served: Vec<Option<u8>> = vec![None; slots];
+    let mut per_frame = Vec::with_capacity(frames);
+    for (f, p) in processed.iter().enumerate() {
+        let in_view = &data.track_of[f * slots..(f + 1) * slots];
+        if let Some(si) = p {
+            let s = &segments[*si];
+            for (slot, &t) in in_view.iter().enumerate() {
+                served[slot] = Some(predictions[&(s.model, s.resolution, t)]);
+            }
+        }
+        let right = in_view
+            .iter()
+            .zip(&served)
+            .filter(|(t, s)| **s == Some(data.crops.labels[**t as usize]))
+            .count();
+        per_frame.push(right as f64 / slots as f64);
+    }
+    let accuracy = per_frame.iter().sum::<f64>() / frames.max(1) as f64;
+    let chunk = frames.div_ceil(10).max(1);
+    let chunks = per_frame
+        .chunks(chunk)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+        .collect();
+    Served {
+        accuracy,
+        chunks,
+        frames_processed: processed.iter().filter(|p| p.is_some()).count(),
+        frames,
+    }
+}
+
+/// `data` at `res`×`res` (unchanged if already that size).
+pub fn at_resolution(data: &Dataset, res: u32) -> Dataset {
+    drift::resize(data, res as usize, res as usize)
+}
+
+/// Fraction of (frame, slot) pairs whose object is the same as in the last frame a job
+/// sampling 1 frame in `k` processed: the accuracy factor of frame sampling on this
+/// stream's object dwell, measured from a window's tracks.
+pub fn sampling_factor(data: &WindowData, k: u32) -> f64 {
+    let (frames, slots) = (data.frames, data.slots);
+    let k = k.max(1) as usize;
+    let mut same = 0usize;
+    for f in 0..frames {
+        let last = f - f % k;
+        for s in 0..slots {
+            if data.track_of[f * slots + s] == data.track_of[last * slots + s] {
+                same += 1;
+            }
+        }
+    }
+    same as f64 / (frames * slots).max(1) as f64
+}

@@ -1,0 +1,688 @@
+//! [`Engine`]: the window loop. Each window: draw every camera's data, measure the serving
+//! models, micro-profile the candidate configurations, let the policy plugin split the GPUs
+//! (after the golden labels and the profiler), run the jobs on the executor — re-asking the
+//! policy whenever a retraining job finishes — and score what every stream served.
+
+use std::time::Instant;
+
+use tandem_plugin_sdk::policy::{Fair, Policy as _};
+
+use super::cost::CostModel;
+use super::executor::{Executor, JobSpec};
+use super::memory::ExemplarMemory;
+use super::profiler::{self, Profile};
+use super::report::{
+    Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, WindowReport,
+};
+use super::scenario::Scenario;
+use super::serve::{self, InferSegment};
+use super::stream::{Camera, WindowData};
+use super::{EngineError, Plugins};
+use crate::compute::Backend;
+use crate::data::Dataset;
+use crate::model::{self, Model};
+use crate::plugin::types::{
+    EstimateRequest, InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput, StreamState,
+};
+
+/// One camera's learning state across windows.
+struct StreamState_<B: Backend> {
+    id: String,
+    model: Model<B>,
+    memory: ExemplarMemory,
+    /// Inference share and configuration at the end of the last window (kept at the start
+    /// of the next, until the first decision).
+    infer: Option<(f64, String)>,
+    /// Sampling accuracy factors measured on the last window's object tracks.
+    sampling: Vec<(u32, f64)>,
+}
+
+/// Runs a scenario window by window on backend `B`.
+pub struct Engine<'a, B: Backend> {
+    be: &'a B,
+    scenario: Scenario,
+    plugins: Plugins,
+    cameras: Vec<Camera>,
+    cost: CostModel,
+    streams: Vec<StreamState_<B>>,
+    next: u32,
+}
+
+/// Everything the window needs about one stream after profiling.
+struct Prepared {
+    data: WindowData,
+    fit: Dataset,
+    val: Dataset,
+    start_accuracy: f64,
+    input: StreamInput,
+}
+
+impl<'a, B: Backend> Engine<'a, B> {
+    /// An engine whose cameras all start from `pretrained`.
+    pub fn new(
+        be: &'a B,
+        scenario: Scenario,
+        plugins: Plugins,
+        cameras: Vec<Camera>,
+        pretrained: &Model<B>,
+        cost: CostModel,
+    ) -> Self {
+        let streams = cameras
+            .iter()
+            .map(|c| StreamState_ {
+                id: c.spec.name.clone(),
+                model: pretrained.duplicate(be),
+                memory: ExemplarMemory::new(
+                    scenario.memory.capacity as usize,
+                    &c.pool.train.empty_like(),
+                ),
+                infer: None,
+                sampling: Vec::new(),
+            })
+            .collect();
+        Self {
+            be,
+            scenario,
+            plugins,
+            cameras,
+            cost,
+            streams,
+            next: 0,
+        }
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Windows run so far.
+    pub fn windows_done(&self) -> u32 {
+        self.next
+    }
+
+    /// Run the next window.
+    pub fn run_window(&mut self) -> Result<WindowReport, EngineError> {
+        let w = self.next;
+        let s = self.scenario.clone();
+        let (gpus, horizon) = (s.gpus as f64, s.window_seconds);
+        let mut predictions = Vec::new();
+        let mut prepared = Vec::new();
+        let mut profiler_gpu = 0.0;
+        for i in 0..self.cameras.len() {
+            let (p, gpu, preds) = self.prepare(i, w)?;
+            profiler_gpu += gpu;
+            predictions.extend(preds);
+            prepared.push(p);
+        }
+
+        // Until the first decision, inference keeps last window's allocation (in window 0,
+        // a fair split capped at what the best configuration needs) and the profiler runs
+        // beside it on what is left, at least a quarter of the GPUs.
+        let n = prepared.len();
+        let mut start: Vec<(f64, String)> = (0..n)
+            .map(|i| {
+                self.streams[i].infer.clone().unwrap_or_else(|| {
+                    let infer = &prepared[i].input.infer;
+                    let top = best_infer(infer, f64::INFINITY).gpu_cost;
+                    let share = (gpus / n as f64).min(1.0).min(top);
+                    (share, best_infer(infer, share).config.name.clone())
+                })
+            })
+            .collect();
+        let used: f64 = start.iter().map(|(sh, _)| sh).sum();
+        let profiler_share = (gpus - used).max(0.25 * gpus);
+        if used > gpus - profiler_share {
+            let scale = (gpus - profiler_share) / used;
+            start.iter_mut().for_each(|(sh, _)| *sh *= scale);
+        }
+        let decision_at = s.golden_delay_seconds + profiler_gpu / profiler_share;
+
+        let mut exec = Executor::new(gpus, horizon);
+        let mut versions: Vec<Vec<Model<B>>> = Vec::with_capacity(n);
+        for (i, st) in self.streams.iter().enumerate() {
+            versions.push(vec![st.model.duplicate(self.be)]);
+            let (share, cfg) = &start[i];
+            exec.set_infer(i, 0.0, *share, infer_profile(&prepared[i].input, cfg));
+        }
+        let mut calls = Vec::new();
+        let mut allocations = Vec::new();
+        let mut jobs: Vec<Option<JobReport>> = vec![None; n];
+        let mut job_specs: Vec<Option<JobSpec>> = vec![None; n];
+
+        if decision_at < horizon {
+            exec.advance(decision_at);
+            let input = self.policy_input(&prepared, &exec, &job_specs, decision_at);
+            let schedule = self.decide(&input, decision_at, &mut calls, None);
+            self.apply(
+                &schedule,
+                &prepared,
+                &mut exec,
+                &mut job_specs,
+                &mut jobs,
+                decision_at,
+                &mut allocations,
+            );
+            // Run until the window ends, re-deciding at every completion.
+            while let Some((i, at)) = exec.run_to_next_completion() {
+                let spec = job_specs[i].take().expect("a finished job has a spec");
+                let (model, acc) = self.retrain(i, w, &prepared[i], &spec, &versions[i][0]);
+                versions[i].push(model);
+                let version = versions[i].len() - 1;
+                exec.set_model(i, at, version);
+                prepared[i].input.state.accuracy = acc;
+                prepared[i].input.retrain.clear();
+                let (allocated, delivered) = exec.job_shares(i);
+                if let Some(j) = jobs[i].as_mut() {
+                    j.actual_accuracy = Some(acc);
+                    j.finished_at = Some(at);
+                    j.allocated_share = allocated;
+                    j.delivered_share = delivered;
+                }
+                if let Some(p) = predictions
+                    .iter_mut()
+                    .find(|p| p.stream == prepared[i].input.state.id && p.config == spec.config)
+                {
+                    p.actual_accuracy = Some(acc);
+                    p.actual_gpu_seconds = Some(spec.gpu_seconds);
+                }
+                let input = self.policy_input(&prepared, &exec, &job_specs, at);
+                let freed = exec.release_retrain(i);
+                let schedule = self.decide(&input, at, &mut calls, Some((&exec, freed)));
+                self.apply(
+                    &schedule,
+                    &prepared,
+                    &mut exec,
+                    &mut job_specs,
+                    &mut jobs,
+                    at,
+                    &mut allocations,
+                );
+            }
+        }
+        // Jobs still running at the window end report how far they got.
+        for (i, j) in jobs.iter_mut().enumerate() {
+            if let Some(j) = j.as_mut().filter(|j| j.finished_at.is_none()) {
+                let (allocated, delivered) = exec.job_shares(i);
+                j.allocated_share = allocated;
+                j.delivered_share = delivered;
+            }
+        }
+
+        // Score what each stream served, then fold the window into each stream's state.
+        let mut streams = Vec::with_capacity(n);
+        for (i, p) in prepared.iter().enumerate() {
+            let segments = exec.infer_segments(i);
+            let served = serve::serve(
+                self.be,
+                &p.data,
+                self.cameras[i].spec.frame_rate,
+                &segments,
+                &mut versions[i],
+            );
+            let serving = versions[i].last_mut().expect("at least the starting model");
+            let end_accuracy = model::evaluate(self.be, serving, &p.val, 256) as f64;
+            let last = segments.last().expect("a segment from time 0");
+            let infer_config = exec.infer_config(i).to_string();
+            streams.push(StreamReport {
+                stream: p.input.state.id.clone(),
+                accuracy: served.accuracy,
+                chunks: served.chunks,
+                start_accuracy: p.start_accuracy,
+                end_accuracy,
+                frames: served.frames,
+                frames_processed: served.frames_processed,
+                retrain: jobs[i].clone(),
+                infer_config: infer_config.clone(),
+                infer_share: time_average(&segments, horizon),
+            });
+            let st = &mut self.streams[i];
+            st.model = versions[i].pop().expect("at least the starting model");
+            st.infer = Some((last.share, infer_config));
+            let mut labelled = p.fit.clone();
+            labelled.extend(&p.val);
+            st.memory
+                .absorb(&labelled, s.seed ^ ((i as u64) << 20) ^ w as u64);
+            st.sampling = sampling_factors(&p.data, &p.input.infer);
+        }
+        let mean_accuracy = streams.iter().map(|r| r.accuracy).sum::<f64>() / n.max(1) as f64;
+        self.next += 1;
+        Ok(WindowReport {
+            window: w,
+            mean_accuracy,
+            gpu_utilization: (exec.gpu_seconds_used() + profiler_gpu) / (gpus * horizon),
+            streams,
+            profiler_gpu_seconds: profiler_gpu,
+            decision_at,
+            policy_calls: calls,
+            allocations,
+            predictions,
+        })
+    }
+
+    /// Draw camera `i`'s window, measure its model, get its candidates and profile them.
+    fn prepare(
+        &mut self,
+        i: usize,
+        w: u32,
+    ) -> Result<(Prepared, f64, Vec<PredictionRecord>), EngineError> {
+        let s = &self.scenario;
+        let data = self.cameras[i].window(s, w);
+        // Every 4th labelled sample is held out to measure accuracy (the profiler's and
+        // the jobs' validation split); the rest is what retraining may use.
+        let (val_idx, fit_idx): (Vec<usize>, Vec<usize>) =
+            (0..data.train.len()).partition(|j| j % 4 == 3);
+        let (fit, val) = (data.train.select(&fit_idx), data.train.select(&val_idx));
+        let be = self.be;
+        let st = &mut self.streams[i];
+        let start_accuracy = model::evaluate(be, &mut st.model, &val, 256) as f64;
+        let state = StreamState {
+            id: st.id.clone(),
+            window: w,
+            accuracy: start_accuracy,
+            class_mix: data.class_mix.clone(),
+            samples: fit.len() as u32,
+        };
+        let configs = self.plugins.configs(&state)?;
+
+        // Profile once per group of configurations that train the same network.
+        let hidden = st.model.arch().hidden;
+        let mut groups: Vec<((usize, u32, u32, u64), Profile)> = Vec::new();
+        let mut gpu = 0.0;
+        let mut retrain = Vec::new();
+        let mut records = Vec::new();
+        for c in &configs.retrain {
+            let key = (
+                profiler::effective_layers(c, hidden),
+                c.width,
+                c.batch_size,
+                c.learning_rate.to_bits(),
+            );
+            let profile = match groups.iter().find(|(k, _)| *k == key) {
+                Some((_, p)) => p.clone(),
+                None => {
+                    let p = profiler::profile(
+                        be,
+                        &st.model,
+                        c,
+                        &fit,
+                        st.memory.samples(),
+                        &val,
+                        s.profiler.epochs,
+                        s.profiler.sample_fraction,
+                        &self.cost,
+                        s.seed ^ ((i as u64) << 16) ^ ((w as u64) << 4) ^ groups.len() as u64,
+                    );
+                    gpu += p.gpu_seconds;
+                    groups.push((key, p.clone()));
+                    p
+                }
+            };
+            let job_samples = job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
+            let request = EstimateRequest {
+                config: c.clone(),
+                start_accuracy,
+                observations: profile.observations.clone(),
+                // The estimator scales time by data_fraction / profiled_data_fraction; the
+                // job also trains on the memory, so express the profiled size in those units.
+                profiled_data_fraction: c.data_fraction * profile.samples as f64
+                    / job_samples as f64,
+                epochs_at: vec![c.epochs],
+                shares: vec![],
+                throughput: vec![],
+            };
+            let (accuracy_after, gpu_seconds) = match self.plugins.predict(&request) {
+                Ok(p) => (
+                    p.accuracy.first().copied().unwrap_or(start_accuracy),
+                    p.gpu_seconds,
+                ),
+                Err(e) => {
+                    // Without an estimate, the last profiled point and the cost model stand in.
+                    eprintln!("warning: estimator failed for {}/{}: {e}", st.id, c.name);
+                    let last = profile
+                        .observations
+                        .last()
+                        .map_or(start_accuracy, |o| o.accuracy);
+                    let layers = profiler::effective_layers(c, hidden);
+                    (
+                        last,
+                        self.cost.train_seconds(fit.h, fit.w, layers, job_samples)
+                            * c.epochs as f64,
+                    )
+                }
+            };
+            records.push(PredictionRecord {
+                stream: st.id.clone(),
+                config: c.name.clone(),
+                predicted_accuracy: accuracy_after,
+                predicted_gpu_seconds: gpu_seconds,
+                actual_accuracy: None,
+                actual_gpu_seconds: None,
+            });
+            retrain.push(RetrainProfile {
+                config: c.clone(),
+                accuracy_after,
+                gpu_seconds,
+            });
+        }
+
+        // Inference: resolution factors measured on the validation split, sampling factors
+        // on the last window's object tracks (this window's in window 0).
+        let cam = &self.cameras[i].spec;
+        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
+        let mut resolutions: Vec<u32> = configs.infer.iter().map(|c| c.resolution).collect();
+        resolutions.sort_unstable();
+        resolutions.dedup();
+        let mut res_factor = Vec::new();
+        for &r in &resolutions {
+            let acc = if r as usize == val.h {
+                start_accuracy
+            } else {
+                gpu += self.cost.infer_seconds(r as usize, r as usize, val.len());
+                model::evaluate(be, &mut st.model, &serve::at_resolution(&val, r), 256) as f64
+            };
+            res_factor.push((
+                r,
+                if start_accuracy > 0.0 {
+                    (acc / start_accuracy).min(1.0)
+                } else {
+                    1.0
+                },
+            ));
+        }
+        if st.sampling.is_empty() {
+            st.sampling = sampling_factors(&data, &[]);
+        }
+        let infer = configs
+            .infer
+            .iter()
+            .map(|c| InferProfile {
+                config: c.clone(),
+                accuracy_factor: lookup(&res_factor, c.resolution)
+                    * sampling_lookup(&st.sampling, &data, c.frame_sampling),
+                gpu_cost: self.cost.infer_share(c.resolution as usize, per_second)
+                    / c.frame_sampling.max(1) as f64,
+            })
+            .collect();
+        let input = StreamInput {
+            state,
+            retrain,
+            infer,
+        };
+        Ok((
+            Prepared {
+                data,
+                fit,
+                val,
+                start_accuracy,
+                input,
+            },
+            gpu,
+            records,
+        ))
+    }
+
+    fn policy_input(
+        &self,
+        prepared: &[Prepared],
+        exec: &Executor,
+        specs: &[Option<JobSpec>],
+        at: f64,
+    ) -> PolicyInput {
+        PolicyInput {
+            streams: prepared
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let mut input = p.input.clone();
+                    // A running job is offered as itself, with the work it has left.
+                    if let Some(spec) = &specs[i] {
+                        input.retrain.retain(|r| r.config.name == spec.config);
+                        for r in &mut input.retrain {
+                            r.gpu_seconds = exec.remaining(i).unwrap_or(r.gpu_seconds);
+                        }
+                    }
+                    input
+                })
+                .collect(),
+            gpus: self.scenario.gpus,
+            window_seconds: self.scenario.window_seconds,
+            elapsed_seconds: at,
+        }
+    }
+
+    /// Ask the policy; on any failure fall back (Ekya's fair split at the window start; at a
+    /// completion, the finished job's share handed out evenly) and record why.
+    fn decide(
+        &self,
+        input: &PolicyInput,
+        at: f64,
+        calls: &mut Vec<PolicyCall>,
+        on_completion: Option<(&Executor, f64)>,
+    ) -> Schedule {
+        let started = Instant::now();
+        let result = self.plugins.decide(input);
+        let micros = started.elapsed().as_micros() as u64;
+        let (output, error) = match result {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        calls.push(PolicyCall {
+            at,
+            plugin: self.plugins.policy_name(),
+            digest: self.plugins.policy_digest(),
+            input: input.clone(),
+            output: output.clone(),
+            error: error.clone(),
+            micros,
+        });
+        if let Some(s) = output {
+            return s;
+        }
+        match on_completion {
+            Some((exec, freed)) => exec.hand_out(input, freed),
+            None => Fair::schedule(input, &[]).unwrap_or_else(|_| exec_free_schedule(input)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        schedule: &Schedule,
+        prepared: &[Prepared],
+        exec: &mut Executor,
+        specs: &mut [Option<JobSpec>],
+        jobs: &mut [Option<JobReport>],
+        at: f64,
+        allocations: &mut Vec<Allocation>,
+    ) {
+        for (i, p) in prepared.iter().enumerate() {
+            let Some(d) = schedule
+                .streams
+                .iter()
+                .find(|d| d.stream_id == p.input.state.id)
+            else {
+                continue;
+            };
+            exec.set_infer(
+                i,
+                at,
+                d.infer_share,
+                infer_profile(&p.input, &d.infer_config),
+            );
+            match (&d.retrain_config, &specs[i]) {
+                (Some(name), Some(running)) if *name == running.config => {
+                    exec.set_retrain_share(i, d.retrain_share)
+                }
+                (Some(name), _) => {
+                    let Some(profile) = p.input.retrain.iter().find(|r| r.config.name == *name)
+                    else {
+                        continue;
+                    };
+                    let hidden = self.streams[i].model.arch().hidden;
+                    let layers = profiler::effective_layers(&profile.config, hidden);
+                    let samples = job_size(
+                        p.fit.len(),
+                        self.streams[i].memory.samples().len(),
+                        profile.config.data_fraction,
+                    );
+                    // The job's true cost comes from the cost model, not from the estimate.
+                    let gpu_seconds = self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples)
+                        * profile.config.epochs as f64;
+                    let spec = JobSpec {
+                        config: name.clone(),
+                        gpu_seconds,
+                    };
+                    exec.start_retrain(i, at, d.retrain_share, name, gpu_seconds);
+                    jobs[i] = Some(JobReport {
+                        config: name.clone(),
+                        predicted_accuracy: profile.accuracy_after,
+                        actual_accuracy: None,
+                        predicted_gpu_seconds: profile.gpu_seconds,
+                        actual_gpu_seconds: gpu_seconds,
+                        started_at: at,
+                        finished_at: None,
+                        allocated_share: d.retrain_share,
+                        delivered_share: 0.0,
+                    });
+                    specs[i] = Some(spec);
+                }
+                (None, Some(_)) => {
+                    exec.release_retrain(i);
+                    specs[i] = None;
+                }
+                (None, None) => {}
+            }
+            allocations.push(Allocation {
+                at,
+                stream: p.input.state.id.clone(),
+                infer_share: d.infer_share,
+                retrain_share: if specs[i].is_some() {
+                    d.retrain_share
+                } else {
+                    0.0
+                },
+                infer_config: d.infer_config.clone(),
+                retrain_config: specs[i].as_ref().map(|s| s.config.clone()),
+            });
+        }
+    }
+
+    /// Really run a finished retraining job: train a copy of the stream's starting model as
+    /// the configuration says and measure it.
+    fn retrain(
+        &self,
+        i: usize,
+        w: u32,
+        p: &Prepared,
+        spec: &JobSpec,
+        start: &Model<B>,
+    ) -> (Model<B>, f64) {
+        let profile = p
+            .input
+            .retrain
+            .iter()
+            .find(|r| r.config.name == spec.config)
+            .expect("the job was offered");
+        let c = &profile.config;
+        let st = &self.streams[i];
+        let layers = profiler::effective_layers(c, start.arch().hidden);
+        let seed = self.scenario.seed ^ ((i as u64) << 24) ^ ((w as u64) << 12) ^ 0x7E7;
+        let data = profiler::job_data(&p.fit, st.memory.samples(), c.data_fraction, seed);
+        let mut m = start.with_head(self.be, c.width as usize, seed ^ 1);
+        model::train(
+            self.be,
+            &mut m,
+            &data,
+            &profiler::train_config(c, layers, seed ^ 2),
+            &mut |_, _| {},
+        );
+        let acc = model::evaluate(self.be, &mut m, &p.val, 256) as f64;
+        (m, acc)
+    }
+}
+
+/// Samples a job trains on: its fraction of the window's data plus the memory.
+fn job_size(fit: usize, memory: usize, fraction: f64) -> usize {
+    ((fit as f64 * fraction).round() as usize).clamp(1, fit.max(1)) + memory
+}
+
+/// The profile of an offered inference configuration (validation guarantees it exists).
+fn infer_profile<'p>(input: &'p StreamInput, config: &str) -> &'p InferProfile {
+    input
+        .infer
+        .iter()
+        .find(|p| p.config.name == config)
+        .unwrap_or(&input.infer[0])
+}
+
+/// The most accurate inference configuration that fits `share` (the cheapest if none does).
+fn best_infer(infer: &[InferProfile], share: f64) -> &InferProfile {
+    infer
+        .iter()
+        .filter(|p| p.gpu_cost <= share + 1e-12)
+        .max_by(|a, b| a.accuracy_factor.total_cmp(&b.accuracy_factor))
+        .or_else(|| {
+            infer
+                .iter()
+                .min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost))
+        })
+        .expect("a configuration space offers at least one inference configuration")
+}
+
+/// Last resort when even the native fair policy refuses the input: inference only, evenly.
+fn exec_free_schedule(input: &PolicyInput) -> Schedule {
+    let share = (input.gpus as f64 / input.streams.len().max(1) as f64).min(1.0);
+    Schedule {
+        streams: input
+            .streams
+            .iter()
+            .map(|s| crate::plugin::types::StreamSchedule {
+                stream_id: s.state.id.clone(),
+                infer_share: share,
+                retrain_share: 0.0,
+                infer_config: best_infer(&s.infer, share).config.name.clone(),
+                retrain_config: None,
+            })
+            .collect(),
+        estimated_accuracy: None,
+    }
+}
+
+fn lookup(table: &[(u32, f64)], key: u32) -> f64 {
+    table
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(1.0, |(_, v)| *v)
+}
+
+fn sampling_lookup(table: &[(u32, f64)], data: &WindowData, k: u32) -> f64 {
+    table
+        .iter()
+        .find(|(kk, _)| *kk == k)
+        .map_or_else(|| serve::sampling_factor(data, k), |(_, v)| *v)
+}
+
+/// Sampling factors of a window's tracks for every sampling value offered.
+fn sampling_factors(data: &WindowData, infer: &[InferProfile]) -> Vec<(u32, f64)> {
+    let mut ks: Vec<u32> = infer
+        .iter()
+        .map(|p| p.config.frame_sampling.max(1))
+        .collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks.into_iter()
+        .map(|k| (k, serve::sampling_factor(data, k)))
+        .collect()
+}
+
+fn time_average(segments: &[InferSegment], horizon: f64) -> f64 {
+    segments
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let end = segments.get(j + 1).map_or(horizon, |n| n.start);
+            s.share * (end - s.start).max(0.0)
+        })
+        .sum::<f64>()
+        / horizon
+}
