@@ -35,6 +35,8 @@ fn plugin_dir() -> Option<PathBuf> {
 }
 
 fn main() {
+    // `sqlx::migrate!` embeds the migrations at compile time: edits must rebuild.
+    println!("cargo:rerun-if-changed=../migrations");
     let mut entries = String::new();
     if let Some(dir) = plugin_dir() {
         if dir.is_dir() {

@@ -16,5 +16,6 @@ pub mod compute;
 pub mod data;
 pub mod engine;
 pub mod gpu;
+pub mod history;
 pub mod model;
 pub mod plugin;

@@ -15,6 +15,7 @@ use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::engine::scenario::{PluginRef, SourceKind};
 use crate::engine::{self, Camera, CostModel, Engine, Plugins, RunReport, Scenario, SourcePool};
+use crate::history::{History, NewRun};
 use crate::model::{self, Arch, Model, TrainConfig, weights};
 use crate::plugin::{Limits, Plugin, PluginHost, Registry};
 
@@ -185,10 +186,34 @@ impl WithBackend for Job {
             policies,
             common,
         } = self;
+        let recorder = Recorder::open(&common.data_dir)?;
         let ctx = Context_::new(be, &scenario, &common.data_dir, !common.json)?;
+        let comparison = if policies.len() > 1 {
+            let labels: Vec<String> = policies.iter().map(label).collect();
+            Some(
+                recorder
+                    .rt
+                    .block_on(recorder.history.start_comparison(&scenario.name, &labels))?,
+            )
+        } else {
+            None
+        };
         let mut reports = Vec::new();
         for policy in &policies {
-            reports.push(ctx.run_policy(be, &scenario, policy, !common.json)?);
+            reports.push(ctx.run_policy(
+                be,
+                &scenario,
+                policy,
+                !common.json,
+                &recorder,
+                comparison,
+            )?);
+        }
+        if !common.json {
+            eprintln!(
+                "history: {}",
+                common.data_dir.join("history.sqlite").display()
+            );
         }
         Ok(reports)
     }
@@ -287,6 +312,8 @@ impl<B: Backend> Context_<B> {
         s: &Scenario,
         policy: &PluginRef,
         verbose: bool,
+        recorder: &Recorder,
+        comparison: Option<i64>,
     ) -> anyhow::Result<RunReport> {
         let params = |r: &PluginRef| {
             engine::params_from_toml(&r.params)
@@ -311,6 +338,16 @@ impl<B: Backend> Context_<B> {
                 pool: self.pools[index].clone(),
             })
             .collect();
+        let name = label(policy);
+        let run_id = recorder.rt.block_on(recorder.history.start_run(&NewRun {
+            scenario: &s.name,
+            scenario_json: &serde_json::to_string(s)?,
+            policy: &name,
+            policy_digest: plugins.policy.digest(),
+            backend: &be.describe(),
+            windows_planned: s.windows,
+            comparison,
+        }))?;
         let mut engine = Engine::new(
             be,
             s.clone(),
@@ -319,7 +356,7 @@ impl<B: Backend> Context_<B> {
             &self.pretrained,
             self.cost.clone(),
         );
-        let name = label(policy);
+
         let bar = if verbose {
             ProgressBar::new(s.windows as u64)
         } else {
@@ -333,7 +370,19 @@ impl<B: Backend> Context_<B> {
         bar.set_message(name.clone());
         let mut windows = Vec::new();
         for _ in 0..s.windows {
-            let w = engine.run_window()?;
+            let w = match engine.run_window() {
+                Ok(w) => w,
+                Err(e) => {
+                    recorder
+                        .rt
+                        .block_on(recorder.history.finish_run(run_id, Err(&e.to_string())))?;
+                    return Err(e.into());
+                }
+            };
+            // Each window is committed as soon as it ends: a crash loses at most the next.
+            recorder
+                .rt
+                .block_on(recorder.history.record_window(run_id, &w))?;
             bar.inc(1);
             if verbose {
                 bar.println(format!(
@@ -344,11 +393,33 @@ impl<B: Backend> Context_<B> {
             windows.push(w);
         }
         bar.finish_and_clear();
-        Ok(RunReport {
+        let report = RunReport {
             scenario: s.name.clone(),
             policy: name,
             windows,
-        })
+        };
+        recorder.rt.block_on(
+            recorder
+                .history
+                .finish_run(run_id, Ok(report.mean_accuracy())),
+        )?;
+        Ok(report)
+    }
+}
+
+/// The history database and a runtime to drive it from this synchronous loop.
+struct Recorder {
+    rt: tokio::runtime::Runtime,
+    history: History,
+}
+
+impl Recorder {
+    fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let history = rt.block_on(History::open(&data_dir.join("history.sqlite")))?;
+        Ok(Self { rt, history })
     }
 }
 

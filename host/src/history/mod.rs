@@ -1,0 +1,272 @@
+//! [`History`]: every run in SQLite (sqlx, migrations in `migrations/`, WAL journal).
+//!
+//! A run is recorded as it goes: [`History::start_run`] when it starts, one transaction per
+//! window in [`History::record_window`], [`History::finish_run`] at the end. A crash therefore
+//! loses at most the window in progress; runs left `running` by a crash are marked
+//! `interrupted` the next time the history is opened.
+
+mod read;
+
+pub use read::{RunRow, WindowRow};
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::engine::WindowReport;
+
+/// What can go wrong with the history database.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("history database {path}: migrating: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("history: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("history: encoding a record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// The run history.
+#[derive(Clone, Debug)]
+pub struct History {
+    pool: SqlitePool,
+}
+
+/// What is known when a run starts.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub scenario: &'a str,
+    pub scenario_json: &'a str,
+    pub policy: &'a str,
+    pub policy_digest: &'a str,
+    pub backend: &'a str,
+    pub windows_planned: u32,
+    pub comparison: Option<i64>,
+}
+
+impl History {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    pub async fn open(path: &Path) -> Result<History, HistoryError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| HistoryError::Open {
+                path: path.to_owned(),
+                source: e.into(),
+            })?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|source| HistoryError::Open {
+                path: path.to_owned(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| HistoryError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        sqlx::migrate!("../migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| HistoryError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        // Runs a crash left behind keep their windows; say what happened to them.
+        sqlx::query("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+            .execute(&pool)
+            .await?;
+        Ok(History { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Record a comparison of several policies on one scenario.
+    pub async fn start_comparison(
+        &self,
+        scenario: &str,
+        policies: &[String],
+    ) -> Result<i64, HistoryError> {
+        let id = sqlx::query("INSERT INTO comparisons (scenario, policies) VALUES (?, ?)")
+            .bind(scenario)
+            .bind(serde_json::to_string(policies)?)
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Record a run's start; returns its id.
+    pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, HistoryError> {
+        let id = sqlx::query(
+            "INSERT INTO runs (comparison_id, scenario, scenario_toml, policy, policy_digest, backend, status, windows_planned)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+        )
+        .bind(run.comparison)
+        .bind(run.scenario)
+        .bind(run.scenario_json)
+        .bind(run.policy)
+        .bind(run.policy_digest)
+        .bind(run.backend)
+        .bind(run.windows_planned as i64)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Record one finished window, all of it in one transaction.
+    pub async fn record_window(&self, run: i64, w: &WindowReport) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await?;
+        let win = w.window as i64;
+        sqlx::query(
+            "INSERT INTO windows (run_id, window, mean_accuracy, gpu_utilization, profiler_gpu_seconds, decision_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(run)
+        .bind(win)
+        .bind(w.mean_accuracy)
+        .bind(w.gpu_utilization)
+        .bind(w.profiler_gpu_seconds)
+        .bind(w.decision_at)
+        .execute(&mut *tx)
+        .await?;
+        for s in &w.streams {
+            sqlx::query(
+                "INSERT INTO stream_windows (run_id, window, stream, accuracy, start_accuracy, end_accuracy,
+                 infer_config, infer_share, frames, frames_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run)
+            .bind(win)
+            .bind(&s.stream)
+            .bind(s.accuracy)
+            .bind(s.start_accuracy)
+            .bind(s.end_accuracy)
+            .bind(&s.infer_config)
+            .bind(s.infer_share)
+            .bind(s.frames as i64)
+            .bind(s.frames_processed as i64)
+            .execute(&mut *tx)
+            .await?;
+            for (c, a) in s.chunks.iter().enumerate() {
+                sqlx::query("INSERT INTO accuracy_samples (run_id, window, stream, chunk, accuracy) VALUES (?, ?, ?, ?, ?)")
+                    .bind(run)
+                    .bind(win)
+                    .bind(&s.stream)
+                    .bind(c as i64)
+                    .bind(a)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(j) = &s.retrain {
+                sqlx::query(
+                    "INSERT INTO jobs (run_id, window, stream, config, predicted_accuracy, actual_accuracy,
+                     predicted_gpu_seconds, actual_gpu_seconds, started_at, finished_at, allocated_share, delivered_share)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(run)
+                .bind(win)
+                .bind(&s.stream)
+                .bind(&j.config)
+                .bind(j.predicted_accuracy)
+                .bind(j.actual_accuracy)
+                .bind(j.predicted_gpu_seconds)
+                .bind(j.actual_gpu_seconds)
+                .bind(j.started_at)
+                .bind(j.finished_at)
+                .bind(j.allocated_share)
+                .bind(j.delivered_share)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for c in &w.policy_calls {
+            sqlx::query(
+                "INSERT INTO policy_calls (run_id, window, at, plugin, digest, input, output, error, micros)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run)
+            .bind(win)
+            .bind(c.at)
+            .bind(&c.plugin)
+            .bind(&c.digest)
+            .bind(serde_json::to_string(&c.input)?)
+            .bind(c.output.as_ref().map(serde_json::to_string).transpose()?)
+            .bind(&c.error)
+            .bind(c.micros as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (seq, a) in w.allocations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO allocations (run_id, window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run)
+            .bind(win)
+            .bind(seq as i64)
+            .bind(a.at)
+            .bind(&a.stream)
+            .bind(a.infer_share)
+            .bind(a.retrain_share)
+            .bind(&a.infer_config)
+            .bind(&a.retrain_config)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for p in &w.predictions {
+            sqlx::query(
+                "INSERT INTO predictions (run_id, window, stream, config, predicted_accuracy, predicted_gpu_seconds,
+                 actual_accuracy, actual_gpu_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run)
+            .bind(win)
+            .bind(&p.stream)
+            .bind(&p.config)
+            .bind(p.predicted_accuracy)
+            .bind(p.predicted_gpu_seconds)
+            .bind(p.actual_accuracy)
+            .bind(p.actual_gpu_seconds)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Close a run: `finished` with its mean accuracy, or `failed` with the error.
+    pub async fn finish_run(
+        &self,
+        run: i64,
+        outcome: Result<f64, &str>,
+    ) -> Result<(), HistoryError> {
+        let (status, mean, error) = match outcome {
+            Ok(m) => ("finished", Some(m), None),
+            Err(e) => ("failed", None, Some(e)),
+        };
+        sqlx::query(
+            "UPDATE runs SET status = ?, mean_accuracy = ?, error = ?,
+             finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
+        )
+        .bind(status)
+        .bind(mean)
+        .bind(error)
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
