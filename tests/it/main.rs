@@ -5,6 +5,7 @@
 //! when there is none.
 
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
+mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend

@@ -65,13 +65,13 @@ fn guest_dir() -> &'static PathBuf {
     })
 }
 
-fn guest_bytes(name: &str) -> Vec<u8> {
+pub(crate) fn guest_bytes(name: &str) -> Vec<u8> {
     let path = guest_dir().join(format!("tandem_plugin_{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// One host for the whole binary (debug wasmtime compiles slowly: components are cached on disk).
-fn host() -> &'static PluginHost {
+pub(crate) fn host() -> &'static PluginHost {
     static HOST: OnceLock<PluginHost> = OnceLock::new();
     HOST.get_or_init(|| {
         PluginHost::new(Limits::default())
@@ -80,7 +80,7 @@ fn host() -> &'static PluginHost {
     })
 }
 
-fn plugin(name: &str) -> Arc<Plugin> {
+pub(crate) fn plugin(name: &str) -> Arc<Plugin> {
     host()
         .load(name, &guest_bytes(name))
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))

@@ -173,8 +173,42 @@ pub struct DriftPoint {
     /// Relative frequency of each class (default: uniform).
     #[serde(default)]
     pub class_mix: Option<Vec<f32>>,
-    #[serde(flatten)]
-    pub appearance: Drift,
+    /// Illumination multiplier (1 = unchanged).
+    #[serde(default = "one")]
+    pub brightness: f32,
+    /// Contrast around mid-grey (1 = unchanged).
+    #[serde(default = "one")]
+    pub contrast: f32,
+    /// Gaussian sensor noise (standard deviation, pixel values in [0, 1]).
+    #[serde(default)]
+    pub noise: f32,
+    /// Gaussian blur sigma in pixels.
+    #[serde(default)]
+    pub blur: f32,
+    /// Random rotation within ± this many degrees.
+    #[serde(default)]
+    pub rotation: f32,
+    /// Zoom factor (1 = unchanged).
+    #[serde(default = "one")]
+    pub scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl DriftPoint {
+    /// The appearance part of this scene.
+    pub fn appearance(&self) -> Drift {
+        Drift {
+            brightness: self.brightness,
+            contrast: self.contrast,
+            noise: self.noise,
+            blur: self.blur,
+            rotation: self.rotation,
+            scale: self.scale,
+        }
+    }
 }
 
 mod defaults {
@@ -266,10 +300,23 @@ impl Scenario {
 
     /// Parse and check scenario text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Syntax {
-            path: path.to_owned(),
-            line: e.span().map_or(0, |s| line_of(text, s.start)),
-            message: e.message().trim().to_string(),
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| line_of(text, s.start));
+            let mut message = e.message().trim().to_string();
+            // Flattened tables lose the key in serde's message: quote the line itself.
+            if let Some(src) = text
+                .lines()
+                .nth(line.wrapping_sub(1))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+            {
+                message.push_str(&format!(" (in `{src}`)"));
+            }
+            ScenarioError::Syntax {
+                path: path.to_owned(),
+                line,
+                message,
+            }
         })?;
         if let Err((key, reason)) = scenario.check() {
             let line = key_line(text, &key).unwrap_or(0);
@@ -371,16 +418,21 @@ impl Scenario {
                         "weights must be non-negative with a positive sum".into(),
                     ));
                 }
-                let a = &d.appearance;
-                if !(a.brightness >= 0.0
-                    && a.contrast >= 0.0
-                    && a.noise >= 0.0
-                    && a.blur >= 0.0
-                    && a.scale > 0.0)
-                {
+                for (field, v) in [
+                    ("brightness", d.brightness),
+                    ("contrast", d.contrast),
+                    ("noise", d.noise),
+                    ("blur", d.blur),
+                    ("rotation", d.rotation),
+                ] {
+                    if !(v >= 0.0 && v.is_finite()) {
+                        return Err((dkey(field), format!("{v} is not a finite number >= 0")));
+                    }
+                }
+                if !(d.scale > 0.0 && d.scale.is_finite()) {
                     return Err((
-                        dkey("brightness"),
-                        "brightness, contrast, noise and blur must be >= 0, scale > 0".into(),
+                        dkey("scale"),
+                        format!("{} is not a positive zoom factor", d.scale),
                     ));
                 }
             }

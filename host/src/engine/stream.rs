@@ -71,7 +71,7 @@ impl Camera {
         let mix = scene
             .and_then(|s| s.class_mix.as_deref())
             .unwrap_or(&uniform);
-        let look = scene.map(|s| s.appearance.clone()).unwrap_or_default();
+        let look = scene.map(|s| s.appearance()).unwrap_or_default();
 
         let mut train = look.apply(
             &drift::resample_mix(

@@ -326,7 +326,13 @@ impl<'a, B: Backend> Engine<'a, B> {
                 // job also trains on the memory, so express the profiled size in those units.
                 profiled_data_fraction: c.data_fraction * profile.samples as f64
                     / job_samples as f64,
-                epochs_at: vec![c.epochs],
+                // The profile's x axis is epochs over its small sample; a job makes
+                // epochs × (its data / the sample) such passes' worth of gradient steps.
+                epochs_at: vec![
+                    ((c.epochs as usize * job_samples) as f64 / profile.samples.max(1) as f64)
+                        .round()
+                        .max(1.0) as u32,
+                ],
                 shares: vec![],
                 throughput: vec![],
             };
