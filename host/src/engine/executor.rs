@@ -7,20 +7,34 @@
 //! [`super::serve`] turns into processed frames. Because progress is counted in modelled
 //! GPU-seconds (see [`super::cost`]), a run is reproducible on any machine.
 
+use super::report::{Allocation, JobReport};
 use super::serve::InferSegment;
-use crate::plugin::types::{InferProfile, PolicyInput, Schedule, StreamSchedule};
+use crate::plugin::types::{
+    InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput, StreamSchedule,
+};
 
-/// What a started retraining job is.
+/// A retraining job that just finished.
 #[derive(Debug, Clone)]
-pub struct JobSpec {
+pub struct Completion {
+    pub stream: usize,
+    pub at: f64,
     pub config: String,
     /// Its true cost in GPU-seconds at a full GPU.
     pub gpu_seconds: f64,
 }
 
+/// What applying a schedule changed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub allocations: Vec<Allocation>,
+    /// Jobs started, by stream.
+    pub started: Vec<(usize, JobReport)>,
+}
+
 #[derive(Debug, Clone)]
 struct RetrainJob {
     config: String,
+    total: f64,
     share: f64,
     remaining: f64,
     started: f64,
@@ -117,6 +131,7 @@ impl Executor {
         );
         self.retrain[i] = Some(RetrainJob {
             config: config.to_string(),
+            total: gpu_seconds,
             share,
             remaining: gpu_seconds,
             started: at,
@@ -172,9 +187,9 @@ impl Executor {
         self.now = to;
     }
 
-    /// Advance to the next retraining completion and return (stream, time); or, if none
-    /// comes before the window ends, advance to the end and return `None`.
-    pub fn run_to_next_completion(&mut self) -> Option<(usize, f64)> {
+    /// Advance to the next retraining completion and return it; or, if none comes before
+    /// the window ends, advance to the end and return `None`.
+    pub fn run_to_next_completion(&mut self) -> Option<Completion> {
         let next = self
             .retrain
             .iter()
@@ -192,13 +207,104 @@ impl Executor {
                 j.remaining = 0.0;
                 j.running = false;
                 j.ended = Some(at);
-                Some((i, at))
+                Some(Completion { stream: i, at, config: j.config.clone(), gpu_seconds: j.total })
             }
             _ => {
                 self.advance(self.horizon);
                 None
             }
         }
+    }
+
+    /// The policy's input at `at`: `inputs` as offered, except that a running job is offered
+    /// as itself, with the work it has left (the policy keeps it, re-shares it or drops it).
+    pub fn policy_input(&self, inputs: &[&StreamInput], gpus: u32, window_seconds: f64, at: f64) -> PolicyInput {
+        PolicyInput {
+            streams: inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    let mut input = (*input).clone();
+                    if let Some(config) = self.running_config(i) {
+                        input.retrain.retain(|r| r.config.name == config);
+                        let left = self.remaining(i).unwrap_or(0.0);
+                        input.retrain.iter_mut().for_each(|r| r.gpu_seconds = left);
+                    }
+                    input
+                })
+                .collect(),
+            gpus,
+            window_seconds,
+            elapsed_seconds: at,
+        }
+    }
+
+    /// The configuration stream `i` is retraining with, if a job runs.
+    pub fn running_config(&self, i: usize) -> Option<&str> {
+        self.retrain.get(i)?.as_ref().filter(|j| j.running).map(|j| j.config.as_str())
+    }
+
+    /// Apply a (validated) schedule at `at` to the streams of `inputs` (in executor order):
+    /// inference shares and configurations, running jobs' shares, jobs started or dropped.
+    /// A started job's true cost is `true_cost(stream, profile)`: the estimate the policy saw
+    /// is only what it believed.
+    pub fn apply(
+        &mut self,
+        schedule: &Schedule,
+        inputs: &[&StreamInput],
+        at: f64,
+        true_cost: &dyn Fn(usize, &RetrainProfile) -> f64,
+    ) -> Applied {
+        let mut out = Applied::default();
+        for (i, input) in inputs.iter().enumerate() {
+            let Some(d) = schedule.streams.iter().find(|d| d.stream_id == input.state.id) else {
+                continue;
+            };
+            let infer = input
+                .infer
+                .iter()
+                .find(|p| p.config.name == d.infer_config)
+                .unwrap_or(&input.infer[0]);
+            self.set_infer(i, at, d.infer_share, infer);
+            let running = self.running_config(i).map(str::to_string);
+            match (&d.retrain_config, running) {
+                (Some(name), Some(r)) if *name == r => self.set_retrain_share(i, d.retrain_share),
+                (Some(name), _) => {
+                    if let Some(profile) = input.retrain.iter().find(|r| r.config.name == *name) {
+                        let gpu_seconds = true_cost(i, profile);
+                        self.start_retrain(i, at, d.retrain_share, name, gpu_seconds);
+                        out.started.push((
+                            i,
+                            JobReport {
+                                config: name.clone(),
+                                predicted_accuracy: profile.accuracy_after,
+                                actual_accuracy: None,
+                                predicted_gpu_seconds: profile.gpu_seconds,
+                                actual_gpu_seconds: gpu_seconds,
+                                started_at: at,
+                                finished_at: None,
+                                allocated_share: d.retrain_share,
+                                delivered_share: 0.0,
+                            },
+                        ));
+                    }
+                }
+                (None, Some(_)) => {
+                    self.release_retrain(i);
+                }
+                (None, None) => {}
+            }
+            let running = self.running_config(i).map(str::to_string);
+            out.allocations.push(Allocation {
+                at,
+                stream: input.state.id.clone(),
+                infer_share: d.infer_share,
+                retrain_share: if running.is_some() { d.retrain_share } else { 0.0 },
+                infer_config: d.infer_config.clone(),
+                retrain_config: running,
+            });
+        }
+        out
     }
 
     /// Stream `i`'s job: (time-averaged allocated share, delivered share = GPU-seconds

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tandem_plugin_sdk::policy::{Fair, Policy as _};
 
 use super::cost::CostModel;
-use super::executor::{Executor, JobSpec};
+use super::executor::{Completion, Executor};
 use super::memory::ExemplarMemory;
 use super::profiler::{self, Profile};
 use super::report::{
@@ -147,25 +147,16 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut calls = Vec::new();
         let mut allocations = Vec::new();
         let mut jobs: Vec<Option<JobReport>> = vec![None; n];
-        let mut job_specs: Vec<Option<JobSpec>> = vec![None; n];
 
         if decision_at < horizon {
             exec.advance(decision_at);
-            let input = self.policy_input(&prepared, &exec, &job_specs, decision_at);
+            let input = self.policy_input(&prepared, &exec, decision_at);
             let schedule = self.decide(&input, decision_at, &mut calls, None);
-            self.apply(
-                &schedule,
-                &prepared,
-                &mut exec,
-                &mut job_specs,
-                &mut jobs,
-                decision_at,
-                &mut allocations,
-            );
+            self.apply(&schedule, &prepared, &mut exec, &mut jobs, decision_at, &mut allocations);
             // Run until the window ends, re-deciding at every completion.
-            while let Some((i, at)) = exec.run_to_next_completion() {
-                let spec = job_specs[i].take().expect("a finished job has a spec");
-                let (model, acc) = self.retrain(i, w, &prepared[i], &spec, &versions[i][0]);
+            while let Some(done) = exec.run_to_next_completion() {
+                let Completion { stream: i, at, .. } = done;
+                let (model, acc) = self.retrain(i, w, &prepared[i], &done.config, &versions[i][0]);
                 versions[i].push(model);
                 let version = versions[i].len() - 1;
                 exec.set_model(i, at, version);
@@ -180,23 +171,15 @@ impl<'a, B: Backend> Engine<'a, B> {
                 }
                 if let Some(p) = predictions
                     .iter_mut()
-                    .find(|p| p.stream == prepared[i].input.state.id && p.config == spec.config)
+                    .find(|p| p.stream == prepared[i].input.state.id && p.config == done.config)
                 {
                     p.actual_accuracy = Some(acc);
-                    p.actual_gpu_seconds = Some(spec.gpu_seconds);
+                    p.actual_gpu_seconds = Some(done.gpu_seconds);
                 }
-                let input = self.policy_input(&prepared, &exec, &job_specs, at);
+                let input = self.policy_input(&prepared, &exec, at);
                 let freed = exec.release_retrain(i);
                 let schedule = self.decide(&input, at, &mut calls, Some((&exec, freed)));
-                self.apply(
-                    &schedule,
-                    &prepared,
-                    &mut exec,
-                    &mut job_specs,
-                    &mut jobs,
-                    at,
-                    &mut allocations,
-                );
+                self.apply(&schedule, &prepared, &mut exec, &mut jobs, at, &mut allocations);
             }
         }
         // Jobs still running at the window end report how far they got.
@@ -427,33 +410,9 @@ impl<'a, B: Backend> Engine<'a, B> {
         ))
     }
 
-    fn policy_input(
-        &self,
-        prepared: &[Prepared],
-        exec: &Executor,
-        specs: &[Option<JobSpec>],
-        at: f64,
-    ) -> PolicyInput {
-        PolicyInput {
-            streams: prepared
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let mut input = p.input.clone();
-                    // A running job is offered as itself, with the work it has left.
-                    if let Some(spec) = &specs[i] {
-                        input.retrain.retain(|r| r.config.name == spec.config);
-                        for r in &mut input.retrain {
-                            r.gpu_seconds = exec.remaining(i).unwrap_or(r.gpu_seconds);
-                        }
-                    }
-                    input
-                })
-                .collect(),
-            gpus: self.scenario.gpus,
-            window_seconds: self.scenario.window_seconds,
-            elapsed_seconds: at,
-        }
+    fn policy_input(&self, prepared: &[Prepared], exec: &Executor, at: f64) -> PolicyInput {
+        let inputs: Vec<&StreamInput> = prepared.iter().map(|p| &p.input).collect();
+        exec.policy_input(&inputs, self.scenario.gpus, self.scenario.window_seconds, at)
     }
 
     /// Ask the policy; on any failure fall back (Ekya's fair split at the window start; at a
@@ -490,87 +449,28 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         schedule: &Schedule,
         prepared: &[Prepared],
         exec: &mut Executor,
-        specs: &mut [Option<JobSpec>],
         jobs: &mut [Option<JobReport>],
         at: f64,
         allocations: &mut Vec<Allocation>,
     ) {
-        for (i, p) in prepared.iter().enumerate() {
-            let Some(d) = schedule
-                .streams
-                .iter()
-                .find(|d| d.stream_id == p.input.state.id)
-            else {
-                continue;
-            };
-            exec.set_infer(
-                i,
-                at,
-                d.infer_share,
-                infer_profile(&p.input, &d.infer_config),
-            );
-            match (&d.retrain_config, &specs[i]) {
-                (Some(name), Some(running)) if *name == running.config => {
-                    exec.set_retrain_share(i, d.retrain_share)
-                }
-                (Some(name), _) => {
-                    let Some(profile) = p.input.retrain.iter().find(|r| r.config.name == *name)
-                    else {
-                        continue;
-                    };
-                    let hidden = self.streams[i].model.arch().hidden;
-                    let layers = profiler::effective_layers(&profile.config, hidden);
-                    let samples = job_size(
-                        p.fit.len(),
-                        self.streams[i].memory.samples().len(),
-                        profile.config.data_fraction,
-                    );
-                    // The job's true cost comes from the cost model, not from the estimate.
-                    let gpu_seconds = self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples)
-                        * profile.config.epochs as f64;
-                    let spec = JobSpec {
-                        config: name.clone(),
-                        gpu_seconds,
-                    };
-                    exec.start_retrain(i, at, d.retrain_share, name, gpu_seconds);
-                    jobs[i] = Some(JobReport {
-                        config: name.clone(),
-                        predicted_accuracy: profile.accuracy_after,
-                        actual_accuracy: None,
-                        predicted_gpu_seconds: profile.gpu_seconds,
-                        actual_gpu_seconds: gpu_seconds,
-                        started_at: at,
-                        finished_at: None,
-                        allocated_share: d.retrain_share,
-                        delivered_share: 0.0,
-                    });
-                    specs[i] = Some(spec);
-                }
-                (None, Some(_)) => {
-                    exec.release_retrain(i);
-                    specs[i] = None;
-                }
-                (None, None) => {}
-            }
-            allocations.push(Allocation {
-                at,
-                stream: p.input.state.id.clone(),
-                infer_share: d.infer_share,
-                retrain_share: if specs[i].is_some() {
-                    d.retrain_share
-                } else {
-                    0.0
-                },
-                infer_config: d.infer_config.clone(),
-                retrain_config: specs[i].as_ref().map(|s| s.config.clone()),
-            });
+        let inputs: Vec<&StreamInput> = prepared.iter().map(|p| &p.input).collect();
+        // The job's true cost comes from the cost model, not from the estimate.
+        let true_cost = |i: usize, profile: &RetrainProfile| {
+            let p = &prepared[i];
+            let layers = profiler::effective_layers(&profile.config, self.streams[i].model.arch().hidden);
+            let samples = job_size(p.fit.len(), self.streams[i].memory.samples().len(), profile.config.data_fraction);
+            self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples) * profile.config.epochs as f64
+        };
+        let applied = exec.apply(schedule, &inputs, at, &true_cost);
+        for (i, job) in applied.started {
+            jobs[i] = Some(job);
         }
+        allocations.extend(applied.allocations);
     }
 
     /// Really run a finished retraining job: train a copy of the stream's starting model as
@@ -580,14 +480,14 @@ impl<'a, B: Backend> Engine<'a, B> {
         i: usize,
         w: u32,
         p: &Prepared,
-        spec: &JobSpec,
+        config: &str,
         start: &Model<B>,
     ) -> (Model<B>, f64) {
         let profile = p
             .input
             .retrain
             .iter()
-            .find(|r| r.config.name == spec.config)
+            .find(|r| r.config.name == config)
             .expect("the job was offered");
         let c = &profile.config;
         let st = &self.streams[i];
