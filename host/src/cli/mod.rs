@@ -10,11 +10,7 @@ mod plugin_bench;
 mod train;
 
 #[derive(Parser)]
-#[command(
-    name = "tandem",
-    version,
-    about = "Continuous learning of video-analytics models on edge GPUs"
-)]
+#[command(name = "tandem", version, about = "Continuous learning of video-analytics models on edge GPUs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
