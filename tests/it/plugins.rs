@@ -518,3 +518,39 @@ fn registry_stores_by_digest() {
     assert!(reg.add(host(), "junk", b"junk", false).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn limits_are_configurable() {
+    let limits = Limits {
+        deadline: Duration::from_millis(30),
+        memory_bytes: 16 << 20,
+    };
+    let strict = PluginHost::new(limits)
+        .unwrap()
+        .with_cache_dir(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let p = strict
+        .load("test-misbehave", &guest_bytes("test-misbehave"))
+        .unwrap();
+    let input = policy_input(2, 1, 18, 41);
+    let t = Instant::now();
+    let e = strict
+        .decide(&p, &input, &[txt("mode", "loop")])
+        .unwrap_err();
+    assert!(
+        matches!(e, PluginError::Timeout { deadline, .. } if deadline == limits.deadline),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(30 + 500),
+        "stopped after {:?}",
+        t.elapsed()
+    );
+    let e = strict
+        .decide(&p, &input, &[txt("mode", "memory")])
+        .unwrap_err();
+    assert!(
+        matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 16 << 20),
+        "{e}"
+    );
+    strict.decide(&p, &input, &[txt("mode", "ok")]).unwrap();
+}

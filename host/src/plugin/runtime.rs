@@ -2,7 +2,7 @@
 //!
 //! [`PluginHost`] owns the wasmtime `Engine` (pooling allocator, epoch interruption), the
 //! component `Linker` with WASI p2, the [`Limits`] and an epoch ticker thread. Loading bytes
-//! yields an [`Plugin`]: the compiled component, its world, its self-description, its sha256
+//! yields a [`Plugin`]: the compiled component, its world, its self-description, its sha256
 //! digest and a cached `InstancePre`, so a call only allocates a store and instantiates.
 //!
 //! Every call gets a fresh `Store<PluginState>`: a trapped instance is dead, and nothing a call
