@@ -12,7 +12,11 @@ mod run;
 mod train;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Continuous learning of video-analytics models on edge GPUs")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Continuous learning of video-analytics models on edge GPUs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

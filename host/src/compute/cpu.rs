@@ -53,9 +53,20 @@ pub fn sgemm_single(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], beta: f32
         return;
     }
     // Row-major op(A) is m×k: element (i, p) at i*rsa + p*csa.
-    let (rsa, csa) = if s.trans_a { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if s.trans_b { (1, k as isize) } else { (n as isize, 1) };
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm buffer too small");
+    let (rsa, csa) = if s.trans_a {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if s.trans_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm buffer too small"
+    );
     // SAFETY: the asserts above bound every index the strides can reach.
     unsafe {
         matrixmultiply::sgemm(
@@ -83,7 +94,9 @@ impl CpuBackend {
         F: Fn(usize, &mut [f32]) + Send + Sync,
     {
         if data.len() < PAR_MIN || self.threads == 1 {
-            data.chunks_mut(row_len).enumerate().for_each(|(i, r)| f(i, r));
+            data.chunks_mut(row_len)
+                .enumerate()
+                .for_each(|(i, r)| f(i, r));
         } else {
             let rows_per = (data.len() / row_len).div_ceil(self.threads * 4).max(1);
             self.pool.install(|| {
@@ -150,7 +163,11 @@ impl Backend for CpuBackend {
                     } else {
                         (k as isize, 1isize, r0 * k)
                     };
-                    let (rsb, csb) = if s.trans_b { (1, k as isize) } else { (n as isize, 1) };
+                    let (rsb, csb) = if s.trans_b {
+                        (1, k as isize)
+                    } else {
+                        (n as isize, 1)
+                    };
                     // SAFETY: r0 + rows <= m, so every A element reached is inside `a`
                     // (checked by the caller's shape); B and the C block as in sgemm_single.
                     assert!(a.len() >= m * k && b.len() >= k * n);
@@ -299,7 +316,8 @@ impl Backend for CpuBackend {
                         let target = y[o + ch];
                         'win: for ky in 0..s.k {
                             for kx in 0..s.k {
-                                let i = ((oy * s.stride + ky) * s.w + ox * s.stride + kx) * s.c + ch;
+                                let i =
+                                    ((oy * s.stride + ky) * s.w + ox * s.stride + kx) * s.c + ch;
                                 if x[b * img + i] == target {
                                     out[i] += dy[o + ch];
                                     break 'win;

@@ -207,7 +207,12 @@ impl Executor {
                 j.remaining = 0.0;
                 j.running = false;
                 j.ended = Some(at);
-                Some(Completion { stream: i, at, config: j.config.clone(), gpu_seconds: j.total })
+                Some(Completion {
+                    stream: i,
+                    at,
+                    config: j.config.clone(),
+                    gpu_seconds: j.total,
+                })
             }
             _ => {
                 self.advance(self.horizon);
@@ -218,7 +223,13 @@ impl Executor {
 
     /// The policy's input at `at`: `inputs` as offered, except that a running job is offered
     /// as itself, with the work it has left (the policy keeps it, re-shares it or drops it).
-    pub fn policy_input(&self, inputs: &[&StreamInput], gpus: u32, window_seconds: f64, at: f64) -> PolicyInput {
+    pub fn policy_input(
+        &self,
+        inputs: &[&StreamInput],
+        gpus: u32,
+        window_seconds: f64,
+        at: f64,
+    ) -> PolicyInput {
         PolicyInput {
             streams: inputs
                 .iter()
@@ -241,7 +252,11 @@ impl Executor {
 
     /// The configuration stream `i` is retraining with, if a job runs.
     pub fn running_config(&self, i: usize) -> Option<&str> {
-        self.retrain.get(i)?.as_ref().filter(|j| j.running).map(|j| j.config.as_str())
+        self.retrain
+            .get(i)?
+            .as_ref()
+            .filter(|j| j.running)
+            .map(|j| j.config.as_str())
     }
 
     /// Apply a (validated) schedule at `at` to the streams of `inputs` (in executor order):
@@ -257,7 +272,11 @@ impl Executor {
     ) -> Applied {
         let mut out = Applied::default();
         for (i, input) in inputs.iter().enumerate() {
-            let Some(d) = schedule.streams.iter().find(|d| d.stream_id == input.state.id) else {
+            let Some(d) = schedule
+                .streams
+                .iter()
+                .find(|d| d.stream_id == input.state.id)
+            else {
                 continue;
             };
             let infer = input
@@ -299,7 +318,11 @@ impl Executor {
                 at,
                 stream: input.state.id.clone(),
                 infer_share: d.infer_share,
-                retrain_share: if running.is_some() { d.retrain_share } else { 0.0 },
+                retrain_share: if running.is_some() {
+                    d.retrain_share
+                } else {
+                    0.0
+                },
                 infer_config: d.infer_config.clone(),
                 retrain_config: running,
             });

@@ -152,7 +152,14 @@ impl<'a, B: Backend> Engine<'a, B> {
             exec.advance(decision_at);
             let input = self.policy_input(&prepared, &exec, decision_at);
             let schedule = self.decide(&input, decision_at, &mut calls, None);
-            self.apply(&schedule, &prepared, &mut exec, &mut jobs, decision_at, &mut allocations);
+            self.apply(
+                &schedule,
+                &prepared,
+                &mut exec,
+                &mut jobs,
+                decision_at,
+                &mut allocations,
+            );
             // Run until the window ends, re-deciding at every completion.
             while let Some(done) = exec.run_to_next_completion() {
                 let Completion { stream: i, at, .. } = done;
@@ -179,7 +186,14 @@ impl<'a, B: Backend> Engine<'a, B> {
                 let input = self.policy_input(&prepared, &exec, at);
                 let freed = exec.release_retrain(i);
                 let schedule = self.decide(&input, at, &mut calls, Some((&exec, freed)));
-                self.apply(&schedule, &prepared, &mut exec, &mut jobs, at, &mut allocations);
+                self.apply(
+                    &schedule,
+                    &prepared,
+                    &mut exec,
+                    &mut jobs,
+                    at,
+                    &mut allocations,
+                );
             }
         }
         // Jobs still running at the window end report how far they got.
@@ -412,7 +426,12 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     fn policy_input(&self, prepared: &[Prepared], exec: &Executor, at: f64) -> PolicyInput {
         let inputs: Vec<&StreamInput> = prepared.iter().map(|p| &p.input).collect();
-        exec.policy_input(&inputs, self.scenario.gpus, self.scenario.window_seconds, at)
+        exec.policy_input(
+            &inputs,
+            self.scenario.gpus,
+            self.scenario.window_seconds,
+            at,
+        )
     }
 
     /// Ask the policy; on any failure fall back (Ekya's fair split at the window start; at a
@@ -462,9 +481,15 @@ impl<'a, B: Backend> Engine<'a, B> {
         // The job's true cost comes from the cost model, not from the estimate.
         let true_cost = |i: usize, profile: &RetrainProfile| {
             let p = &prepared[i];
-            let layers = profiler::effective_layers(&profile.config, self.streams[i].model.arch().hidden);
-            let samples = job_size(p.fit.len(), self.streams[i].memory.samples().len(), profile.config.data_fraction);
-            self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples) * profile.config.epochs as f64
+            let layers =
+                profiler::effective_layers(&profile.config, self.streams[i].model.arch().hidden);
+            let samples = job_size(
+                p.fit.len(),
+                self.streams[i].memory.samples().len(),
+                profile.config.data_fraction,
+            );
+            self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples)
+                * profile.config.epochs as f64
         };
         let applied = exec.apply(schedule, &inputs, at, &true_cost);
         for (i, job) in applied.started {
