@@ -1,23 +1,18 @@
 //! `tandem run` and `tandem compare`: a scenario's windows under one policy, or under
 //! several policies on identical streams, side by side.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
-use crate::engine::scenario::{PluginRef, SourceKind};
-use crate::engine::{self, Camera, CostModel, Engine, Plugins, RunReport, Scenario, SourcePool};
+use crate::engine::scenario::PluginRef;
+use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
 use crate::history::{History, NewRun};
-use crate::model::{self, Arch, Model, TrainConfig, weights};
-use crate::plugin::{Limits, Plugin, PluginHost, Registry};
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
@@ -68,7 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         scenario.windows = w.min(scenario.windows).max(1);
     }
     let policy = match &args.policy {
-        Some(p) => parse_policy(p)?,
+        Some(p) => parse_policy(p).map_err(anyhow::Error::msg)?,
         None => scenario.policy.clone(),
     };
     let json = args.common.json;
@@ -101,7 +96,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(parse_policy)
+        .map(|p| parse_policy(p).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if policies.is_empty() {
         bail!("--policies: name at least one policy");
@@ -136,42 +131,6 @@ fn write_report(path: Option<&Path>, reports: &[RunReport]) -> anyhow::Result<()
     Ok(())
 }
 
-/// `name` or `name:key=value:key=value` (numbers, true/false, or text).
-fn parse_policy(spec: &str) -> anyhow::Result<PluginRef> {
-    let mut parts = spec.split(':');
-    let name = parts.next().unwrap_or_default().trim().to_string();
-    if name.is_empty() {
-        bail!("policy `{spec}`: empty name");
-    }
-    let mut params = BTreeMap::new();
-    for kv in parts {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("policy `{spec}`: `{kv}` is not key=value")
-        };
-        let value = if let Ok(n) = v.parse::<f64>() {
-            toml::Value::Float(n)
-        } else if let Ok(b) = v.parse::<bool>() {
-            toml::Value::Boolean(b)
-        } else {
-            toml::Value::String(v.to_string())
-        };
-        params.insert(k.to_string(), value);
-    }
-    Ok(PluginRef { name, params })
-}
-
-fn label(p: &PluginRef) -> String {
-    let mut s = p.name.clone();
-    for (k, v) in &p.params {
-        let v = match v {
-            toml::Value::String(t) => t.clone(),
-            other => other.to_string(),
-        };
-        s.push_str(&format!(":{k}={v}"));
-    }
-    s
-}
-
 struct Job {
     scenario: Scenario,
     policies: Vec<PluginRef>,
@@ -187,9 +146,34 @@ impl WithBackend for Job {
             common,
         } = self;
         let recorder = Recorder::open(&common.data_dir)?;
-        let ctx = Context_::new(be, &scenario, &common.data_dir, !common.json)?;
+        let verbose = !common.json;
+        let bar = if verbose {
+            ProgressBar::new(1)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "pretraining the starting model [{bar:30}] {pos}/{len} samples {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        let session = Session::new(be, &scenario, &common.data_dir, &mut |d, t| {
+            bar.set_length(t as u64);
+            bar.set_position(d as u64);
+        })?;
+        bar.finish_and_clear();
+        if verbose {
+            let (device, modelled) = session.calibrate(be);
+            eprintln!(
+                "modelled GPU: {modelled:.3} GFLOP/s each, {} GPU(s); this device trains at {device:.1} GFLOP/s ({:.0}x the modelled GPU)",
+                scenario.gpus,
+                device / modelled
+            );
+        }
         let comparison = if policies.len() > 1 {
-            let labels: Vec<String> = policies.iter().map(label).collect();
+            let labels: Vec<String> = policies.iter().map(policy_label).collect();
             Some(
                 recorder
                     .rt
@@ -200,13 +184,8 @@ impl WithBackend for Job {
         };
         let mut reports = Vec::new();
         for policy in &policies {
-            reports.push(ctx.run_policy(
-                be,
-                &scenario,
-                policy,
-                !common.json,
-                &recorder,
-                comparison,
+            reports.push(run_policy(
+                &session, be, &scenario, policy, verbose, &recorder, comparison,
             )?);
         }
         if !common.json {
@@ -219,192 +198,73 @@ impl WithBackend for Job {
     }
 }
 
-/// What every policy of a comparison shares: the plugin host, the source images, the
-/// pretrained starting model and the cost model.
-struct Context_<B: Backend> {
-    host: Arc<PluginHost>,
-    registry: Registry,
-    pools: Vec<Arc<SourcePool>>,
-    pretrained: Model<B>,
-    cost: CostModel,
-}
-
-impl<B: Backend> Context_<B> {
-    fn new(be: &B, s: &Scenario, data_dir: &Path, verbose: bool) -> anyhow::Result<Self> {
-        let host =
-            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
-        let registry = Registry::open(data_dir)?;
-        registry.register_builtins(&host)?;
-        let mut by_kind: Vec<(SourceKind, Arc<SourcePool>)> = Vec::new();
-        let mut pools = Vec::new();
-        for cam in &s.cameras {
-            let pool = match by_kind.iter().find(|(k, _)| *k == cam.source) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = SourcePool::load(&cam.source, s.seed)
-                        .with_context(|| format!("camera `{}`", cam.name))?;
-                    by_kind.push((cam.source.clone(), p.clone()));
-                    p
-                }
-            };
-            pools.push(pool);
-        }
-        let kinds: std::collections::HashSet<(usize, usize, usize)> = pools
-            .iter()
-            .map(|p| (p.train.h, p.train.w, p.train.c))
-            .collect();
-        if kinds.len() > 1 {
-            bail!(
-                "all cameras of a scenario must share one image shape (their models are pretrained alike); got {kinds:?}"
-            );
-        }
-        let pool = &pools[0];
-        let arch = Arch {
-            in_channels: pool.train.c,
-            channels: s.channels.map(|c| c as usize),
-            hidden: s.hidden as usize,
-            classes: pool.train.classes,
-        };
-        let pretrained =
-            pretrained_model(be, s, arch, &s.cameras[0].source, pool, data_dir, verbose)?;
-        let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
-        // Default capacity: one camera's inference at full rate and resolution needs a
-        // quarter GPU, as in Ekya's setting.
-        let gpu_flops = s.gpu_gflops.map_or_else(
-            || 4.0 * per_second * arch.forward_flops(pool.train.h, pool.train.w),
-            |g| g * 1e9,
-        );
-        let cost = CostModel { arch, gpu_flops };
-        if verbose {
-            let device = CostModel::calibrate(be, arch, pool.train.h, pool.train.w);
-            eprintln!(
-                "modelled GPU: {:.3} GFLOP/s each, {} GPU(s); this device trains at {device:.1} GFLOP/s ({:.0}x the modelled GPU)",
-                gpu_flops / 1e9,
-                s.gpus,
-                device * 1e9 / gpu_flops
-            );
-        }
-        Ok(Self {
-            host,
-            registry,
-            pools,
-            pretrained,
-            cost,
-        })
-    }
-
-    fn load_plugin(&self, r: &PluginRef) -> anyhow::Result<Arc<Plugin>> {
-        if r.name.ends_with(".wasm") {
-            return Ok(self.host.load_file(Path::new(&r.name))?);
-        }
-        let entry = self.registry.find(&r.name)?.with_context(|| {
-            format!(
-                "no plugin named `{}` (see `tandem plugin list`; built-ins need scripts/setup.sh)",
-                r.name
-            )
-        })?;
-        Ok(self.registry.load(&self.host, &entry.digest)?)
-    }
-
-    fn run_policy(
-        &self,
-        be: &B,
-        s: &Scenario,
-        policy: &PluginRef,
-        verbose: bool,
-        recorder: &Recorder,
-        comparison: Option<i64>,
-    ) -> anyhow::Result<RunReport> {
-        let params = |r: &PluginRef| {
-            engine::params_from_toml(&r.params)
-                .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", r.name))
-        };
-        let plugins = Plugins {
-            host: self.host.clone(),
-            policy: self.load_plugin(policy)?,
-            policy_params: params(policy)?,
-            space: self.load_plugin(&s.config_space)?,
-            space_params: params(&s.config_space)?,
-            estimator: self.load_plugin(&s.estimator)?,
-            estimator_params: params(&s.estimator)?,
-        };
-        let cameras = s
-            .cameras
-            .iter()
-            .enumerate()
-            .map(|(index, spec)| Camera {
-                index,
-                spec: spec.clone(),
-                pool: self.pools[index].clone(),
-            })
-            .collect();
-        let name = label(policy);
-        let run_id = recorder.rt.block_on(recorder.history.start_run(&NewRun {
-            scenario: &s.name,
-            scenario_json: &serde_json::to_string(s)?,
-            policy: &name,
-            policy_digest: plugins.policy.digest(),
-            backend: &be.describe(),
-            windows_planned: s.windows,
-            comparison,
-        }))?;
-        let mut engine = Engine::new(
-            be,
-            s.clone(),
-            plugins,
-            cameras,
-            &self.pretrained,
-            self.cost.clone(),
-        );
-
-        let bar = if verbose {
-            ProgressBar::new(s.windows as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{msg:24} [{bar:30}] window {pos}/{len} {elapsed}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(name.clone());
-        let mut windows = Vec::new();
-        for _ in 0..s.windows {
-            let w = match engine.run_window() {
-                Ok(w) => w,
-                Err(e) => {
-                    recorder
-                        .rt
-                        .block_on(recorder.history.finish_run(run_id, Err(&e.to_string())))?;
-                    return Err(e.into());
-                }
-            };
-            // Each window is committed as soon as it ends: a crash loses at most the next.
-            recorder
-                .rt
-                .block_on(recorder.history.record_window(run_id, &w))?;
-            bar.inc(1);
-            if verbose {
-                bar.println(format!(
-                    "{name:24} window {:>2}: mean accuracy {:.3}",
-                    w.window, w.mean_accuracy
-                ));
+fn run_policy<B: Backend>(
+    session: &Session<B>,
+    be: &B,
+    s: &Scenario,
+    policy: &PluginRef,
+    verbose: bool,
+    recorder: &Recorder,
+    comparison: Option<i64>,
+) -> anyhow::Result<RunReport> {
+    let name = policy_label(policy);
+    let mut engine = session.engine(be, s, policy)?;
+    let run_id = recorder.rt.block_on(recorder.history.start_run(&NewRun {
+        scenario: &s.name,
+        scenario_json: &serde_json::to_string(s)?,
+        policy: &name,
+        policy_digest: &engine.policy_digest(),
+        backend: &be.describe(),
+        windows_planned: s.windows,
+        comparison,
+    }))?;
+    let bar = if verbose {
+        ProgressBar::new(s.windows as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:24} [{bar:30}] window {pos}/{len} {elapsed}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(name.clone());
+    let mut windows = Vec::new();
+    for _ in 0..s.windows {
+        let w = match engine.run_window() {
+            Ok(w) => w,
+            Err(e) => {
+                recorder
+                    .rt
+                    .block_on(recorder.history.finish_run(run_id, Err(&e.to_string())))?;
+                return Err(e.into());
             }
-            windows.push(w);
-        }
-        bar.finish_and_clear();
-        let report = RunReport {
-            scenario: s.name.clone(),
-            policy: name,
-            windows,
         };
-        recorder.rt.block_on(
-            recorder
-                .history
-                .finish_run(run_id, Ok(report.mean_accuracy())),
-        )?;
-        Ok(report)
+        // Each window is committed as soon as it ends: a crash loses at most the next.
+        recorder
+            .rt
+            .block_on(recorder.history.record_window(run_id, &w))?;
+        bar.inc(1);
+        if verbose {
+            bar.println(format!(
+                "{name:24} window {:>2}: mean accuracy {:.3}",
+                w.window, w.mean_accuracy
+            ));
+        }
+        windows.push(w);
     }
+    bar.finish_and_clear();
+    let report = RunReport {
+        scenario: s.name.clone(),
+        policy: name,
+        windows,
+    };
+    recorder.rt.block_on(
+        recorder
+            .history
+            .finish_run(run_id, Ok(report.mean_accuracy())),
+    )?;
+    Ok(report)
 }
 
 /// The history database and a runtime to drive it from this synchronous loop.
@@ -421,59 +281,6 @@ impl Recorder {
         let history = rt.block_on(History::open(&data_dir.join("history.sqlite")))?;
         Ok(Self { rt, history })
     }
-}
-
-/// The starting model of every camera: pretrained on undrifted data, cached on disk by what
-/// determines it.
-fn pretrained_model<B: Backend>(
-    be: &B,
-    s: &Scenario,
-    arch: Arch,
-    source: &SourceKind,
-    pool: &SourcePool,
-    data_dir: &Path,
-    verbose: bool,
-) -> anyhow::Result<Model<B>> {
-    let key = format!("{source:?}|{arch:?}|{:?}|{}", s.pretrain, s.seed);
-    let digest = hex(&Sha256::digest(key.as_bytes()))[..16].to_string();
-    let path = data_dir
-        .join("models")
-        .join(format!("pretrained-{digest}.safetensors"));
-    if path.exists() {
-        return Ok(weights::load(be, &path, Some(arch))?);
-    }
-    let data = pool.train.take(s.pretrain.samples as usize);
-    let mut m = Model::new(be, arch, s.seed);
-    let cfg = TrainConfig {
-        epochs: s.pretrain.epochs as usize,
-        seed: s.seed,
-        ..TrainConfig::default()
-    };
-    let bar = if verbose {
-        ProgressBar::new(1)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("pretraining {msg} [{bar:30}] {pos}/{len} {eta}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("({} samples x {} epochs)", data.len(), cfg.epochs));
-    model::train(be, &mut m, &data, &cfg, &mut |d, t| {
-        bar.set_length(t as u64);
-        bar.set_position(d as u64);
-    });
-    bar.finish_and_clear();
-    weights::save(be, &m, &path)?;
-    if verbose {
-        eprintln!("pretrained starting model cached at {}", path.display());
-    }
-    Ok(m)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn summary_json(r: &RunReport) -> serde_json::Value {

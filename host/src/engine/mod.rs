@@ -10,6 +10,7 @@
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
 //! - [`window`]: the window loop ([`Engine`]).
 //! - [`report`]: what a window produces.
+//! - [`session`]: what every run of a scenario shares ([`Session`]).
 
 pub mod cost;
 pub mod executor;
@@ -18,6 +19,7 @@ pub mod profiler;
 pub mod report;
 pub mod scenario;
 pub mod serve;
+pub mod session;
 pub mod stream;
 pub mod window;
 
@@ -27,6 +29,7 @@ use std::sync::Arc;
 pub use cost::CostModel;
 pub use report::{RunReport, WindowReport};
 pub use scenario::{Scenario, ScenarioError};
+pub use session::{Session, parse_policy, policy_label};
 pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 

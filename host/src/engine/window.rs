@@ -91,6 +91,11 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
     }
 
+    /// The policy plugin's sha256 digest.
+    pub fn policy_digest(&self) -> String {
+        self.plugins.policy_digest()
+    }
+
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
     }

@@ -1,0 +1,219 @@
+//! [`Session`]: what every run of a scenario shares — the plugin host and registry, the
+//! cameras' source images, the pretrained starting model (cached on disk) and the cost
+//! model — so that the CLI, the dashboard and comparisons build engines the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::scenario::{PluginRef, SourceKind};
+use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
+use crate::compute::Backend;
+use crate::model::{self, Arch, Model, TrainConfig, weights};
+use crate::plugin::{Limits, Plugin, PluginHost, Registry};
+
+pub struct Session<B: Backend> {
+    pub host: Arc<PluginHost>,
+    pub registry: Registry,
+    pools: Vec<Arc<SourcePool>>,
+    pretrained: Model<B>,
+    pub cost: CostModel,
+    /// Where the pretrained model is cached.
+    pub pretrained_path: PathBuf,
+}
+
+impl<B: Backend> Session<B> {
+    /// Load the scenario's sources, register the built-in plugins under `data_dir`, and
+    /// load (or pretrain and cache) the starting model; `on_pretrain(done, total)` reports
+    /// pretraining progress in samples.
+    pub fn new(
+        be: &B,
+        s: &Scenario,
+        data_dir: &Path,
+        on_pretrain: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, EngineError> {
+        let host =
+            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
+        let registry = Registry::open(data_dir)?;
+        registry.register_builtins(&host)?;
+        let mut by_kind: Vec<(SourceKind, Arc<SourcePool>)> = Vec::new();
+        let mut pools = Vec::new();
+        for cam in &s.cameras {
+            let pool = match by_kind.iter().find(|(k, _)| *k == cam.source) {
+                Some((_, p)) => p.clone(),
+                None => {
+                    let p = SourcePool::load(&cam.source, s.seed)?;
+                    by_kind.push((cam.source.clone(), p.clone()));
+                    p
+                }
+            };
+            pools.push(pool);
+        }
+        let shapes: std::collections::BTreeSet<(usize, usize, usize)> = pools
+            .iter()
+            .map(|p| (p.train.h, p.train.w, p.train.c))
+            .collect();
+        if shapes.len() > 1 {
+            return Err(EngineError::Setup(format!(
+                "all cameras of a scenario must share one image shape (their models are pretrained alike); got {shapes:?}"
+            )));
+        }
+        let pool = &pools[0];
+        let arch = Arch {
+            in_channels: pool.train.c,
+            channels: s.channels.map(|c| c as usize),
+            hidden: s.hidden as usize,
+            classes: pool.train.classes,
+        };
+        let key = format!(
+            "{:?}|{arch:?}|{:?}|{}",
+            s.cameras[0].source, s.pretrain, s.seed
+        );
+        let digest: String = Sha256::digest(key.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let pretrained_path = data_dir
+            .join("models")
+            .join(format!("pretrained-{digest}.safetensors"));
+        let pretrained = if pretrained_path.exists() {
+            weights::load(be, &pretrained_path, Some(arch))
+                .map_err(|e| EngineError::Setup(e.to_string()))?
+        } else {
+            let data = pool.train.take(s.pretrain.samples as usize);
+            let mut m = Model::new(be, arch, s.seed);
+            let cfg = TrainConfig {
+                epochs: s.pretrain.epochs as usize,
+                seed: s.seed,
+                ..TrainConfig::default()
+            };
+            model::train(be, &mut m, &data, &cfg, on_pretrain);
+            weights::save(be, &m, &pretrained_path)
+                .map_err(|e| EngineError::Setup(e.to_string()))?;
+            m
+        };
+        let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
+        // Default capacity: one camera's inference at full rate and resolution needs a
+        // quarter GPU, as in Ekya's setting.
+        let gpu_flops = s.gpu_gflops.map_or_else(
+            || 4.0 * per_second * arch.forward_flops(pool.train.h, pool.train.w),
+            |g| g * 1e9,
+        );
+        Ok(Self {
+            host,
+            registry,
+            pools,
+            pretrained,
+            cost: CostModel { arch, gpu_flops },
+            pretrained_path,
+        })
+    }
+
+    /// Measure this device against the modelled GPU: (device GFLOP/s, modelled GFLOP/s).
+    pub fn calibrate(&self, be: &B) -> (f64, f64) {
+        let (h, w) = (self.pools[0].train.h, self.pools[0].train.w);
+        (
+            CostModel::calibrate(be, self.cost.arch, h, w),
+            self.cost.gpu_flops / 1e9,
+        )
+    }
+
+    /// A plugin by name (the latest registered with that name) or by `.wasm` path.
+    pub fn load_plugin(&self, r: &PluginRef) -> Result<Arc<Plugin>, EngineError> {
+        if r.name.ends_with(".wasm") {
+            return Ok(self.host.load_file(Path::new(&r.name))?);
+        }
+        let entry = self.registry.find(&r.name)?.ok_or_else(|| {
+            EngineError::Setup(format!(
+                "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
+                r.name
+            ))
+        })?;
+        Ok(self.registry.load(&self.host, &entry.digest)?)
+    }
+
+    /// The scenario's plugins, with `policy` as the policy.
+    pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
+        let params = |r: &PluginRef| {
+            super::params_from_toml(&r.params)
+                .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))
+        };
+        Ok(Plugins {
+            host: self.host.clone(),
+            policy: self.load_plugin(policy)?,
+            policy_params: params(policy)?,
+            space: self.load_plugin(&s.config_space)?,
+            space_params: params(&s.config_space)?,
+            estimator: self.load_plugin(&s.estimator)?,
+            estimator_params: params(&s.estimator)?,
+        })
+    }
+
+    /// A fresh engine for `s` under `policy`, every camera starting from the pretrained model.
+    pub fn engine<'a>(
+        &self,
+        be: &'a B,
+        s: &Scenario,
+        policy: &PluginRef,
+    ) -> Result<Engine<'a, B>, EngineError> {
+        let cameras = s
+            .cameras
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| Camera {
+                index,
+                spec: spec.clone(),
+                pool: self.pools[index].clone(),
+            })
+            .collect();
+        Ok(Engine::new(
+            be,
+            s.clone(),
+            self.plugins(s, policy)?,
+            cameras,
+            &self.pretrained,
+            self.cost.clone(),
+        ))
+    }
+}
+
+/// A policy named on a command line or form: `name` or `name:key=value:key=value`
+/// (values: numbers, true/false, or text).
+pub fn parse_policy(spec: &str) -> Result<PluginRef, String> {
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default().trim().to_string();
+    if name.is_empty() {
+        return Err(format!("policy `{spec}`: empty name"));
+    }
+    let mut params = BTreeMap::new();
+    for kv in parts {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("policy `{spec}`: `{kv}` is not key=value"));
+        };
+        let value = if let Ok(n) = v.parse::<f64>() {
+            toml::Value::Float(n)
+        } else if let Ok(b) = v.parse::<bool>() {
+            toml::Value::Boolean(b)
+        } else {
+            toml::Value::String(v.to_string())
+        };
+        params.insert(k.to_string(), value);
+    }
+    Ok(PluginRef { name, params })
+}
+
+/// The label a policy is shown and recorded under: `name:key=value...`.
+pub fn policy_label(p: &PluginRef) -> String {
+    let mut s = p.name.clone();
+    for (k, v) in &p.params {
+        let v = match v {
+            toml::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        s.push_str(&format!(":{k}={v}"));
+    }
+    s
+}
