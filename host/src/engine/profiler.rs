@@ -21,11 +21,16 @@ use crate::plugin::types::{Observation, RetrainConfig};
 /// trained whole, so at least the hidden layer and the classifier.
 pub fn effective_layers(config: &RetrainConfig, current_hidden: usize) -> usize {
     let l = (config.layers_trained as usize).clamp(1, model::LAYER_GROUPS.len());
-    if config.width as usize != current_hidden {
+    if head_width(config, current_hidden) != current_hidden {
         l.max(2)
     } else {
         l
     }
+}
+
+/// The hidden width a configuration trains: its own, or the serving model's when it says 0.
+pub fn head_width(config: &RetrainConfig, current_hidden: usize) -> usize {
+    if config.width == 0 { current_hidden } else { config.width as usize }
 }
 
 /// The training set of a retraining job: the configured fraction of the window's labelled
@@ -55,7 +60,7 @@ pub fn train_config(config: &RetrainConfig, layers: usize, seed: u64) -> TrainCo
 }
 
 /// Validation samples a profiling run measures after each epoch.
-const PROFILE_VAL_SAMPLES: usize = 48;
+const PROFILE_VAL_SAMPLES: usize = 32;
 
 /// One profiling run's measurements.
 #[derive(Debug, Clone)]
@@ -69,14 +74,13 @@ pub struct Profile {
 }
 
 /// Profile one (layers, width, batch, learning rate) group: `epochs` epochs on a
-/// `sample_fraction` sample of the job's data (window data plus memory, sampled alike).
+/// `sample_fraction` sample of the window's labelled data.
 #[allow(clippy::too_many_arguments)]
 pub fn profile<B: Backend>(
     be: &B,
     current: &Model<B>,
     representative: &RetrainConfig,
     fit: &Dataset,
-    memory: &Dataset,
     val: &Dataset,
     epochs: u32,
     sample_fraction: f64,
@@ -85,12 +89,10 @@ pub fn profile<B: Backend>(
 ) -> Profile {
     let hidden = current.arch().hidden;
     let layers = effective_layers(representative, hidden);
-    let mut sample = job_data(fit, &Dataset::empty_like(memory), sample_fraction, seed);
-    let mem_part = job_data(memory, &memory.empty_like(), sample_fraction, seed ^ 1);
-    if !memory.is_empty() {
-        sample.extend(&mem_part);
-    }
-    let mut m = current.with_head(be, representative.width as usize, seed ^ 2);
+    // The paper's profiler samples the window's new data; the memory is old data the model
+    // has seen, so it adds cost without telling much about this window's curve.
+    let sample = job_data(fit, &fit.empty_like(), sample_fraction, seed);
+    let mut m = current.with_head(be, head_width(representative, hidden), seed ^ 2);
     let cfg = TrainConfig {
         epochs: epochs as usize,
         ..train_config(representative, layers, seed ^ 3)

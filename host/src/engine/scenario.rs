@@ -103,6 +103,20 @@ pub struct ProfilerSettings {
     pub epochs: u32,
     /// Fraction of the window's labelled data used.
     pub sample_fraction: f64,
+    /// How a configuration's epochs map onto the profile's curve.
+    pub axis: ProfileAxis,
+}
+
+/// How a retraining configuration's length maps onto the micro-profile's accuracy curve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileAxis {
+    /// A job's epochs are the profile's epochs (Ekya): data size changes cost, not accuracy.
+    #[default]
+    Epochs,
+    /// By samples seen: a job of E epochs over D samples sits at E·D/S profile epochs of
+    /// an S-sample profile (more data, more steps; far extrapolation).
+    Samples,
 }
 
 impl Default for ProfilerSettings {
@@ -110,6 +124,7 @@ impl Default for ProfilerSettings {
         Self {
             epochs: 5,
             sample_fraction: 0.1,
+            axis: ProfileAxis::default(),
         }
     }
 }
@@ -229,13 +244,13 @@ mod defaults {
         [16, 32, 64]
     }
     pub fn frame_rate() -> f64 {
-        10.0
+        30.0
     }
     pub fn objects() -> u32 {
         4
     }
     pub fn dwell() -> f64 {
-        10.0
+        4.0
     }
     pub fn train_samples() -> u32 {
         300

@@ -14,7 +14,7 @@ use super::profiler::{self, Profile};
 use super::report::{
     Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, WindowReport,
 };
-use super::scenario::Scenario;
+use super::scenario::{ProfileAxis, Scenario};
 use super::serve::{self, InferSegment};
 use super::stream::{Camera, WindowData};
 use super::{EngineError, Plugins};
@@ -122,7 +122,8 @@ impl<'a, B: Backend> Engine<'a, B> {
 
         // Until the first decision, inference keeps last window's allocation (in window 0,
         // a fair split capped at what the best configuration needs) and the profiler runs
-        // beside it on what is left, at least a quarter of the GPUs.
+        // beside it on what is left, at least half of the GPUs (inference shrinks for those
+        // few seconds, so the decision comes early in the window).
         let n = prepared.len();
         let mut start: Vec<(f64, String)> = (0..n)
             .map(|i| {
@@ -135,7 +136,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             })
             .collect();
         let used: f64 = start.iter().map(|(sh, _)| sh).sum();
-        let profiler_share = (gpus - used).max(0.25 * gpus);
+        let profiler_share = (gpus - used).max(0.5 * gpus);
         if used > gpus - profiler_share {
             let scale = (gpus - profiler_share) / used;
             start.iter_mut().for_each(|(sh, _)| *sh *= scale);
@@ -307,7 +308,6 @@ impl<'a, B: Backend> Engine<'a, B> {
                         &st.model,
                         c,
                         &fit,
-                        st.memory.samples(),
                         &val,
                         s.profiler.epochs,
                         s.profiler.sample_fraction,
@@ -320,21 +320,27 @@ impl<'a, B: Backend> Engine<'a, B> {
                 }
             };
             let job_samples = job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
+            // A configuration that replaces the head starts from chance, not from the
+            // serving model's accuracy: anchor its curve there.
+            let replaced = profiler::head_width(c, hidden) != hidden;
             let request = EstimateRequest {
                 config: c.clone(),
-                start_accuracy,
+                start_accuracy: if replaced { 1.0 / fit.classes as f64 } else { start_accuracy },
                 observations: profile.observations.clone(),
                 // The estimator scales time by data_fraction / profiled_data_fraction; the
                 // job also trains on the memory, so express the profiled size in those units.
                 profiled_data_fraction: c.data_fraction * profile.samples as f64
                     / job_samples as f64,
-                // The profile's x axis is epochs over its small sample; a job makes
-                // epochs × (its data / the sample) such passes' worth of gradient steps.
-                epochs_at: vec![
-                    ((c.epochs as usize * job_samples) as f64 / profile.samples.max(1) as f64)
+                epochs_at: vec![match s.profiler.axis {
+                    // Ekya's reading: a job's epochs are the profile's epochs.
+                    ProfileAxis::Epochs => c.epochs,
+                    // Gradient steps: a job makes epochs × (its data / the sample) passes
+                    // over a sample-sized set.
+                    ProfileAxis::Samples => ((c.epochs as usize * job_samples) as f64
+                        / profile.samples.max(1) as f64)
                         .round()
                         .max(1.0) as u32,
-                ],
+                }],
                 shares: vec![],
                 throughput: vec![],
             };
@@ -524,7 +530,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         let layers = profiler::effective_layers(c, start.arch().hidden);
         let seed = self.scenario.seed ^ ((i as u64) << 24) ^ ((w as u64) << 12) ^ 0x7E7;
         let data = profiler::job_data(&p.fit, st.memory.samples(), c.data_fraction, seed);
-        let mut m = start.with_head(self.be, c.width as usize, seed ^ 1);
+        let mut m = start.with_head(self.be, profiler::head_width(c, start.arch().hidden), seed ^ 1);
         model::train(
             self.be,
             &mut m,

@@ -31,21 +31,25 @@ fn specs() -> Vec<ParamSpec> {
         ),
         number(
             "model-layers",
-            "trainable layers of the model (the `all` configurations train them all)",
-            4.0,
+            "trainable layer groups of the model (tandem's CNN has 5; the `all` configurations train them all)",
+            5.0,
         ),
         number(
             "head-width",
-            "hidden width of the head-only configurations",
-            64.0,
+            "hidden width of the head-only configurations (0: keep the serving model's width)",
+            0.0,
         ),
         number(
             "wide-width",
-            "hidden width of the configurations training more layers",
+            "hidden width of the configurations training more layers (0: keep the serving model's width)",
             256.0,
         ),
-        number("batch-size", "mini-batch size", 64.0),
-        number("learning-rate", "SGD learning rate", 0.001),
+        number("batch-size", "mini-batch size", 32.0),
+        number(
+            "learning-rate",
+            "SGD learning rate (Ekya's 0.001 suits fine-tuning a ResNet; tandem's small CNN needs more)",
+            0.02,
+        ),
     ]
 }
 
@@ -57,6 +61,15 @@ fn positive_int(p: &Params<'_>, name: &str) -> Result<u32, PluginError> {
         Err(PluginError::InvalidParam(format!(
             "`{name}` must be a positive integer, got {v}"
         )))
+    }
+}
+
+/// A width: a positive integer, or 0 for "keep the serving model's width".
+fn width(p: &Params<'_>, name: &str) -> Result<u32, PluginError> {
+    if p.number(name)? == 0.0 {
+        Ok(0)
+    } else {
+        positive_int(p, name)
     }
 }
 
@@ -87,8 +100,8 @@ impl ConfigSpace for EkyaSpace {
         };
         let layers = positive_int(&p, "model-layers")?;
         let (head_w, wide_w, batch) = (
-            positive_int(&p, "head-width")?,
-            positive_int(&p, "wide-width")?,
+            width(&p, "head-width")?,
+            width(&p, "wide-width")?,
             positive_int(&p, "batch-size")?,
         );
         let lr = p.number("learning-rate")?;
