@@ -10,12 +10,14 @@
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
 //! - [`window`]: the window loop ([`Engine`]).
 //! - [`report`]: what a window produces.
+//! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
 
 pub mod cost;
 pub mod executor;
 pub mod memory;
 pub mod profiler;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod serve;
