@@ -63,7 +63,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if policies.is_empty() {
         bail!("--policies: name at least one policy");
     }
-    for (what, v) in [("--window", args.window), ("--golden-delay", args.golden_delay)] {
+    for (what, v) in [
+        ("--window", args.window),
+        ("--golden-delay", args.golden_delay),
+    ] {
         if v.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
             bail!("{what}: expected a non-negative number of seconds");
         }
@@ -123,7 +126,9 @@ fn load_profiles(args: &ReplayArgs) -> anyhow::Result<Profiles> {
         return from_history(&args.data_dir, run);
     }
     if args.profiles.is_empty() {
-        bail!("name profile files (Ekya meta-profiles or a `tandem run --report` file) or --run ID");
+        bail!(
+            "name profile files (Ekya meta-profiles or a `tandem run --report` file) or --run ID"
+        );
     }
     if let Some(policy) = &args.recorded_policy {
         let [path] = args.profiles.as_slice() else {
@@ -215,7 +220,11 @@ fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
         print!("{:>12}", truncate(&window.label, 12));
         for (_, r) in results {
             let x = &r[w];
-            let mark = if x.policy_failures.is_empty() { " " } else { "!" };
+            let mark = if x.policy_failures.is_empty() {
+                " "
+            } else {
+                "!"
+            };
             print!(" {:>15.3}{mark}", x.mean_accuracy);
         }
         println!();

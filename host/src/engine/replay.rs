@@ -163,7 +163,11 @@ fn field_err(file: &str, field: impl Into<String>, message: impl Into<String>) -
 fn number(file: &str, field: &str, what: &str, v: &Value) -> Result<f64, ReplayError> {
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(x),
-        _ => Err(field_err(file, field, format!("{what} {v} is not a number"))),
+        _ => Err(field_err(
+            file,
+            field,
+            format!("{what} {v} is not a number"),
+        )),
     }
 }
 
@@ -197,7 +201,11 @@ pub fn ekya_infer_profiles() -> Vec<InferProfile> {
 }
 
 /// One Ekya meta-profile (one city, i.e. one stream): its windows in task order.
-pub fn parse_ekya(file: &str, stream: &str, text: &str) -> Result<Vec<(String, StreamInput)>, ReplayError> {
+pub fn parse_ekya(
+    file: &str,
+    stream: &str,
+    text: &str,
+) -> Result<Vec<(String, StreamInput)>, ReplayError> {
     let root: Value = serde_json::from_str(text).map_err(|e| ReplayError::Read {
         file: file.into(),
         message: format!("not valid JSON: {e}"),
@@ -308,7 +316,9 @@ pub fn parse_ekya(file: &str, stream: &str, text: &str) -> Result<Vec<(String, S
                     return Err(field_err(
                         file,
                         format!("{at}[3]"),
-                        format!("resource time {time} must be positive (GPU-seconds at a full GPU)"),
+                        format!(
+                            "resource time {time} must be positive (GPU-seconds at a full GPU)"
+                        ),
                     ));
                 }
                 if retrain
@@ -340,7 +350,11 @@ pub fn parse_ekya(file: &str, stream: &str, text: &str) -> Result<Vec<(String, S
         if let Some(hps) = infer.get(task) {
             let base = format!("taskwise_infer_profiles[\"{task}\"]");
             let Some(hps) = hps.as_object() else {
-                return Err(field_err(file, base, "expected an object {hp: [start_acc, model]}"));
+                return Err(field_err(
+                    file,
+                    base,
+                    "expected an object {hp: [start_acc, model]}",
+                ));
             };
             for (hp, entry) in hps {
                 let at = format!("{base}[\"{hp}\"]");
@@ -491,11 +505,16 @@ impl Profiles {
 
     /// A `tandem run --report` file: each window's first policy input. With several runs in
     /// the file (a comparison), `policy` picks one by name; the first run is used otherwise.
-    pub fn from_run_reports(file: &str, text: &str, policy: Option<&str>) -> Result<Self, ReplayError> {
-        let reports: Vec<RunReport> = serde_json::from_str(text).map_err(|e| ReplayError::Read {
-            file: file.into(),
-            message: format!("not a `tandem run --report` file: {e}"),
-        })?;
+    pub fn from_run_reports(
+        file: &str,
+        text: &str,
+        policy: Option<&str>,
+    ) -> Result<Self, ReplayError> {
+        let reports: Vec<RunReport> =
+            serde_json::from_str(text).map_err(|e| ReplayError::Read {
+                file: file.into(),
+                message: format!("not a `tandem run --report` file: {e}"),
+            })?;
         let (index, report) = match policy {
             Some(p) => reports
                 .iter()
@@ -677,9 +696,7 @@ fn replay_window(
             ran[i] = Some(job.config);
         }
         while let Some(done) = exec.run_to_next_completion() {
-            let Completion {
-                stream: i, at, ..
-            } = done;
+            let Completion { stream: i, at, .. } = done;
             let end = inputs[i]
                 .retrain
                 .iter()
@@ -769,7 +786,11 @@ fn best_infer(infer: &[InferProfile], share: f64) -> &InferProfile {
         .iter()
         .filter(|p| p.gpu_cost <= share + 1e-12)
         .max_by(|a, b| a.accuracy_factor.total_cmp(&b.accuracy_factor))
-        .or_else(|| infer.iter().min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost)))
+        .or_else(|| {
+            infer
+                .iter()
+                .min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost))
+        })
         .expect("a stream offers at least one inference configuration")
 }
 
