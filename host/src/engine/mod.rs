@@ -8,6 +8,7 @@
 //! - [`cost`]: modelled GPU-seconds from FLOPs (the virtual clock's unit).
 //! - [`executor`]: share enforcement on the virtual clock.
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
+//! - [`slicer`]: wall-clock share enforcement for the real clock ([`slicer::TimeSlicer`]).
 //! - [`window`]: the window loop ([`Engine`]).
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
@@ -22,6 +23,7 @@ pub mod report;
 pub mod scenario;
 pub mod serve;
 pub mod session;
+pub mod slicer;
 pub mod stream;
 pub mod window;
 
