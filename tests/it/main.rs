@@ -10,5 +10,8 @@ mod gradcheck; // the CPU backend's backward ops against central finite differen
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
 mod plugins; // real guest plugins built and run: sandbox limits, output checks, registry
+mod replay; // the simulator mode on Ekya-format and recorded profiles, with real guest policies
+mod samplelist; // Ekya's samplelist source: PNG/PGM/PPM frames written by the test, crops, bad rows
 mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
+mod slicer; // the real clock's time slicer: delivered vs allocated share on real training steps
 mod support; // seeded inputs, tolerance checks and the shared wgpu backend

@@ -8,6 +8,7 @@ mod backend;
 mod bench;
 mod plugin;
 mod plugin_bench;
+mod replay;
 mod run;
 mod train;
 
@@ -33,6 +34,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run a scenario under several policies on identical streams, side by side.
     Compare(run::CompareArgs),
+    /// Run policies on recorded job profiles without training (Ekya's simulator mode).
+    Replay(replay::ReplayArgs),
     /// WebAssembly plugins: validate, list, scaffold.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Compare(args) => run::compare(args),
+        Command::Replay(args) => replay::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
     };
     match result {

@@ -5,6 +5,7 @@
 //! - [`fashion`]: loads Fashion-MNIST from the Debian package's files.
 //! - [`synthetic`]: a seeded generator of 32×32 colour object crops, the embedded default
 //!   wherever the data set is not installed, and a fast source for tests.
+//! - [`samplelist`]: Ekya's samplelist format (CSV of object boxes plus frame images).
 //! - [`drift`]: the drift knobs (illumination, contrast, noise and blur "weather", rotation
 //!   and scale, class mix) applied to any dataset, and resolution changes.
 
@@ -12,6 +13,7 @@ mod dataset;
 pub mod drift;
 pub mod fashion;
 pub mod idx;
+pub mod samplelist;
 pub mod synthetic;
 
 pub use dataset::Dataset;
@@ -64,4 +66,17 @@ pub enum DataError {
         "Fashion-MNIST not found in {dir} (install the Debian package dataset-fashion-mnist, run scripts/setup.sh, or set TANDEM_FASHION_MNIST_DIR)"
     )]
     NotInstalled { dir: PathBuf },
+    /// A samplelist row that cannot be used.
+    #[error("{path}:{line}: {message}")]
+    Samplelist {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A frame image that cannot be decoded.
+    #[error("{path}: {message}")]
+    Image { path: PathBuf, message: String },
+    /// A source that needs settings the caller did not give.
+    #[error("{0}")]
+    Source(String),
 }

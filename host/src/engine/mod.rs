@@ -8,18 +8,22 @@
 //! - [`cost`]: modelled GPU-seconds from FLOPs (the virtual clock's unit).
 //! - [`executor`]: share enforcement on the virtual clock.
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
+//! - [`slicer`]: wall-clock share enforcement for the real clock ([`slicer::TimeSlicer`]).
 //! - [`window`]: the window loop ([`Engine`]).
 //! - [`report`]: what a window produces.
+//! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
 
 pub mod cost;
 pub mod executor;
 pub mod memory;
 pub mod profiler;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod serve;
 pub mod session;
+pub mod slicer;
 pub mod stream;
 pub mod window;
 

@@ -38,14 +38,17 @@ impl<B: Backend> Session<B> {
             Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
         let registry = Registry::open(data_dir)?;
         registry.register_builtins(&host)?;
-        let mut by_kind: Vec<(SourceKind, Arc<SourcePool>)> = Vec::new();
+        // Cameras of one kind share a pool; samplelist cameras share one per CSV file.
+        type Key = (SourceKind, Option<PathBuf>);
+        let mut by_kind: Vec<(Key, Arc<SourcePool>)> = Vec::new();
         let mut pools = Vec::new();
         for cam in &s.cameras {
-            let pool = match by_kind.iter().find(|(k, _)| *k == cam.source) {
+            let key = (cam.source.clone(), cam.samplelist.clone());
+            let pool = match by_kind.iter().find(|(k, _)| *k == key) {
                 Some((_, p)) => p.clone(),
                 None => {
-                    let p = SourcePool::load(&cam.source, s.seed)?;
-                    by_kind.push((cam.source.clone(), p.clone()));
+                    let p = SourcePool::for_camera(cam, s.seed)?;
+                    by_kind.push((key, p.clone()));
                     p
                 }
             };

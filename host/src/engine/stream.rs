@@ -30,10 +30,54 @@ impl SourcePool {
                 train: fashion::load(fashion::Split::Train)?,
                 frames: fashion::load(fashion::Split::Test)?,
             },
-            SourceKind::Synthetic | SourceKind::Samplelist => SourcePool {
+            SourceKind::Synthetic => SourcePool {
                 train: synthetic::generate(6_000, seed.wrapping_add(101)),
                 frames: synthetic::generate(3_000, seed.wrapping_add(202)),
             },
+            SourceKind::Samplelist => {
+                return Err(DataError::Source(
+                    "a samplelist source needs its CSV file (SourcePool::for_camera)".into(),
+                ));
+            }
+        }))
+    }
+
+    /// The pool for one camera: its samplelist's crops, or the shared source of its kind.
+    pub fn for_camera(spec: &CameraSpec, seed: u64) -> Result<Arc<SourcePool>, DataError> {
+        match (&spec.source, &spec.samplelist) {
+            (SourceKind::Samplelist, Some(csv)) => Self::samplelist(csv),
+            (SourceKind::Samplelist, None) => Err(DataError::Source(format!(
+                "camera `{}`: a samplelist camera needs `samplelist = \"FILE.csv\"`",
+                spec.name
+            ))),
+            (kind, _) => Self::load(kind, seed),
+        }
+    }
+
+    /// A samplelist's crops, split by frame so that labelled samples and the crops seen in
+    /// frames never come from the same image: every third frame (in file order) feeds the
+    /// camera's frames, the others the golden model's labelled samples.
+    pub fn samplelist(csv: &std::path::Path) -> Result<Arc<SourcePool>, DataError> {
+        let (crops, frame_of) = crate::data::samplelist::load(csv)?;
+        let mut order: Vec<&String> = Vec::new();
+        for f in &frame_of {
+            if !order.contains(&f) {
+                order.push(f);
+            }
+        }
+        if order.len() < 3 {
+            return Err(DataError::Source(format!(
+                "{}: {} frame image(s); a samplelist needs at least 3 (labelled samples and camera frames come from different frames)",
+                csv.display(),
+                order.len()
+            )));
+        }
+        let to_frames = |f: &String| order.iter().position(|o| *o == f).unwrap_or(0) % 3 == 2;
+        let (frames, train): (Vec<usize>, Vec<usize>) =
+            (0..crops.len()).partition(|&i| to_frames(&frame_of[i]));
+        Ok(Arc::new(SourcePool {
+            train: crops.select(&train),
+            frames: crops.select(&frames),
         }))
     }
 }

@@ -1,4 +1,4 @@
-//! Reading history back: runs and their windows.
+//! Reading history back: runs, their windows, and recorded policy inputs.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -70,6 +70,26 @@ impl History {
                 gpu_utilization: r.get("gpu_utilization"),
                 profiler_gpu_seconds: r.get("profiler_gpu_seconds"),
             })
+            .collect())
+    }
+}
+
+impl History {
+    /// The input of each window's first policy call in run `run`, as recorded (JSON), in
+    /// window order: the job profiles `tandem replay --run` replays.
+    pub async fn first_policy_inputs(&self, run: i64) -> Result<Vec<(i64, String)>, HistoryError> {
+        let rows = sqlx::query(
+            "SELECT window, input FROM policy_calls p
+             WHERE run_id = ? AND id = (SELECT MIN(id) FROM policy_calls q
+                                        WHERE q.run_id = p.run_id AND q.window = p.window)
+             ORDER BY window",
+        )
+        .bind(run)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("window"), r.get("input")))
             .collect())
     }
 }
