@@ -9,6 +9,7 @@ mod bench;
 mod plugin;
 mod plugin_bench;
 mod run;
+mod serve;
 mod train;
 
 #[derive(Parser)]
@@ -36,6 +37,10 @@ enum Command {
     /// WebAssembly plugins: validate, list, scaffold.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The web dashboard (127.0.0.1 by default): live streams, comparisons, history, plugins.
+    Serve(serve::ServeArgs),
+    /// The dashboard with the embedded demo scenario running live, continuously.
+    Demo(serve::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -46,6 +51,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Compare(args) => run::compare(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Serve(args) => serve::serve(args),
+        Command::Demo(args) => serve::demo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

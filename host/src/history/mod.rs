@@ -9,7 +9,9 @@
 mod read;
 pub mod recorder;
 
-pub use read::{RunRow, WindowRow};
+pub use read::{
+    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+};
 pub use recorder::{RecordError, Recorder, RunMeta, RunOutcome};
 
 use std::path::{Path, PathBuf};
