@@ -175,13 +175,7 @@ impl WithBackend for Job {
         }
         let comparison = if policies.len() > 1 {
             let labels: Vec<String> = policies.iter().map(policy_label).collect();
-            Some(
-                recorder.block_on(
-                    recorder
-                        .history()
-                        .start_comparison(&scenario.name, &labels),
-                )?,
-            )
+            Some(recorder.block_on(recorder.history().start_comparison(&scenario.name, &labels))?)
         } else {
             None
         };

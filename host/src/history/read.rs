@@ -221,7 +221,11 @@ impl History {
     }
 
     /// A window's policy calls in order.
-    pub async fn policy_calls(&self, run: i64, window: i64) -> Result<Vec<PolicyCallRow>, HistoryError> {
+    pub async fn policy_calls(
+        &self,
+        run: i64,
+        window: i64,
+    ) -> Result<Vec<PolicyCallRow>, HistoryError> {
         let rows = sqlx::query(
             "SELECT id, window, at, plugin, digest, input, output, error, micros FROM policy_calls
              WHERE run_id = ? AND window = ? ORDER BY id",
@@ -247,7 +251,11 @@ impl History {
     }
 
     /// A window's allocation changes in order.
-    pub async fn allocations(&self, run: i64, window: i64) -> Result<Vec<AllocationRow>, HistoryError> {
+    pub async fn allocations(
+        &self,
+        run: i64,
+        window: i64,
+    ) -> Result<Vec<AllocationRow>, HistoryError> {
         let rows = sqlx::query(
             "SELECT window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config FROM allocations
              WHERE run_id = ? AND window = ? ORDER BY seq",
@@ -273,9 +281,11 @@ impl History {
 
     /// Comparisons, newest first.
     pub async fn comparisons(&self) -> Result<Vec<ComparisonRow>, HistoryError> {
-        let rows = sqlx::query("SELECT id, scenario, policies, created_at FROM comparisons ORDER BY id DESC")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, scenario, policies, created_at FROM comparisons ORDER BY id DESC",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter()
             .map(|r| {
                 let policies: String = r.get("policies");

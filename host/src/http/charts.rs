@@ -61,7 +61,13 @@ pub fn accuracy_lines(series: &[Series], x_label: &str) -> String {
             pts.join(" ")
         );
         if let [(x, y)] = s.points.as_slice() {
-            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#, sx(*x), sy(*y), color(i));
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+                sx(*x),
+                sy(*y),
+                color(i)
+            );
         }
         legend(&mut svg, i, &s.name);
     }
@@ -71,7 +77,12 @@ pub fn accuracy_lines(series: &[Series], x_label: &str) -> String {
 
 /// GPU allocation over one window, stacked: each stream's inference share (solid) and
 /// retraining share (light) from each change on, over `horizon` seconds and `gpus` GPUs.
-pub fn allocation_stack(allocs: &[Allocation], streams: &[String], horizon: f64, gpus: f64) -> String {
+pub fn allocation_stack(
+    allocs: &[Allocation],
+    streams: &[String],
+    horizon: f64,
+    gpus: f64,
+) -> String {
     if allocs.is_empty() || streams.is_empty() {
         return empty("no allocation yet");
     }
@@ -80,7 +91,15 @@ pub fn allocation_stack(allocs: &[Allocation], streams: &[String], horizon: f64,
     let sx = |t: f64| LEFT + (t / horizon).clamp(0.0, 1.0) * pw;
     let sy = |g: f64| TOP + (1.0 - (g / gpus).clamp(0.0, 1.0)) * ph;
     let mut svg = open("GPU allocation chart");
-    axes(&mut svg, 0.0, horizon, "seconds into the window", "GPUs", &|t| sx(t), &|y| sy(y * gpus));
+    axes(
+        &mut svg,
+        0.0,
+        horizon,
+        "seconds into the window",
+        "GPUs",
+        &|t| sx(t),
+        &|y| sy(y * gpus),
+    );
     // Walk the changes in time order, keeping each stream's current shares.
     let mut current = vec![(0.0f64, 0.0f64); streams.len()];
     let mut sorted: Vec<&Allocation> = allocs.iter().collect();
@@ -169,7 +188,11 @@ fn axes(
             r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"#,
             sx(x),
             H - BOTTOM + 14.0,
-            if (x1 - x0) >= 8.0 { format!("{x:.0}") } else { format!("{x:.1}") }
+            if (x1 - x0) >= 8.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
         );
     }
     let _ = write!(

@@ -97,7 +97,12 @@ async fn page(
                 Started {
                     id: c.id,
                     scenario: c.key.clone(),
-                    policies: s.lanes.iter().map(|l| l.policy.as_str()).collect::<Vec<_>>().join(", "),
+                    policies: s
+                        .lanes
+                        .iter()
+                        .map(|l| l.policy.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     status: if s.done { "done".into() } else { s.status },
                 }
             })
@@ -140,7 +145,10 @@ async fn start(
         )));
     }
     let windows = match get("windows").map(str::trim).filter(|w| !w.is_empty()) {
-        Some(w) => Some(w.parse::<u32>().map_err(|_| AppError::BadRequest(format!("windows: `{w}` is not a number")))?),
+        Some(w) => Some(
+            w.parse::<u32>()
+                .map_err(|_| AppError::BadRequest(format!("windows: `{w}` is not a number")))?,
+        ),
         None => None,
     };
     let cmp = runner::start_comparison(&state, &choice, policies, windows).await?;
@@ -211,7 +219,11 @@ fn render_body(c: &Comparison) -> String {
         .iter()
         .map(|l| Series {
             name: l.policy.clone(),
-            points: l.windows.iter().map(|w| (w.window as f64, w.mean_accuracy)).collect(),
+            points: l
+                .windows
+                .iter()
+                .map(|w| (w.window as f64, w.mean_accuracy))
+                .collect(),
         })
         .collect();
     // The configurations each policy chose: per window and stream, inference config plus
@@ -274,7 +286,12 @@ async fn view(
 ) -> Result<ComparisonPage, AppError> {
     let nav = Nav::new(&state, &headers, &csrf, "compare", uri.path());
     if let Some(c) = state.arenas.get(id) {
-        let policies = c.snapshot().lanes.iter().map(|l| l.policy.clone()).collect();
+        let policies = c
+            .snapshot()
+            .lanes
+            .iter()
+            .map(|l| l.policy.clone())
+            .collect();
         return Ok(ComparisonPage {
             nav,
             id,

@@ -16,7 +16,9 @@ use super::charts::{self, Series};
 use super::security::Csrf;
 use super::{AppError, AppState, Nav, f3, pct};
 use crate::engine::report::Allocation;
-use crate::history::{AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow};
+use crate::history::{
+    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,7 +56,12 @@ impl HistoryPage {
 /// The filter as a query string for export links (values percent-encoded).
 fn query_of(f: &RunFilter) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("policy", &f.policy), ("scenario", &f.scenario), ("from", &f.from), ("to", &f.to)] {
+    for (k, v) in [
+        ("policy", &f.policy),
+        ("scenario", &f.scenario),
+        ("from", &f.from),
+        ("to", &f.to),
+    ] {
         if !v.is_empty() {
             parts.push(format!("{k}={}", encode(v)));
         }
@@ -68,7 +75,9 @@ fn query_of(f: &RunFilter) -> String {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -243,7 +252,11 @@ async fn window_page(
                 plugin: c.plugin,
                 micros: c.micros,
                 input: pretty(&c.input),
-                output: c.output.as_deref().map(pretty).unwrap_or_else(|| "(none)".into()),
+                output: c
+                    .output
+                    .as_deref()
+                    .map(pretty)
+                    .unwrap_or_else(|| "(none)".into()),
                 error: c.error.unwrap_or_default(),
             })
             .collect(),
@@ -261,7 +274,10 @@ async fn scenario_json(state: &AppState, id: i64) -> Option<serde_json::Value> {
 }
 
 async fn scenario_window_seconds(state: &AppState, id: i64) -> Option<f64> {
-    scenario_json(state, id).await?.get("window_seconds")?.as_f64()
+    scenario_json(state, id)
+        .await?
+        .get("window_seconds")?
+        .as_f64()
 }
 
 async fn scenario_gpus(state: &AppState, id: i64) -> Option<f64> {
@@ -281,7 +297,10 @@ fn download(body: String, content_type: &str, name: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         body,
     )
@@ -293,7 +312,9 @@ async fn export_runs_csv(
     Query(filter): Query<RunFilter>,
 ) -> Result<Response, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
-    let mut out = String::from("id,comparison_id,scenario,policy,status,windows_planned,windows_done,mean_accuracy,started_at\n");
+    let mut out = String::from(
+        "id,comparison_id,scenario,policy,status,windows_planned,windows_done,mean_accuracy,started_at\n",
+    );
     for r in &runs {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{}\n",
@@ -326,10 +347,15 @@ async fn export_runs_json(
     Ok(download(body, "application/json", "tandem-runs.json"))
 }
 
-async fn export_run_csv(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, AppError> {
+async fn export_run_csv(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
     let run = find_run(&state, id).await?;
     let streams = state.history.stream_windows(id, None).await?;
-    let mut out = String::from("run,policy,window,stream,accuracy,start_accuracy,end_accuracy,infer_config,infer_share,frames,frames_processed\n");
+    let mut out = String::from(
+        "run,policy,window,stream,accuracy,start_accuracy,end_accuracy,infer_config,infer_share,frames,frames_processed\n",
+    );
     for s in &streams {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{}\n",
@@ -346,7 +372,11 @@ async fn export_run_csv(State(state): State<AppState>, Path(id): Path<i64>) -> R
             s.frames_processed
         ));
     }
-    Ok(download(out, "text/csv; charset=utf-8", &format!("tandem-run-{id}.csv")))
+    Ok(download(
+        out,
+        "text/csv; charset=utf-8",
+        &format!("tandem-run-{id}.csv"),
+    ))
 }
 
 async fn run_json(state: &AppState, id: i64) -> Result<serde_json::Value, AppError> {
@@ -356,21 +386,37 @@ async fn run_json(state: &AppState, id: i64) -> Result<serde_json::Value, AppErr
     Ok(json!({ "run": run, "windows": windows, "streams": streams }))
 }
 
-async fn export_run_json(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, AppError> {
+async fn export_run_json(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
     let v = run_json(&state, id).await?;
     let body = serde_json::to_string_pretty(&v).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(download(body, "application/json", &format!("tandem-run-{id}.json")))
+    Ok(download(
+        body,
+        "application/json",
+        &format!("tandem-run-{id}.json"),
+    ))
 }
 
-async fn api_runs(State(state): State<AppState>, Query(filter): Query<RunFilter>) -> Result<Json<Vec<RunRow>>, AppError> {
+async fn api_runs(
+    State(state): State<AppState>,
+    Query(filter): Query<RunFilter>,
+) -> Result<Json<Vec<RunRow>>, AppError> {
     Ok(Json(state.history.runs_filtered(&filter).await?))
 }
 
-async fn api_run(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, AppError> {
+async fn api_run(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, AppError> {
     Ok(Json(run_json(&state, id).await?))
 }
 
-async fn api_windows(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Vec<WindowRow>>, AppError> {
+async fn api_windows(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<WindowRow>>, AppError> {
     find_run(&state, id).await?;
     Ok(Json(state.history.windows(id).await?))
 }
@@ -396,10 +442,14 @@ async fn api_window(
             })
         })
         .collect();
-    Ok(Json(json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations })))
+    Ok(Json(
+        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations }),
+    ))
 }
 
-async fn api_comparisons(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+async fn api_comparisons(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
     let stored = state.history.comparisons().await?;
     let out: Vec<serde_json::Value> = stored
         .into_iter()

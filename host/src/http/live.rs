@@ -127,13 +127,21 @@ pub fn render_body(s: &LiveState) -> String {
     let body = LiveBody {
         running: s.scenario.is_some(),
         status: s.status.clone(),
-        scenario: s.scenario.as_ref().map(|x| x.name.clone()).unwrap_or_default(),
+        scenario: s
+            .scenario
+            .as_ref()
+            .map(|x| x.name.clone())
+            .unwrap_or_default(),
         policy: s.policy.clone(),
         window: s.current_window(),
         windows_done: s.windows.len(),
         progress_pct: format!("{:.0}", 100.0 * s.progress()),
-        mean_accuracy: last.map(|w| f3(w.mean_accuracy)).unwrap_or_else(|| "-".into()),
-        gpu_use: last.map(|w| pct(w.gpu_utilization)).unwrap_or_else(|| "-".into()),
+        mean_accuracy: last
+            .map(|w| f3(w.mean_accuracy))
+            .unwrap_or_else(|| "-".into()),
+        gpu_use: last
+            .map(|w| pct(w.gpu_utilization))
+            .unwrap_or_else(|| "-".into()),
         streams,
         accuracy_chart: charts::accuracy_lines(&series, "window"),
         allocation_chart: last.map_or_else(
@@ -170,7 +178,9 @@ fn progress_event(s: &LiveState) -> Event {
 }
 
 /// Server-sent events: the body now, then after every change; progress every second.
-async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     Sse::new(live_stream(state.live.clone())).keep_alive(KeepAlive::default())
 }
 

@@ -108,7 +108,11 @@ pub fn scenario_choices(dir: Option<&Path>) -> Vec<ScenarioChoice> {
         .collect();
     paths.sort();
     for p in paths {
-        let key = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let key = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         if out.iter().any(|c| c.key == key) {
             continue;
         }

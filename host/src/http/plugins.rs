@@ -173,7 +173,10 @@ async fn disable(
     Path(digest): Path<String>,
     Form(a): Form<Action>,
 ) -> Result<Response, AppError> {
-    change(&state, &headers, &a.csrf, &digest, |r| r.set_disabled(&digest, true)).await
+    change(&state, &headers, &a.csrf, &digest, |r| {
+        r.set_disabled(&digest, true)
+    })
+    .await
 }
 
 async fn enable(
@@ -182,7 +185,10 @@ async fn enable(
     Path(digest): Path<String>,
     Form(a): Form<Action>,
 ) -> Result<Response, AppError> {
-    change(&state, &headers, &a.csrf, &digest, |r| r.set_disabled(&digest, false)).await
+    change(&state, &headers, &a.csrf, &digest, |r| {
+        r.set_disabled(&digest, false)
+    })
+    .await
 }
 
 async fn delete(

@@ -131,7 +131,9 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
             let be = CpuBackend::new(1);
             let result = (|| -> anyhow::Result<()> {
                 let session = Session::new(&be, &scenario, &data_dir, &mut |d, t| {
-                    live.update(|s| s.status = format!("pretraining the starting model: {d}/{t} samples"));
+                    live.update(|s| {
+                        s.status = format!("pretraining the starting model: {d}/{t} samples")
+                    });
                 })?;
                 let mut engine = session.engine(&be, &scenario, &scenario.policy)?;
                 let recorder = Recorder::shared(history, handle);
@@ -355,8 +357,14 @@ pub async fn start_comparison(
             // and owns its backend, engine and models: identical streams, separate state.
             std::thread::scope(|scope| {
                 for (lane, policy) in policies.iter().enumerate() {
-                    let (c, session, scenario, history, metrics, handle) =
-                        (&c, &session, &scenario, history.clone(), &metrics, handle.clone());
+                    let (c, session, scenario, history, metrics, handle) = (
+                        &c,
+                        &session,
+                        &scenario,
+                        history.clone(),
+                        &metrics,
+                        handle.clone(),
+                    );
                     scope.spawn(move || {
                         let be = CpuBackend::new(1);
                         let label = policy_label(policy);

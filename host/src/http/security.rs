@@ -72,7 +72,11 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Equality whose time does not depend on where the strings differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Middleware: make sure the browser has a CSRF cookie and pass its value on.
@@ -165,8 +169,10 @@ async fn login(
     if !same(f.token.trim(), &state.token) {
         return Err(AppError::Forbidden("wrong admin token".into()));
     }
-    let cookie =
-        format!("{ADMIN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", state.token);
+    let cookie = format!(
+        "{ADMIN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        state.token
+    );
     Ok((
         [(header::SET_COOKIE, cookie)],
         Redirect::to(local_path(&f.next)),
