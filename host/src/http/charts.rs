@@ -136,11 +136,14 @@ pub fn allocation_stack(
     for (k, s) in streams.iter().enumerate() {
         legend(&mut svg, k, s);
     }
+    let (x, y) = (
+        W - RIGHT + 8.0,
+        TOP + 14.0 * (streams.len() as f64 + 1.0) + 6.0,
+    );
     let _ = write!(
         svg,
-        r#"<text x="{:.0}" y="{:.0}" class="note">solid: inference, light: retraining</text>"#,
-        W - RIGHT + 8.0,
-        TOP + 14.0 * (streams.len() as f64 + 1.0) + 6.0
+        r#"<text x="{x:.0}" y="{y:.0}" class="note">solid: inference</text><text x="{x:.0}" y="{:.0}" class="note">light: retraining</text>"#,
+        y + 13.0
     );
     svg.push_str("</svg>");
     svg
