@@ -45,3 +45,15 @@ if [[ -d plugins ]] && ls plugins/*/Cargo.toml >/dev/null 2>&1; then
   cargo build --quiet --profile plugin --target wasm32-wasip2 $(for d in plugins/*/; do
     n=$(basename "$d"); [[ -f "$d/Cargo.toml" ]] && grep -q 'cdylib' "$d/Cargo.toml" && echo "-p tandem-plugin-$n"; done)
 fi
+
+# The browser test drives Debian's chromium through playwright-core (from npm, pinned in
+# tests/browser/package.json); installed once, only when the browser test is wanted.
+if [[ "${TANDEM_SETUP_BROWSER:-0}" == 1 && ! -d tests/browser/node_modules/playwright-core ]]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: nodejs npm"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  echo "setup: installing playwright-core for the browser test"
+  (cd tests/browser && npm install --no-audit --no-fund --silent)
+fi

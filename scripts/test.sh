@@ -2,6 +2,8 @@
 # The README's second command: set up what is missing, then run every check and test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI runs the browser test too: the setup installs chromium and playwright-core for it.
+export TANDEM_SETUP_BROWSER="${TANDEM_SETUP_BROWSER:-1}"
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
 # A private runtime dir keeps wgpu's Vulkan loader quiet on headless machines.
@@ -9,3 +11,6 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"; chmod 700 "$XDG_RUNTI
 cargo fmt --all --check
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test
+if [[ "$TANDEM_SETUP_BROWSER" == 1 ]]; then
+  bash scripts/browser-test.sh
+fi

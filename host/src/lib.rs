@@ -6,6 +6,8 @@
 //! - [`model`]: the CNN, its training and inference, weights on disk.
 //! - [`data`]: image sources (Fashion-MNIST IDX files, the synthetic generator) and drift.
 //! - [`plugin`]: the sandboxed WebAssembly plugin host, its registry and the scheduling domain types.
+//! - [`history`]: every run in SQLite, and the run-and-record loop.
+//! - [`http`]: the web dashboard (axum, askama templates in `web/`).
 //! - [`cli`]: the `tandem` command's subcommands.
 
 // Checks written `!(x >= 0.0)` reject NaN as well; that is why they are negated.
@@ -17,5 +19,6 @@ pub mod data;
 pub mod engine;
 pub mod gpu;
 pub mod history;
+pub mod http;
 pub mod model;
 pub mod plugin;

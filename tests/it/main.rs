@@ -7,6 +7,7 @@
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
 mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history
 mod gradcheck; // the CPU backend's backward ops against central finite differences
+mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CSRF, uploads, escaping
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
 mod plugins; // real guest plugins built and run: sandbox limits, output checks, registry

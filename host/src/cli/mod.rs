@@ -10,6 +10,7 @@ mod plugin;
 mod plugin_bench;
 mod replay;
 mod run;
+mod serve;
 mod train;
 
 #[derive(Parser)]
@@ -39,6 +40,10 @@ enum Command {
     /// WebAssembly plugins: validate, list, scaffold.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The web dashboard (127.0.0.1 by default): live streams, comparisons, history, plugins.
+    Serve(serve::ServeArgs),
+    /// The dashboard with the embedded demo scenario running live, continuously.
+    Demo(serve::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -50,6 +55,8 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => run::compare(args),
         Command::Replay(args) => replay::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Serve(args) => serve::serve(args),
+        Command::Demo(args) => serve::demo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,8 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::plugin::registry::missing_builtins;
-use crate::plugin::types::{EstimateRequest, Observation, PluginKind, RetrainConfig, StreamState};
-use crate::plugin::{Limits, PluginHost, Registry, bindings};
+use crate::plugin::{Limits, PluginHost, Registry, bindings, check};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -60,58 +59,7 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
     let host = PluginHost::new(Limits::default())?;
     let plugin = host.load_file(file)?;
     let d = plugin.description();
-    let sample = match d.kind {
-        PluginKind::Policy => {
-            let input = tandem_plugin_sdk::sample::policy_input(3, 1, 18, 1);
-            let s = host.decide(&plugin, &input, &[])?;
-            format!(
-                "decided 3 streams on 1 GPU (estimated accuracy {:?})",
-                s.estimated_accuracy
-            )
-        }
-        PluginKind::ConfigSpace => {
-            let state = StreamState {
-                id: "cam0".into(),
-                window: 0,
-                accuracy: 0.6,
-                class_mix: vec![0.1; 10],
-                samples: 1000,
-            };
-            let set = host.configs(&plugin, &state, &[])?;
-            format!(
-                "{} retraining and {} inference configurations",
-                set.retrain.len(),
-                set.infer.len()
-            )
-        }
-        PluginKind::Estimator => {
-            let request = EstimateRequest {
-                config: RetrainConfig {
-                    name: "sample".into(),
-                    epochs: 30,
-                    layers_trained: 1,
-                    data_fraction: 1.0,
-                    width: 64,
-                    batch_size: 64,
-                    learning_rate: 0.001,
-                },
-                start_accuracy: 0.5,
-                observations: (1..=5)
-                    .map(|e| Observation {
-                        epochs: e,
-                        accuracy: 0.5 + 0.04 * f64::from(e),
-                        gpu_seconds: f64::from(e),
-                    })
-                    .collect(),
-                profiled_data_fraction: 0.1,
-                epochs_at: vec![5, 15, 30],
-                shares: vec![0.5, 1.0],
-                throughput: vec![],
-            };
-            let p = host.predict(&plugin, &request, &[])?;
-            format!("predicted {:?} at 5/15/30 epochs", p.accuracy)
-        }
-    };
+    let sample = check::sample_run(&host, &plugin)?;
     if as_json {
         let out = json!({
             "file": file.display().to_string(),

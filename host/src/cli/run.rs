@@ -1,6 +1,7 @@
 //! `tandem run` and `tandem compare`: a scenario's windows under one policy, or under
 //! several policies on identical streams, side by side.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::engine::scenario::PluginRef;
 use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
-use crate::history::{History, NewRun};
+use crate::history::{Recorder, RunMeta};
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
@@ -174,11 +175,7 @@ impl WithBackend for Job {
         }
         let comparison = if policies.len() > 1 {
             let labels: Vec<String> = policies.iter().map(policy_label).collect();
-            Some(
-                recorder
-                    .rt
-                    .block_on(recorder.history.start_comparison(&scenario.name, &labels))?,
-            )
+            Some(recorder.block_on(recorder.history().start_comparison(&scenario.name, &labels))?)
         } else {
             None
         };
@@ -209,15 +206,6 @@ fn run_policy<B: Backend>(
 ) -> anyhow::Result<RunReport> {
     let name = policy_label(policy);
     let mut engine = session.engine(be, s, policy)?;
-    let run_id = recorder.rt.block_on(recorder.history.start_run(&NewRun {
-        scenario: &s.name,
-        scenario_json: &serde_json::to_string(s)?,
-        policy: &name,
-        policy_digest: &engine.policy_digest(),
-        backend: &be.describe(),
-        windows_planned: s.windows,
-        comparison,
-    }))?;
     let bar = if verbose {
         ProgressBar::new(s.windows as u64)
     } else {
@@ -230,20 +218,12 @@ fn run_policy<B: Backend>(
     );
     bar.set_message(name.clone());
     let mut windows = Vec::new();
-    for _ in 0..s.windows {
-        let w = match engine.run_window() {
-            Ok(w) => w,
-            Err(e) => {
-                recorder
-                    .rt
-                    .block_on(recorder.history.finish_run(run_id, Err(&e.to_string())))?;
-                return Err(e.into());
-            }
-        };
-        // Each window is committed as soon as it ends: a crash loses at most the next.
-        recorder
-            .rt
-            .block_on(recorder.history.record_window(run_id, &w))?;
+    let meta = RunMeta {
+        policy: &name,
+        backend: &be.describe(),
+        comparison,
+    };
+    recorder.run(&mut engine, &meta, Some(s.windows), &mut |w| {
         bar.inc(1);
         if verbose {
             bar.println(format!(
@@ -251,36 +231,15 @@ fn run_policy<B: Backend>(
                 w.window, w.mean_accuracy
             ));
         }
-        windows.push(w);
-    }
+        windows.push(w.clone());
+        ControlFlow::Continue(())
+    })?;
     bar.finish_and_clear();
-    let report = RunReport {
+    Ok(RunReport {
         scenario: s.name.clone(),
         policy: name,
         windows,
-    };
-    recorder.rt.block_on(
-        recorder
-            .history
-            .finish_run(run_id, Ok(report.mean_accuracy())),
-    )?;
-    Ok(report)
-}
-
-/// The history database and a runtime to drive it from this synchronous loop.
-struct Recorder {
-    rt: tokio::runtime::Runtime,
-    history: History,
-}
-
-impl Recorder {
-    fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let history = rt.block_on(History::open(&data_dir.join("history.sqlite")))?;
-        Ok(Self { rt, history })
-    }
+    })
 }
 
 fn summary_json(r: &RunReport) -> serde_json::Value {

@@ -3,11 +3,16 @@
 //! A run is recorded as it goes: [`History::start_run`] when it starts, one transaction per
 //! window in [`History::record_window`], [`History::finish_run`] at the end. A crash therefore
 //! loses at most the window in progress; runs left `running` by a crash are marked
-//! `interrupted` the next time the history is opened.
+//! `interrupted` the next time the history is opened. [`Recorder`] drives an engine and
+//! records it, for the CLI and the dashboard alike.
 
 mod read;
+pub mod recorder;
 
-pub use read::{RunRow, WindowRow};
+pub use read::{
+    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+};
+pub use recorder::{RecordError, Recorder, RunMeta, RunOutcome};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

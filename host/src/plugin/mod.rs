@@ -8,12 +8,14 @@
 //!   gets a fresh store, an epoch deadline and a memory cap.
 //! - [`validate`]: checks on every output before the engine may use it.
 //! - [`registry`]: the content-addressed plugin store on disk and the built-in plugins.
+//! - [`check`]: the sample run a plugin must pass before it is stored (CLI and dashboard).
 //!
 //! Every failure (a guest error, a trap, a timeout, the memory cap, a failed check) is a
 //! [`PluginError`] naming the plugin and its version; callers fall back (the engine uses the
 //! `fair` policy for that window and records why).
 
 pub mod bindings;
+pub mod check;
 pub mod registry;
 pub mod runtime;
 pub mod types;

@@ -3,7 +3,9 @@
 //!
 //! Layout under the data directory: `plugins/<sha256>.wasm` (the component) and
 //! `plugins/<sha256>.json` (a [`RegistryEntry`]). The digest names the bytes, so adding the same
-//! plugin twice is a no-op and a name can map to several versions.
+//! plugin twice is a no-op and a name can map to several versions. A disabled plugin has a
+//! flag file `plugins/<sha256>.disabled` beside it: it stays listed but is not found by name,
+//! and the built-ins can be disabled without being re-added at the next start.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -59,6 +61,9 @@ pub struct RegistryEntry {
     pub source: String,
     /// When it was first stored, in seconds since the Unix epoch.
     pub added_unix: u64,
+    /// Whether it is disabled (read from the flag file, never trusted from the JSON).
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// The content-addressed plugin store.
@@ -102,6 +107,7 @@ impl Registry {
             added_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            disabled: false,
         };
         let text = serde_json::to_string_pretty(&entry).map_err(|e| io_err(&json, e))?;
         std::fs::write(&json, text).map_err(|e| io_err(&json, e))?;
@@ -116,9 +122,76 @@ impl Registry {
             .collect()
     }
 
+    /// Validate `bytes` as `tandem plugin validate` does (load, then one sample run) and store
+    /// them only if both pass; returns the entry and the sample run's account.
+    pub fn add_validated(
+        &self,
+        host: &PluginHost,
+        source: &str,
+        bytes: &[u8],
+    ) -> Result<(RegistryEntry, String), PluginError> {
+        let plugin = host.load(source, bytes)?;
+        let sample = super::check::sample_run(host, &plugin)?;
+        Ok((self.add(host, source, bytes, false)?, sample))
+    }
+
     fn read_entry(&self, path: &Path) -> Result<RegistryEntry, PluginError> {
         let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-        serde_json::from_str(&text).map_err(|e| io_err(path, e))
+        let mut entry: RegistryEntry = serde_json::from_str(&text).map_err(|e| io_err(path, e))?;
+        entry.disabled = self.flag_path(&entry.digest).exists();
+        Ok(entry)
+    }
+
+    fn flag_path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}.disabled"))
+    }
+
+    /// The entry with exactly this digest.
+    pub fn get(&self, digest: &str) -> Result<Option<RegistryEntry>, PluginError> {
+        // Digests are hex: anything else cannot name a file here (and must not name a path).
+        if digest.is_empty() || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let json = self.dir.join(format!("{digest}.json"));
+        if !json.exists() {
+            return Ok(None);
+        }
+        self.read_entry(&json).map(Some)
+    }
+
+    /// Disable or enable a stored plugin; false if no plugin has this digest.
+    pub fn set_disabled(&self, digest: &str, disabled: bool) -> Result<bool, PluginError> {
+        if self.get(digest)?.is_none() {
+            return Ok(false);
+        }
+        let flag = self.flag_path(digest);
+        if disabled {
+            std::fs::write(&flag, b"").map_err(|e| io_err(&flag, e))?;
+        } else if flag.exists() {
+            std::fs::remove_file(&flag).map_err(|e| io_err(&flag, e))?;
+        }
+        Ok(true)
+    }
+
+    /// Delete an uploaded plugin; built-ins come back at every start, so they can only be
+    /// disabled. False if no plugin has this digest.
+    pub fn remove(&self, digest: &str) -> Result<bool, PluginError> {
+        let Some(entry) = self.get(digest)? else {
+            return Ok(false);
+        };
+        if entry.builtin {
+            return Err(PluginError::Host(format!(
+                "{} {} is built in: disable it instead of deleting it",
+                entry.description.name, entry.description.version
+            )));
+        }
+        for ext in ["wasm", "json", "disabled"] {
+            let path = self.dir.join(format!("{digest}.{ext}"));
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            }
+        }
+        Ok(true)
     }
 
     /// Every stored plugin, by name then version.
@@ -160,12 +233,12 @@ impl Registry {
         host.load_file(&self.dir.join(format!("{}.wasm", entry.digest)))
     }
 
-    /// The latest stored plugin with this name (by time added).
+    /// The latest enabled plugin with this name (by time added).
     pub fn find(&self, name: &str) -> Result<Option<RegistryEntry>, PluginError> {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|e| e.description.name == name)
+            .filter(|e| e.description.name == name && !e.disabled)
             .max_by_key(|e| e.added_unix))
     }
 }

@@ -1,0 +1,467 @@
+//! The History pages: runs and comparisons from SQLite, filtered by policy, scenario and date;
+//! a run's windows and accuracy chart; a window's streams, policy calls (input, output, time)
+//! and allocation timeline; CSV and JSON exports; and the `/api/runs` and `/api/comparisons`
+//! JSON endpoints.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+
+use super::charts::{self, Series};
+use super::security::Csrf;
+use super::{AppError, AppState, Nav, f3, pct};
+use crate::engine::report::Allocation;
+use crate::history::{
+    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/history", get(list))
+        .route("/history/export.csv", get(export_runs_csv))
+        .route("/history/export.json", get(export_runs_json))
+        .route("/history/runs/{id}", get(run_page))
+        .route("/history/runs/{id}/export.csv", get(export_run_csv))
+        .route("/history/runs/{id}/export.json", get(export_run_json))
+        .route("/history/runs/{id}/windows/{window}", get(window_page))
+        .route("/api/runs", get(api_runs))
+        .route("/api/runs/{id}", get(api_run))
+        .route("/api/runs/{id}/windows", get(api_windows))
+        .route("/api/runs/{id}/windows/{window}", get(api_window))
+        .route("/api/comparisons", get(api_comparisons))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    nav: Nav,
+    filter: RunFilter,
+    comparison: String,
+    query: String,
+    runs: Vec<RunRow>,
+    comparisons: Vec<ComparisonRow>,
+}
+
+impl HistoryPage {
+    fn acc(&self, r: &RunRow) -> String {
+        r.mean_accuracy.map(f3).unwrap_or_else(|| "-".into())
+    }
+}
+
+/// The filter as a query string for export links (values percent-encoded).
+fn query_of(f: &RunFilter) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [
+        ("policy", &f.policy),
+        ("scenario", &f.scenario),
+        ("from", &f.from),
+        ("to", &f.to),
+    ] {
+        if !v.is_empty() {
+            parts.push(format!("{k}={}", encode(v)));
+        }
+    }
+    if let Some(c) = f.comparison {
+        parts.push(format!("comparison={c}"));
+    }
+    parts.join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(filter): Query<RunFilter>,
+) -> Result<HistoryPage, AppError> {
+    let runs = state.history.runs_filtered(&filter).await?;
+    let comparisons = state.history.comparisons().await?;
+    Ok(HistoryPage {
+        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        comparison: filter.comparison.map(|c| c.to_string()).unwrap_or_default(),
+        query: query_of(&filter),
+        filter,
+        runs,
+        comparisons,
+    })
+}
+
+/// One window's row on the run page.
+struct WindowLine {
+    window: i64,
+    mean_accuracy: String,
+    gpu_use: String,
+    profiler: String,
+    streams: Vec<(String, String)>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "run.html")]
+struct RunPage {
+    nav: Nav,
+    run: RunRow,
+    mean: String,
+    windows: Vec<WindowLine>,
+    stream_names: Vec<String>,
+    chart: String,
+}
+
+async fn find_run(state: &AppState, id: i64) -> Result<RunRow, AppError> {
+    state
+        .history
+        .run(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("run {id}")))
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<i64>,
+) -> Result<RunPage, AppError> {
+    let run = find_run(&state, id).await?;
+    let windows = state.history.windows(id).await?;
+    let streams = state.history.stream_windows(id, None).await?;
+    let mut names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
+    names.sort();
+    names.dedup();
+    let series = names
+        .iter()
+        .map(|n| Series {
+            name: n.clone(),
+            points: streams
+                .iter()
+                .filter(|s| &s.stream == n)
+                .map(|s| (s.window as f64, s.accuracy))
+                .collect(),
+        })
+        .collect::<Vec<_>>();
+    let lines = windows
+        .iter()
+        .map(|w| WindowLine {
+            window: w.window,
+            mean_accuracy: f3(w.mean_accuracy),
+            gpu_use: pct(w.gpu_utilization),
+            profiler: format!("{:.1} s", w.profiler_gpu_seconds),
+            streams: names
+                .iter()
+                .map(|n| {
+                    let a = streams
+                        .iter()
+                        .find(|s| s.window == w.window && &s.stream == n)
+                        .map_or("-".into(), |s| f3(s.accuracy));
+                    (n.clone(), a)
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(RunPage {
+        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        mean: run.mean_accuracy.map(f3).unwrap_or_else(|| "-".into()),
+        run,
+        windows: lines,
+        stream_names: names,
+        chart: charts::accuracy_lines(&series, "window"),
+    })
+}
+
+/// A policy call shown: JSON pretty-printed for reading.
+struct CallView {
+    at: String,
+    plugin: String,
+    micros: i64,
+    input: String,
+    output: String,
+    error: String,
+}
+
+fn pretty(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| json.to_string())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "window.html")]
+struct WindowPage {
+    nav: Nav,
+    run: RunRow,
+    window: i64,
+    streams: Vec<StreamWindowRow>,
+    calls: Vec<CallView>,
+    allocations: Vec<AllocationRow>,
+    chart: String,
+}
+
+async fn window_page(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((id, window)): Path<(i64, i64)>,
+) -> Result<WindowPage, AppError> {
+    let run = find_run(&state, id).await?;
+    let streams = state.history.stream_windows(id, Some(window)).await?;
+    if streams.is_empty() {
+        return Err(AppError::NotFound(format!("window {window} of run {id}")));
+    }
+    let calls = state.history.policy_calls(id, window).await?;
+    let allocations = state.history.allocations(id, window).await?;
+    let horizon = scenario_window_seconds(&state, id).await.unwrap_or(200.0);
+    let gpus = scenario_gpus(&state, id).await.unwrap_or(1.0);
+    let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
+    let allocs: Vec<Allocation> = allocations
+        .iter()
+        .map(|a| Allocation {
+            at: a.at,
+            stream: a.stream.clone(),
+            infer_share: a.infer_share,
+            retrain_share: a.retrain_share,
+            infer_config: a.infer_config.clone(),
+            retrain_config: a.retrain_config.clone(),
+        })
+        .collect();
+    Ok(WindowPage {
+        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        run,
+        window,
+        chart: charts::allocation_stack(&allocs, &names, horizon, gpus),
+        streams,
+        calls: calls
+            .into_iter()
+            .map(|c| CallView {
+                at: format!("{:.1} s", c.at),
+                plugin: c.plugin,
+                micros: c.micros,
+                input: pretty(&c.input),
+                output: c
+                    .output
+                    .as_deref()
+                    .map(pretty)
+                    .unwrap_or_else(|| "(none)".into()),
+                error: c.error.unwrap_or_default(),
+            })
+            .collect(),
+        allocations,
+    })
+}
+
+async fn scenario_json(state: &AppState, id: i64) -> Option<serde_json::Value> {
+    let text: String = sqlx::query_scalar("SELECT scenario_toml FROM runs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(state.history.pool())
+        .await
+        .ok()??;
+    serde_json::from_str(&text).ok()
+}
+
+async fn scenario_window_seconds(state: &AppState, id: i64) -> Option<f64> {
+    scenario_json(state, id)
+        .await?
+        .get("window_seconds")?
+        .as_f64()
+}
+
+async fn scenario_gpus(state: &AppState, id: i64) -> Option<f64> {
+    scenario_json(state, id).await?.get("gpus")?.as_f64()
+}
+
+/// A CSV field, quoted when it must be.
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn download(body: String, content_type: &str, name: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn export_runs_csv(
+    State(state): State<AppState>,
+    Query(filter): Query<RunFilter>,
+) -> Result<Response, AppError> {
+    let runs = state.history.runs_filtered(&filter).await?;
+    let mut out = String::from(
+        "id,comparison_id,scenario,policy,status,windows_planned,windows_done,mean_accuracy,started_at\n",
+    );
+    for r in &runs {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            r.id,
+            r.comparison_id.map(|c| c.to_string()).unwrap_or_default(),
+            csv(&r.scenario),
+            csv(&r.policy),
+            csv(&r.status),
+            r.windows_planned,
+            r.windows_done,
+            r.mean_accuracy.map(|a| a.to_string()).unwrap_or_default(),
+            csv(&r.started_at)
+        ));
+    }
+    Ok(download(out, "text/csv; charset=utf-8", "tandem-runs.csv"))
+}
+
+async fn export_runs_json(
+    State(state): State<AppState>,
+    Query(filter): Query<RunFilter>,
+) -> Result<Response, AppError> {
+    let runs = state.history.runs_filtered(&filter).await?;
+    let mut out = Vec::new();
+    for r in runs {
+        let windows = state.history.windows(r.id).await?;
+        let streams = state.history.stream_windows(r.id, None).await?;
+        out.push(json!({ "run": r, "windows": windows, "streams": streams }));
+    }
+    let body = serde_json::to_string_pretty(&out).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(download(body, "application/json", "tandem-runs.json"))
+}
+
+async fn export_run_csv(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let run = find_run(&state, id).await?;
+    let streams = state.history.stream_windows(id, None).await?;
+    let mut out = String::from(
+        "run,policy,window,stream,accuracy,start_accuracy,end_accuracy,infer_config,infer_share,frames,frames_processed\n",
+    );
+    for s in &streams {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            id,
+            csv(&run.policy),
+            s.window,
+            csv(&s.stream),
+            s.accuracy,
+            s.start_accuracy,
+            s.end_accuracy,
+            csv(&s.infer_config),
+            s.infer_share,
+            s.frames,
+            s.frames_processed
+        ));
+    }
+    Ok(download(
+        out,
+        "text/csv; charset=utf-8",
+        &format!("tandem-run-{id}.csv"),
+    ))
+}
+
+async fn run_json(state: &AppState, id: i64) -> Result<serde_json::Value, AppError> {
+    let run = find_run(state, id).await?;
+    let windows: Vec<WindowRow> = state.history.windows(id).await?;
+    let streams = state.history.stream_windows(id, None).await?;
+    Ok(json!({ "run": run, "windows": windows, "streams": streams }))
+}
+
+async fn export_run_json(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let v = run_json(&state, id).await?;
+    let body = serde_json::to_string_pretty(&v).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(download(
+        body,
+        "application/json",
+        &format!("tandem-run-{id}.json"),
+    ))
+}
+
+async fn api_runs(
+    State(state): State<AppState>,
+    Query(filter): Query<RunFilter>,
+) -> Result<Json<Vec<RunRow>>, AppError> {
+    Ok(Json(state.history.runs_filtered(&filter).await?))
+}
+
+async fn api_run(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    Ok(Json(run_json(&state, id).await?))
+}
+
+async fn api_windows(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<WindowRow>>, AppError> {
+    find_run(&state, id).await?;
+    Ok(Json(state.history.windows(id).await?))
+}
+
+async fn api_window(
+    State(state): State<AppState>,
+    Path((id, window)): Path<(i64, i64)>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    find_run(&state, id).await?;
+    let streams = state.history.stream_windows(id, Some(window)).await?;
+    if streams.is_empty() {
+        return Err(AppError::NotFound(format!("window {window} of run {id}")));
+    }
+    let calls: Vec<PolicyCallRow> = state.history.policy_calls(id, window).await?;
+    let allocations = state.history.allocations(id, window).await?;
+    let calls: Vec<serde_json::Value> = calls
+        .into_iter()
+        .map(|c| {
+            json!({
+                "at": c.at, "plugin": c.plugin, "digest": c.digest, "micros": c.micros, "error": c.error,
+                "input": serde_json::from_str::<serde_json::Value>(&c.input).unwrap_or(serde_json::Value::Null),
+                "output": c.output.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations }),
+    ))
+}
+
+async fn api_comparisons(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let stored = state.history.comparisons().await?;
+    let out: Vec<serde_json::Value> = stored
+        .into_iter()
+        .map(|c| {
+            let live = state.arenas.get(c.id).map(|a| {
+                let s = a.snapshot();
+                json!({ "done": s.done, "status": s.status, "lanes": s.lanes.iter().map(|l| json!({
+                    "policy": l.policy, "status": l.status, "windows": l.windows.len(), "run_id": l.run_id,
+                })).collect::<Vec<_>>() })
+            });
+            json!({ "id": c.id, "scenario": c.scenario, "policies": c.policies, "created_at": c.created_at, "live": live })
+        })
+        .collect();
+    Ok(Json(json!(out)))
+}

@@ -1,0 +1,192 @@
+//! The web dashboard: axum routes over the engine, the history and the plugin registry.
+//!
+//! [`AppState`] holds the shared handles; [`app`] assembles one router per area, so tests
+//! can call it with `oneshot` and no socket. Areas:
+//! - [`live`]: the continuously running scenario, pushed by server-sent events.
+//! - [`compare`]: several policies, each in its own arena on identical streams.
+//! - [`history`]: runs and comparisons from SQLite, drill-down and export.
+//! - [`plugins`]: the registry: list, upload (validated), disable, delete.
+//! - [`metrics`]: Prometheus text format.
+//!
+//! Support: [`runner`] (engine threads and their shared state), [`security`] (admin token,
+//! CSRF), [`charts`] (server-rendered SVG), [`error`] (the one [`AppError`]).
+
+pub mod charts;
+pub mod compare;
+pub mod error;
+pub mod history;
+pub mod live;
+pub mod metrics;
+pub mod plugins;
+pub mod runner;
+pub mod security;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+
+pub use error::AppError;
+
+use crate::engine::Scenario;
+use crate::history::History;
+use crate::plugin::{Limits, PluginHost, Registry};
+
+/// The demo's scenario, embedded so `tandem demo` needs no file.
+pub const DEMO_SCENARIO: &str = include_str!("../../../examples/demo.toml");
+
+/// A scenario the dashboard can run: its name and parsed contents.
+#[derive(Clone)]
+pub struct ScenarioChoice {
+    pub key: String,
+    pub scenario: Scenario,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub history: History,
+    pub data_dir: PathBuf,
+    pub token: Arc<str>,
+    pub host: Arc<PluginHost>,
+    pub registry: Arc<Registry>,
+    pub live: Arc<runner::LiveHub>,
+    pub arenas: Arc<runner::Arenas>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub scenarios: Arc<Vec<ScenarioChoice>>,
+}
+
+impl AppState {
+    /// Open the history and the registry under `data_dir` (built-ins registered), with
+    /// `scenarios` offered on the Compare page.
+    pub async fn open(
+        data_dir: &Path,
+        token: String,
+        scenarios: Vec<ScenarioChoice>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let history = History::open(&data_dir.join("history.sqlite")).await?;
+        let host =
+            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
+        let registry = Registry::open(data_dir)?;
+        registry.register_builtins(&host)?;
+        Ok(Self {
+            history,
+            data_dir: data_dir.to_path_buf(),
+            token: token.into(),
+            host,
+            registry: Arc::new(registry),
+            live: Arc::new(runner::LiveHub::default()),
+            arenas: Arc::new(runner::Arenas::default()),
+            metrics: Arc::new(metrics::Metrics::default()),
+            scenarios: Arc::new(scenarios),
+        })
+    }
+
+    pub fn scenario(&self, key: &str) -> Option<&ScenarioChoice> {
+        self.scenarios.iter().find(|s| s.key == key)
+    }
+}
+
+/// The embedded demo scenario plus every `*.toml` in `dir` that parses (others are skipped
+/// with a note on stderr).
+pub fn scenario_choices(dir: Option<&Path>) -> Vec<ScenarioChoice> {
+    let mut out = vec![ScenarioChoice {
+        key: "demo".into(),
+        scenario: Scenario::parse(DEMO_SCENARIO, Path::new("demo.toml"))
+            .expect("the embedded demo scenario parses"),
+    }];
+    let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let key = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if out.iter().any(|c| c.key == key) {
+            continue;
+        }
+        match Scenario::load(&p) {
+            Ok(scenario) => out.push(ScenarioChoice { key, scenario }),
+            Err(e) => eprintln!("note: scenario {} skipped: {e}", p.display()),
+        }
+    }
+    out
+}
+
+/// What the page header needs: which page, the CSRF value for its forms, whether the
+/// browser is signed in, and where to come back to after signing in.
+pub struct Nav {
+    pub page: &'static str,
+    pub csrf: String,
+    pub admin: bool,
+    pub path: String,
+}
+
+impl Nav {
+    pub fn new(
+        state: &AppState,
+        headers: &axum::http::HeaderMap,
+        csrf: &security::Csrf,
+        page: &'static str,
+        path: &str,
+    ) -> Self {
+        Nav {
+            page,
+            csrf: csrf.0.clone(),
+            admin: security::is_admin(state, headers),
+            path: security::local_path(path).to_string(),
+        }
+    }
+}
+
+/// A number shown to people: fixed decimals.
+pub fn f3(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+/// A fraction shown as a percentage.
+pub fn pct(x: f64) -> String {
+    format!("{:.0}%", 100.0 * x)
+}
+
+/// The whole dashboard.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/live") }))
+        .route("/static/style.css", get(style))
+        .route("/static/app.js", get(script))
+        .merge(live::router())
+        .merge(compare::router())
+        .merge(history::router())
+        .merge(plugins::router())
+        .merge(metrics::router())
+        .merge(security::router())
+        .layer(axum::middleware::from_fn(security::csrf_cookie))
+        .with_state(state)
+}
+
+// Static files are embedded: the binary serves the dashboard from anywhere, with no build step.
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../web/static/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../web/static/app.js"),
+    )
+}

@@ -1,0 +1,205 @@
+//! The Plugins page: every registered plugin with kind, name, version, digest and
+//! self-description; upload of a `.wasm` through a form (validated as `tandem plugin
+//! validate` does, stored only if it passes, refused with the reason otherwise); disable,
+//! enable and delete. `/api/plugins` lists them as JSON.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Json, Router};
+use serde::Deserialize;
+
+use super::security::{Csrf, require_admin};
+use super::{AppError, AppState, Nav};
+use crate::plugin::RegistryEntry;
+
+/// The largest upload accepted, in bytes.
+pub const MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(page))
+        .route(
+            "/plugins/upload",
+            // The limit is a little above the file cap so the form's other fields fit.
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
+        )
+        .route("/plugins/{digest}/disable", post(disable))
+        .route("/plugins/{digest}/enable", post(enable))
+        .route("/plugins/{digest}/delete", post(delete))
+        .route("/api/plugins", get(api_list))
+}
+
+/// What the last action did, shown above the list.
+pub struct Notice {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "plugins.html")]
+struct PluginsPage {
+    nav: Nav,
+    plugins: Vec<RegistryEntry>,
+    notice: Option<Notice>,
+    max_mib: usize,
+}
+
+fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &Csrf,
+    notice: Option<Notice>,
+) -> Result<PluginsPage, AppError> {
+    Ok(PluginsPage {
+        nav: Nav::new(state, headers, csrf, "plugins", "/plugins"),
+        plugins: state.registry.list()?,
+        notice,
+        max_mib: MAX_UPLOAD / (1024 * 1024),
+    })
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
+) -> Result<PluginsPage, AppError> {
+    render(&state, &headers, &csrf, None)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge(MAX_UPLOAD)
+    } else {
+        AppError::BadRequest(format!("reading the upload: {}", e.body_text()))
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, AppError> {
+    // Refuse before reading the body when the token is missing altogether.
+    require_admin(&state, &headers, None).or_else(|e| match e {
+        AppError::Forbidden(ref m) if m.contains("CSRF") => Ok(()),
+        e => Err(e),
+    })?;
+    let (mut csrf_field, mut file) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("csrf") => csrf_field = Some(field.text().await.map_err(multipart_error)?),
+            Some("file") => {
+                let name = field.file_name().unwrap_or("upload.wasm").to_string();
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                if bytes.len() > MAX_UPLOAD {
+                    return Err(AppError::TooLarge(MAX_UPLOAD));
+                }
+                file = Some((name, bytes));
+            }
+            _ => {}
+        }
+    }
+    require_admin(&state, &headers, csrf_field.as_deref())?;
+    let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
+        return Err(AppError::BadRequest("choose a .wasm file to upload".into()));
+    };
+    // Only the base name is kept, and only as a label: the store is content-addressed.
+    let name: String = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("upload.wasm")
+        .chars()
+        .take(100)
+        .collect();
+    let (host, registry) = (state.host.clone(), state.registry.clone());
+    let label = name.clone();
+    // Compiling and sample-running a component is CPU work: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || registry.add_validated(&host, &label, &bytes))
+        .await
+        .map_err(|e| AppError::Internal(format!("validation task: {e}")))?;
+    let (status, notice) = match result {
+        Ok((e, sample)) => (
+            StatusCode::OK,
+            Notice {
+                ok: true,
+                text: format!(
+                    "stored {} {} ({}, sha256 {}): sample run ok, {sample}",
+                    e.description.name,
+                    e.description.version,
+                    e.description.kind.world(),
+                    &e.digest[..12]
+                ),
+            },
+        ),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Notice {
+                ok: false,
+                text: format!("refused {name}: {e}"),
+            },
+        ),
+    };
+    Ok((status, render(&state, &headers, &csrf, Some(notice))?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Action {
+    csrf: String,
+}
+
+async fn change(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    digest: &str,
+    f: impl FnOnce(&crate::plugin::Registry) -> Result<bool, crate::plugin::PluginError>,
+) -> Result<Response, AppError> {
+    require_admin(state, headers, Some(csrf))?;
+    match f(&state.registry) {
+        Ok(true) => Ok(Redirect::to("/plugins").into_response()),
+        Ok(false) => Err(AppError::NotFound(format!("plugin {digest}"))),
+        Err(e) => Err(AppError::BadRequest(e.to_string())),
+    }
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+    Form(a): Form<Action>,
+) -> Result<Response, AppError> {
+    change(&state, &headers, &a.csrf, &digest, |r| {
+        r.set_disabled(&digest, true)
+    })
+    .await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+    Form(a): Form<Action>,
+) -> Result<Response, AppError> {
+    change(&state, &headers, &a.csrf, &digest, |r| {
+        r.set_disabled(&digest, false)
+    })
+    .await
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+    Form(a): Form<Action>,
+) -> Result<Response, AppError> {
+    change(&state, &headers, &a.csrf, &digest, |r| r.remove(&digest)).await
+}
+
+async fn api_list(State(state): State<AppState>) -> Result<Json<Vec<RegistryEntry>>, AppError> {
+    Ok(Json(state.registry.list()?))
+}

@@ -1,0 +1,280 @@
+//! The dashboard's router, called with `oneshot` (no socket): pages, JSON API, metrics,
+//! the admin token and CSRF checks, upload validation and its size cap, history drill-down,
+//! exports and escaping. One test, one runtime: the state holds a pool bound to it.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use tandem::engine::WindowReport;
+use tandem::engine::report::{Allocation, StreamReport};
+use tandem::history::NewRun;
+use tandem::http::{self, AppState};
+
+const TOKEN: &str = "test-admin-token";
+const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
+async fn call(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+    let resp = app.clone().oneshot(req).await.expect("router answers");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn multipart(
+    uri: &str,
+    cookie: Option<&str>,
+    bearer: bool,
+    csrf: &str,
+    file: &[u8],
+) -> Request<Body> {
+    let boundary = "XtandemBoundaryX";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"<bad>.wasm\"\r\nContent-Type: application/wasm\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut req = Request::post(uri).header(
+        header::CONTENT_TYPE,
+        format!("multipart/form-data; boundary={boundary}"),
+    );
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    if bearer {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+    }
+    req.body(Body::from(body)).unwrap()
+}
+
+fn window() -> WindowReport {
+    WindowReport {
+        window: 0,
+        mean_accuracy: 0.75,
+        streams: vec![StreamReport {
+            stream: "<cam>".into(),
+            accuracy: 0.75,
+            chunks: vec![0.7, 0.8],
+            start_accuracy: 0.6,
+            end_accuracy: 0.8,
+            frames: 100,
+            frames_processed: 90,
+            retrain: None,
+            infer_config: "k1-r28".into(),
+            infer_share: 0.25,
+        }],
+        profiler_gpu_seconds: 1.5,
+        decision_at: 10.0,
+        policy_calls: vec![],
+        allocations: vec![Allocation {
+            at: 10.0,
+            stream: "<cam>".into(),
+            infer_share: 0.25,
+            retrain_share: 0.5,
+            infer_config: "k1-r28".into(),
+            retrain_config: Some("head-e30".into()),
+        }],
+        predictions: vec![],
+        gpu_utilization: 0.5,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_routes() {
+    let dir = super::data::tempdir();
+    let state = AppState::open(&dir, TOKEN.into(), http::scenario_choices(None))
+        .await
+        .expect("state opens");
+    // A finished run whose names need escaping, straight into the history.
+    let run = state
+        .history
+        .start_run(&NewRun {
+            scenario: "tiny",
+            scenario_json: r#"{"window_seconds": 200.0, "gpus": 1}"#,
+            policy: "<script>alert(1)</script>",
+            policy_digest: "00",
+            backend: "cpu",
+            windows_planned: 1,
+            comparison: None,
+        })
+        .await
+        .unwrap();
+    state.history.record_window(run, &window()).await.unwrap();
+    state.history.finish_run(run, Ok(0.75)).await.unwrap();
+    let app = http::app(state.clone());
+
+    // Pages render, and a fresh browser gets a CSRF cookie.
+    let resp = app.clone().oneshot(get("/live")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set_cookie = resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(set_cookie.starts_with("tandem_csrf="), "{set_cookie}");
+    for uri in [
+        "/live",
+        "/compare",
+        "/history",
+        "/plugins",
+        "/history/runs/1",
+        "/history/runs/1/windows/0",
+    ] {
+        let (status, body) = call(&app, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        assert!(
+            !body.contains("<script>alert"),
+            "{uri} must escape stored names"
+        );
+    }
+    let (_, body) = call(&app, get("/history?policy=script")).await;
+    assert!(
+        body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{body}"
+    );
+    let (_, body) = call(&app, get("/history?policy=nothing-like-this")).await;
+    assert!(body.contains("no runs match"));
+    let (status, _) = call(&app, get("/history/runs/999")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // JSON API and exports.
+    let (status, body) = call(&app, get("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK);
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(runs[0]["policy"], "<script>alert(1)</script>");
+    let (_, body) = call(&app, get("/api/runs/1/windows/0")).await;
+    let w: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["allocations"][0]["retrain_config"], "head-e30");
+    for uri in [
+        "/api/live",
+        "/api/streams",
+        "/api/plugins",
+        "/api/comparisons",
+        "/api/runs/1/windows",
+    ] {
+        let (status, body) = call(&app, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    }
+    let (_, csv) = call(&app, get("/history/runs/1/export.csv")).await;
+    assert!(csv.starts_with("run,policy,window,stream"), "{csv}");
+    assert!(
+        csv.contains("\"<script>alert(1)</script>\"") || csv.contains("<script>alert(1)</script>")
+    );
+    let (_, csv) = call(&app, get("/history/export.csv?scenario=tiny")).await;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let (status, _) = call(&app, get("/history/export.json")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Metrics in Prometheus text format.
+    state.metrics.observe("live", "thief", &window());
+    let (status, body) = call(&app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(
+            "tandem_stream_accuracy{run=\"live\",policy=\"thief\",stream=\"<cam>\"} 0.75"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE tandem_plugin_failures_total counter"));
+
+    // State changes need the token...
+    let (status, _) = call(
+        &app,
+        multipart("/plugins/upload", None, false, CSRF, b"junk"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // ...and, by cookie, the matching CSRF field.
+    let cookies = format!("tandem_admin={TOKEN}; tandem_csrf={CSRF}");
+    let (status, body) = call(
+        &app,
+        multipart(
+            "/plugins/upload",
+            Some(&cookies),
+            false,
+            "ffffffffffffffffffffffffffffffff",
+            b"junk",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A bad component is refused with the reason, and nothing is stored.
+    let before = state.registry.list().unwrap().len();
+    let (status, body) = call(
+        &app,
+        multipart("/plugins/upload", Some(&cookies), false, CSRF, b"not wasm"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("refused &#60;bad&#62;.wasm"), "{body}");
+    assert!(body.contains("not a WebAssembly file"), "{body}");
+    assert_eq!(state.registry.list().unwrap().len(), before);
+    // Over the cap: 413.
+    let big = vec![0u8; http::plugins::MAX_UPLOAD + 1];
+    let (status, _) = call(&app, multipart("/plugins/upload", None, true, "", &big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Sign-in: wrong token refused, right one sets an HttpOnly cookie.
+    let login = |token: &str| {
+        Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("tandem_csrf={CSRF}"))
+            .body(Body::from(format!(
+                "csrf={CSRF}&token={token}&next=/plugins"
+            )))
+            .unwrap()
+    };
+    let (status, _) = call(&app, login("wrong")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let resp = app.clone().oneshot(login(TOKEN)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
+
+    // Comparisons check their policies before starting anything.
+    let form = |body: &str| {
+        Request::post("/compare")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, body) = call(&app, form("scenario=demo&policy=no-such-policy")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = call(&app, form("scenario=nope&policy=thief")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(&app, form("scenario=demo&policy=/etc/passwd.wasm")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Built-ins can be disabled but not deleted.
+    if let Some(thief) = state.registry.find("thief").unwrap() {
+        let post = |path: String| {
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .body(Body::from("csrf="))
+                .unwrap()
+        };
+        let (status, _) = call(&app, post(format!("/plugins/{}/delete", thief.digest))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(&app, post(format!("/plugins/{}/disable", thief.digest))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(state.registry.find("thief").unwrap().is_none());
+        let (status, _) = call(&app, post(format!("/plugins/{}/enable", thief.digest))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(state.registry.find("thief").unwrap().is_some());
+    }
+    let (status, _) = call(&app, get("/plugins/../../etc/passwd/delete")).await;
+    assert_ne!(status, StatusCode::OK);
+}
