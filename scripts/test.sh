@@ -10,7 +10,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tan
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"; chmod 700 "$XDG_RUNTIME_DIR"
 cargo fmt --all --check
 cargo clippy --quiet --all-targets -- -D warnings
-cargo test
+# The browser test first, so that cargo test's summary closes the output.
 if [[ "$TANDEM_SETUP_BROWSER" == 1 ]]; then
   bash scripts/browser-test.sh
 fi
+cargo test

@@ -45,28 +45,57 @@ pub struct Pick {
     pub accuracy: f64,
 }
 
-/// The most accurate inference configuration whose cost fits `share` and whose served accuracy
-/// stays at or above `min_accuracy` (when several fit, the cheaper one wins ties).
+/// Accuracy factor of inference configuration `i` run at `share`. When the share covers its
+/// cost this is its own factor; below that the job keeps up with only `share / cost` of its
+/// frames (the engine skips the rest and reuses results, as Ekya's simulator does), an
+/// effective sampling of `k · cost / share`, whose factor is interpolated over the offered
+/// configurations of the same resolution (and falls to 0 past the sparsest one).
+pub fn infer_factor_at(infer: &[InferProfile], i: usize, share: f64) -> f64 {
+    let p = &infer[i];
+    if share + EPS >= p.gpu_cost {
+        return p.accuracy_factor;
+    }
+    if share <= EPS {
+        return 0.0;
+    }
+    let k = f64::from(p.config.frame_sampling.max(1)) * p.gpu_cost / share;
+    // (sampling, factor) of the same resolution, sorted by sampling.
+    let mut curve: Vec<(f64, f64)> = infer
+        .iter()
+        .filter(|q| q.config.resolution == p.config.resolution)
+        .map(|q| (f64::from(q.config.frame_sampling.max(1)), q.accuracy_factor))
+        .collect();
+    curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in curve.windows(2) {
+        let ((k0, f0), (k1, f1)) = (w[0], w[1]);
+        if k <= k1 && k >= k0 {
+            let t = if k1 > k0 { (k - k0) / (k1 - k0) } else { 1.0 };
+            return f0 + t * (f1 - f0);
+        }
+    }
+    0.0
+}
+
+/// The inference configuration with the best accuracy factor at `share` (see
+/// [`infer_factor_at`]) whose served accuracy stays at or above `min_accuracy`; ties go to the
+/// cheaper one. Returns its index and that factor.
 pub fn pick_infer(
     infer: &[InferProfile],
     share: f64,
     start_accuracy: f64,
     min_accuracy: f64,
-) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, p) in infer.iter().enumerate() {
-        if p.gpu_cost > share + EPS || p.accuracy_factor * start_accuracy < min_accuracy - EPS {
+) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for i in 0..infer.len() {
+        let f = infer_factor_at(infer, i, share);
+        if f <= 0.0 || f * start_accuracy < min_accuracy - EPS {
             continue;
         }
         best = match best {
-            Some(b)
-                if infer[b].accuracy_factor > p.accuracy_factor
-                    || (infer[b].accuracy_factor == p.accuracy_factor
-                        && infer[b].gpu_cost <= p.gpu_cost) =>
-            {
-                Some(b)
+            Some((b, bf)) if bf > f + EPS || (bf >= f - EPS && infer[b].gpu_cost <= infer[i].gpu_cost) => {
+                Some((b, bf))
             }
-            _ => Some(i),
+            _ => Some((i, f)),
         };
     }
     best
@@ -83,14 +112,13 @@ pub fn pick_configs(
     min_accuracy: f64,
 ) -> Pick {
     let a0 = stream.state.accuracy;
-    let Some(infer) = pick_infer(&stream.infer, infer_share, a0, min_accuracy) else {
+    let Some((infer, factor)) = pick_infer(&stream.infer, infer_share, a0, min_accuracy) else {
         return Pick {
             infer: None,
             retrain: None,
             accuracy: 0.0,
         };
     };
-    let factor = stream.infer[infer].accuracy_factor;
     let mut best = Pick {
         infer: Some(infer),
         retrain: None,

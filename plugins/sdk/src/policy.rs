@@ -477,8 +477,8 @@ impl Policy for Fair {
         let mut picks = Vec::with_capacity(input.streams.len());
         for (i, s) in input.streams.iter().enumerate() {
             let retrain = resolve_retrain(s, name)?;
-            let infer = pick_infer(&s.infer, alloc.infer[i], s.state.accuracy, min_acc);
-            let factor = infer.map_or(0.0, |k| s.infer[k].accuracy_factor);
+            let picked = pick_infer(&s.infer, alloc.infer[i], s.state.accuracy, min_acc);
+            let (infer, factor) = (picked.map(|(k, _)| k), picked.map_or(0.0, |(_, f)| f));
             let accuracy = crate::estimate::stream_accuracy(
                 s.state.accuracy,
                 factor,
