@@ -316,16 +316,12 @@ fn ekya_space_lists_the_grid() {
     assert!(
         set.retrain
             .iter()
-            .any(|r| r.name == "head-d0.1-e5" && r.layers_trained == 1 && r.width == 0)
+            .any(|r| r.name == "head-d0.1-e5" && r.layers_trained == 2 && r.width == 0)
     );
-    assert!(
-        set.retrain
-            .iter()
-            .any(|r| r.name == "all-d1.0-e30"
-                && r.layers_trained == 5
-                && r.width == 256
-                && r.epochs == 30)
-    );
+    assert!(set.retrain.iter().any(|r| r.name == "all-d1.0-e30"
+        && r.layers_trained == 5
+        && r.width == 256
+        && r.epochs == 30));
     let three = host()
         .configs(&p, &state, &[num("resolutions", 3.0)])
         .unwrap();

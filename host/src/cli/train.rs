@@ -172,7 +172,12 @@ impl WithBackend for TrainJob {
         );
         let drifted_samples = retrain_data.len();
         let uniform = vec![1.0f32; train.classes];
-        retrain_data.extend(&drift::resample_mix(&train, &uniform, args.memory_samples, args.seed + 12));
+        retrain_data.extend(&drift::resample_mix(
+            &train,
+            &uniform,
+            args.memory_samples,
+            args.seed + 12,
+        ));
 
         let clean_acc = model::evaluate(be, &mut model, &test, 256);
         let drifted_acc = model::evaluate(be, &mut model, &drifted_test, 256);

@@ -30,7 +30,11 @@ pub fn effective_layers(config: &RetrainConfig, current_hidden: usize) -> usize 
 
 /// The hidden width a configuration trains: its own, or the serving model's when it says 0.
 pub fn head_width(config: &RetrainConfig, current_hidden: usize) -> usize {
-    if config.width == 0 { current_hidden } else { config.width as usize }
+    if config.width == 0 {
+        current_hidden
+    } else {
+        config.width as usize
+    }
 }
 
 /// The training set of a retraining job: the configured fraction of the window's labelled
@@ -65,8 +69,14 @@ const PROFILE_VAL_SAMPLES: usize = 32;
 /// One profiling run's measurements.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    /// Accuracy on the validation split and cumulative GPU-seconds after each epoch.
+    /// Accuracy on the validation slice and cumulative GPU-seconds after each epoch.
     pub observations: Vec<Observation>,
+    /// Accuracy of the profiled copy before training (epoch 0), on the same slice: the
+    /// curve's anchor. A replaced head starts near chance.
+    pub anchor: f64,
+    /// Accuracy of the serving model on the same slice, to carry predictions over to the
+    /// whole validation split (the slice may be easier or harder than the split).
+    pub serving_on_slice: f64,
     /// Samples the profiling run trained on.
     pub samples: usize,
     /// GPU-seconds the run cost (training and the per-epoch evaluations).
@@ -102,6 +112,12 @@ pub fn profile<B: Backend>(
     let val = &val.take(PROFILE_VAL_SAMPLES);
     let per_epoch = cost.train_seconds(h, w, layers, sample.len());
     let eval = cost.infer_seconds(h, w, val.len());
+    let anchor = model::evaluate(be, &mut m, val, 256) as f64;
+    let serving_on_slice = if head_width(representative, hidden) == hidden {
+        anchor
+    } else {
+        model::evaluate(be, &mut current.duplicate(be), val, 256) as f64
+    };
     let mut observations = Vec::new();
     model::train_observed(be, &mut m, &sample, &cfg, &mut |_, _| {}, &mut |m, e| {
         observations.push(Observation {
@@ -111,7 +127,9 @@ pub fn profile<B: Backend>(
         });
     });
     Profile {
-        gpu_seconds: (per_epoch + eval) * epochs as f64,
+        anchor,
+        serving_on_slice,
+        gpu_seconds: (per_epoch + eval) * epochs as f64 + eval * 2.0,
         observations,
         samples: sample.len(),
     }

@@ -320,12 +320,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                 }
             };
             let job_samples = job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
-            // A configuration that replaces the head starts from chance, not from the
-            // serving model's accuracy: anchor its curve there.
-            let replaced = profiler::head_width(c, hidden) != hidden;
+            // The curve is anchored where the profiled copy started, on the slice it was
+            // measured on (a replaced head starts near chance, not at the serving accuracy).
             let request = EstimateRequest {
                 config: c.clone(),
-                start_accuracy: if replaced { 1.0 / fit.classes as f64 } else { start_accuracy },
+                start_accuracy: profile.anchor,
                 observations: profile.observations.clone(),
                 // The estimator scales time by data_fraction / profiled_data_fraction; the
                 // job also trains on the memory, so express the profiled size in those units.
@@ -345,8 +344,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                 throughput: vec![],
             };
             let (accuracy_after, gpu_seconds) = match self.plugins.predict(&request) {
+                // Carried from the slice to the whole validation split.
                 Ok(p) => (
-                    p.accuracy.first().copied().unwrap_or(start_accuracy),
+                    (p.accuracy.first().copied().unwrap_or(profile.anchor) + start_accuracy
+                        - profile.serving_on_slice)
+                        .clamp(0.0, 1.0),
                     p.gpu_seconds,
                 ),
                 Err(e) => {
@@ -358,7 +360,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                         .map_or(start_accuracy, |o| o.accuracy);
                     let layers = profiler::effective_layers(c, hidden);
                     (
-                        last,
+                        (last + start_accuracy - profile.serving_on_slice).clamp(0.0, 1.0),
                         self.cost.train_seconds(fit.h, fit.w, layers, job_samples)
                             * c.epochs as f64,
                     )
@@ -530,7 +532,11 @@ impl<'a, B: Backend> Engine<'a, B> {
         let layers = profiler::effective_layers(c, start.arch().hidden);
         let seed = self.scenario.seed ^ ((i as u64) << 24) ^ ((w as u64) << 12) ^ 0x7E7;
         let data = profiler::job_data(&p.fit, st.memory.samples(), c.data_fraction, seed);
-        let mut m = start.with_head(self.be, profiler::head_width(c, start.arch().hidden), seed ^ 1);
+        let mut m = start.with_head(
+            self.be,
+            profiler::head_width(c, start.arch().hidden),
+            seed ^ 1,
+        );
         model::train(
             self.be,
             &mut m,

@@ -313,6 +313,9 @@ impl History {
         .bind(run)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(|r| (r.get("window"), r.get("input"))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("window"), r.get("input")))
+            .collect())
     }
 }

@@ -92,7 +92,9 @@ pub fn pick_infer(
             continue;
         }
         best = match best {
-            Some((b, bf)) if bf > f + EPS || (bf >= f - EPS && infer[b].gpu_cost <= infer[i].gpu_cost) => {
+            Some((b, bf))
+                if bf > f + EPS || (bf >= f - EPS && infer[b].gpu_cost <= infer[i].gpu_cost) =>
+            {
                 Some((b, bf))
             }
             _ => Some((i, f)),

@@ -35,6 +35,11 @@ fn specs() -> Vec<ParamSpec> {
             5.0,
         ),
         number(
+            "head-layers",
+            "layer groups the head-only configurations train (tandem's head: hidden layer + classifier)",
+            2.0,
+        ),
+        number(
             "head-width",
             "hidden width of the head-only configurations (0: keep the serving model's width)",
             0.0,
@@ -99,6 +104,7 @@ impl ConfigSpace for EkyaSpace {
             }
         };
         let layers = positive_int(&p, "model-layers")?;
+        let head_layers = positive_int(&p, "head-layers")?.min(layers);
         let (head_w, wide_w, batch) = (
             width(&p, "head-width")?,
             width(&p, "wide-width")?,
@@ -112,7 +118,9 @@ impl ConfigSpace for EkyaSpace {
         }
         let mut retrain = Vec::new();
         if stream.samples > 0 {
-            for (kind, layers_trained, width) in [("head", 1, head_w), ("all", layers, wide_w)] {
+            for (kind, layers_trained, width) in
+                [("head", head_layers, head_w), ("all", layers, wide_w)]
+            {
                 for fraction in [0.1, 0.5, 1.0] {
                     for epochs in [5, 15, 30] {
                         retrain.push(RetrainConfig {

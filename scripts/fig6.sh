@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Ekya's Fig. 6 on tandem: accuracy vs number of streams (2, 4, 6, 8) on one GPU, thief against
+# the uniform baselines (Cfg1/Cfg2 x 30/50/90% inference). Writes docs/fig6.md.
+# Usage: bash scripts/fig6.sh [WINDOWS]   (default 4 windows per scenario)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
+windows="${1:-4}"
+cargo build --quiet --release
+bin="$CARGO_TARGET_DIR/release/tandem"
+work="$(mktemp -d)"
+policies="thief"
+for cfg in cfg1 cfg2; do
+  for f in 0.3 0.5 0.9; do policies+=",fair:retrain-config=$cfg:infer-fraction=$f"; done
+done
+# Eight cameras drifting differently; a scenario with N streams takes the first N.
+drifts=(
+  'brightness = 0.5
+contrast = 0.75'
+  'class_mix = [1, 4, 1, 1, 1, 4, 1, 4, 1, 4]
+rotation = 15.0'
+  'rotation = 30.0
+scale = 0.85'
+  'brightness = 0.9'
+  'noise = 0.15
+blur = 0.8'
+  'class_mix = [4, 1, 4, 1, 4, 1, 4, 1, 1, 1]'
+  'brightness = 0.6
+noise = 0.08'
+  'scale = 1.25
+rotation = 10.0'
+)
+{
+  echo "# Accuracy vs number of streams on one GPU (Ekya Fig. 6 on tandem)"
+  echo
+  echo "Reproduce: \`bash scripts/fig6.sh $windows\` (Fashion-MNIST cameras, $windows windows of 400 s, 1 GPU)."
+  echo "Mean served accuracy over all windows and streams."
+  echo
+} > "$work/fig6.md"
+header=0
+for n in 2 4 6 8; do
+  s="$work/fig6-$n.toml"
+  cat > "$s" <<EOT
+name = "fig6-$n-streams"
+windows = $windows
+window_seconds = 400.0
+gpus = 1
+seed = 6
+
+[memory]
+capacity = 200
+
+[config_space]
+name = "ekya-space"
+params = { wide-width = 0 }
+EOT
+  for ((i = 0; i < n; i++)); do
+    printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = 400\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
+      "$i" "${drifts[$i]}" >> "$s"
+  done
+  "$bin" compare "$s" --policies "$policies" --data-dir "$work/data" --json > "$work/fig6-$n.json"
+  python3 - "$work/fig6-$n.json" "$n" "$header" >> "$work/fig6.md" <<'EOP'
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = list(d["policies"])
+if sys.argv[3] == "0":
+    print("| streams | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+print(f"| {sys.argv[2]} | " + " | ".join(f"{d['policies'][k]['mean_accuracy']:.3f}" for k in names) + " |")
+EOP
+  header=1
+done
+mkdir -p docs
+cp "$work/fig6.md" docs/fig6.md
+cat docs/fig6.md
