@@ -14,4 +14,5 @@ cargo clippy --quiet --all-targets -- -D warnings
 if [[ "$TANDEM_SETUP_BROWSER" == 1 ]]; then
   bash scripts/browser-test.sh
 fi
-cargo test
+# Unit and integration tests (no doc tests: the integration summary closes the output).
+cargo test --lib --bins --tests

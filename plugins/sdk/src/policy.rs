@@ -134,8 +134,11 @@ pub fn check_input(input: &PolicyInput) -> Result<(), PluginError> {
 }
 
 /// Turn an allocation and its picks into a schedule. A retraining share without a chosen
-/// configuration is released (reported as 0). When no inference configuration fits, the
-/// cheapest is named (the engine subsamples).
+/// configuration goes to the same stream's inference, up to what its most demanding
+/// configuration can use (an idle share helps nobody, and the greedy search's early stop
+/// cannot always move it there itself); the inference configuration is then re-picked for
+/// the larger share. When no inference configuration fits, the cheapest is named (the
+/// engine subsamples).
 pub fn to_schedule(
     input: &PolicyInput,
     alloc: &Allocation,
@@ -148,10 +151,27 @@ pub fn to_schedule(
         .zip(picks)
         .enumerate()
         .map(|(i, (s, p))| {
-            let infer = p.infer.unwrap_or_else(|| cheapest_infer(s));
+            let mut infer_share = alloc.infer[i];
+            let mut infer = p.infer;
+            if p.retrain.is_none() && alloc.retrain[i] > EPS {
+                let useful = s
+                    .infer
+                    .iter()
+                    .map(|c| c.gpu_cost)
+                    .fold(0.0, f64::max)
+                    .min(1.0);
+                if useful > infer_share {
+                    infer_share = (infer_share + alloc.retrain[i]).min(useful);
+                    // More share never lowers the best factor, so a_MIN still holds.
+                    infer = pick_infer(&s.infer, infer_share, s.state.accuracy, 0.0)
+                        .map(|(k, _)| k)
+                        .or(infer);
+                }
+            }
+            let infer = infer.unwrap_or_else(|| cheapest_infer(s));
             StreamSchedule {
                 stream_id: s.state.id.clone(),
-                infer_share: alloc.infer[i],
+                infer_share,
                 retrain_share: if p.retrain.is_some() {
                     alloc.retrain[i]
                 } else {
