@@ -320,3 +320,33 @@ fn history_keeps_every_window_and_survives_a_crash() {
         );
     });
 }
+
+#[test]
+fn two_gpus_are_used_and_never_exceeded() {
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.gpus = 2;
+    s.windows = 1;
+    let ws = run(&be, &s, "thief", vec![]);
+    let w = &ws[0];
+    assert_eq!(w.gpus, 2);
+    // Shares at each decision: within 2 GPUs, and more than one GPU's worth handed out.
+    let mut most: f64 = 0.0;
+    for call in &w.policy_calls {
+        let out = call.output.as_ref().expect("thief decided");
+        let total: f64 = out
+            .streams
+            .iter()
+            .map(|d| d.infer_share + d.retrain_share)
+            .sum();
+        assert!(total <= 2.0 + 1e-9, "{total}");
+        assert!(
+            out.streams
+                .iter()
+                .all(|d| d.infer_share <= 1.0 + 1e-9 && d.retrain_share <= 1.0 + 1e-9)
+        );
+        most = most.max(total);
+    }
+    assert!(most > 1.0, "at most {most} GPUs allocated");
+    assert!(w.gpu_utilization <= 1.0 + 1e-9);
+}

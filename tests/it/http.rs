@@ -71,6 +71,8 @@ fn window() -> WindowReport {
             infer_share: 0.25,
         }],
         profiler_gpu_seconds: 1.5,
+        gpus: 1,
+        window_seconds: 200.0,
         decision_at: 10.0,
         policy_calls: vec![],
         allocations: vec![Allocation {

@@ -248,6 +248,7 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
         "policy": r.policy,
         "mean_accuracy": r.mean_accuracy(),
         "profiler_median_abs_error": r.profiler_median_abs_error(),
+        "profiler_cost_fraction": r.profiler_cost_fraction(),
         "windows": r.windows.iter().map(|w| json!({
             "window": w.window,
             "mean_accuracy": w.mean_accuracy,
@@ -279,6 +280,7 @@ fn compare_json(s: &Scenario, reports: &[RunReport], seconds: f64) -> serde_json
                     "mean_accuracy": r.mean_accuracy(),
                     "windows": r.windows.iter().map(|w| w.mean_accuracy).collect::<Vec<_>>(),
                     "profiler_median_abs_error": r.profiler_median_abs_error(),
+                    "profiler_cost_fraction": r.profiler_cost_fraction(),
                     "gpu_utilization": r.windows.iter().map(|w| w.gpu_utilization).sum::<f64>() / r.windows.len().max(1) as f64,
                     "retraining_jobs_finished": r.windows.iter().flat_map(|w| &w.streams).filter(|s| s.retrain.as_ref().is_some_and(|j| j.finished_at.is_some())).count(),
                 }),
@@ -327,6 +329,12 @@ fn print_summary(r: &RunReport) {
             e
         ),
         None => println!("profiler: no retraining job finished, so no prediction could be checked"),
+    }
+    if let Some(f) = r.profiler_cost_fraction() {
+        println!(
+            "profiler cost: {:.1}% of the GPU-time of a window (modelled GPU-seconds / (GPUs x window))",
+            100.0 * f
+        );
     }
     let mut alloc = Vec::new();
     for j in r

@@ -24,6 +24,12 @@ pub struct WindowReport {
     pub predictions: Vec<PredictionRecord>,
     /// Modelled GPU-seconds used by inference and retraining, over `gpus × window`.
     pub gpu_utilization: f64,
+    /// GPUs of the modelled server (absent in reports written before it was recorded).
+    #[serde(default)]
+    pub gpus: u32,
+    /// Window length, seconds.
+    #[serde(default)]
+    pub window_seconds: f64,
 }
 
 /// One stream in one window.
@@ -111,6 +117,21 @@ pub struct RunReport {
 impl RunReport {
     pub fn mean_accuracy(&self) -> f64 {
         self.windows.iter().map(|w| w.mean_accuracy).sum::<f64>() / self.windows.len().max(1) as f64
+    }
+
+    /// The micro-profiler's modelled GPU-seconds as a fraction of the GPU-time of the
+    /// windows (GPUs × window length), averaged over windows.
+    pub fn profiler_cost_fraction(&self) -> Option<f64> {
+        let n = self.windows.len();
+        (n > 0).then(|| {
+            self.windows
+                .iter()
+                .map(|w| {
+                    w.profiler_gpu_seconds / (w.gpus.max(1) as f64 * w.window_seconds.max(1e-9))
+                })
+                .sum::<f64>()
+                / n as f64
+        })
     }
 
     /// Median absolute error of predicted vs actual accuracy over jobs that ran.

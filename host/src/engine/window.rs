@@ -259,6 +259,8 @@ impl<'a, B: Backend> Engine<'a, B> {
             policy_calls: calls,
             allocations,
             predictions,
+            gpus: s.gpus,
+            window_seconds: horizon,
         })
     }
 
