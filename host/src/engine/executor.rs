@@ -9,6 +9,8 @@
 
 use super::report::{Allocation, JobReport};
 use super::serve::InferSegment;
+use tandem_plugin_sdk::policy::{Fair, Policy as _};
+
 use crate::plugin::types::{
     InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput, StreamSchedule,
 };
@@ -409,5 +411,57 @@ impl Executor {
             streams,
             estimated_accuracy: None,
         }
+    }
+}
+
+/// The most accurate inference configuration that fits `share` (the cheapest if none does).
+pub fn best_infer(infer: &[InferProfile], share: f64) -> &InferProfile {
+    infer
+        .iter()
+        .filter(|p| p.gpu_cost <= share + 1e-12)
+        .max_by(|a, b| a.accuracy_factor.total_cmp(&b.accuracy_factor))
+        .or_else(|| {
+            infer
+                .iter()
+                .min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost))
+        })
+        .expect("a stream offers at least one inference configuration")
+}
+
+/// Inference allocation before any decision in a first window: a fair split of `gpus` over
+/// `streams`, capped at what the most accurate configuration needs, with the best
+/// configuration that fits.
+pub fn initial_infer(infer: &[InferProfile], gpus: f64, streams: usize) -> (f64, String) {
+    let top = best_infer(infer, f64::INFINITY).gpu_cost;
+    let share = (gpus / streams.max(1) as f64).min(1.0).min(top);
+    (share, best_infer(infer, share).config.name.clone())
+}
+
+/// What runs when the policy fails: at a window's start Ekya's fair split (the native `fair`
+/// policy, or inference only if even that refuses the input); at a completion the finished
+/// job's `freed` share handed out evenly ([`Executor::hand_out`]).
+pub fn fallback(input: &PolicyInput, on_completion: Option<(&Executor, f64)>) -> Schedule {
+    match on_completion {
+        Some((exec, freed)) => exec.hand_out(input, freed),
+        None => Fair::schedule(input, &[]).unwrap_or_else(|_| inference_only(input)),
+    }
+}
+
+/// Inference only, split evenly.
+fn inference_only(input: &PolicyInput) -> Schedule {
+    let share = (input.gpus as f64 / input.streams.len().max(1) as f64).min(1.0);
+    Schedule {
+        streams: input
+            .streams
+            .iter()
+            .map(|s| StreamSchedule {
+                stream_id: s.state.id.clone(),
+                infer_share: share,
+                retrain_share: 0.0,
+                infer_config: best_infer(&s.infer, share).config.name.clone(),
+                retrain_config: None,
+            })
+            .collect(),
+        estimated_accuracy: None,
     }
 }

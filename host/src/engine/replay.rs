@@ -22,14 +22,13 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use tandem_plugin_sdk::policy::{Fair, Policy as _};
 
-use super::executor::{Completion, Executor};
+use super::executor::{Completion, Executor, best_infer, fallback, initial_infer};
 use super::report::RunReport;
 use crate::plugin::PluginError;
 use crate::plugin::types::{
     InferConfig, InferProfile, PolicyInput, RetrainConfig, RetrainProfile, Schedule, StreamInput,
-    StreamSchedule, StreamState,
+    StreamState,
 };
 
 /// Ekya's frame-sampling curve (keep 1 frame in k → accuracy factor), measured on one stream.
@@ -652,11 +651,10 @@ fn replay_window(
     // window, a fair split capped at what full rate needs.
     let mut exec = Executor::new(gpus as f64, horizon);
     for (i, s) in inputs.iter().enumerate() {
-        let (share, config) = carried.get(&s.state.id).cloned().unwrap_or_else(|| {
-            let top = best_infer(&s.infer, f64::INFINITY).gpu_cost;
-            let share = (gpus as f64 / n as f64).min(1.0).min(top);
-            (share, best_infer(&s.infer, share).config.name.clone())
-        });
+        let (share, config) = carried
+            .get(&s.state.id)
+            .cloned()
+            .unwrap_or_else(|| initial_infer(&s.infer, gpus as f64, n));
         let profile = s
             .infer
             .iter()
@@ -688,9 +686,7 @@ fn replay_window(
         exec.advance(decide_at);
         let refs: Vec<&StreamInput> = inputs.iter().collect();
         let input = exec.policy_input(&refs, gpus, horizon, decide_at);
-        let schedule = ask(&input, &|| {
-            Fair::schedule(&input, &[]).unwrap_or_else(|_| inference_only(&input))
-        });
+        let schedule = ask(&input, &|| fallback(&input, None));
         let applied = exec.apply(&schedule, &refs, decide_at, &true_cost);
         for (i, job) in applied.started {
             ran[i] = Some(job.config);
@@ -709,7 +705,7 @@ fn replay_window(
             let refs: Vec<&StreamInput> = inputs.iter().collect();
             let input = exec.policy_input(&refs, gpus, horizon, at);
             let freed = exec.release_retrain(i);
-            let schedule = ask(&input, &|| exec.hand_out(&input, freed));
+            let schedule = ask(&input, &|| fallback(&input, Some((&exec, freed))));
             let applied = exec.apply(&schedule, &refs, at, &true_cost);
             for (j, job) in applied.started {
                 ran[j] = Some(job.config);
@@ -777,38 +773,5 @@ fn replay_window(
         streams,
         policy_calls: calls,
         policy_failures: failures,
-    }
-}
-
-/// The most accurate inference configuration that fits `share` (the cheapest if none does).
-fn best_infer(infer: &[InferProfile], share: f64) -> &InferProfile {
-    infer
-        .iter()
-        .filter(|p| p.gpu_cost <= share + 1e-12)
-        .max_by(|a, b| a.accuracy_factor.total_cmp(&b.accuracy_factor))
-        .or_else(|| {
-            infer
-                .iter()
-                .min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost))
-        })
-        .expect("a stream offers at least one inference configuration")
-}
-
-/// Last resort when even the native fair policy refuses the input: inference only, evenly.
-fn inference_only(input: &PolicyInput) -> Schedule {
-    let share = (input.gpus as f64 / input.streams.len().max(1) as f64).min(1.0);
-    Schedule {
-        streams: input
-            .streams
-            .iter()
-            .map(|s| StreamSchedule {
-                stream_id: s.state.id.clone(),
-                infer_share: share,
-                retrain_share: 0.0,
-                infer_config: best_infer(&s.infer, share).config.name.clone(),
-                retrain_config: None,
-            })
-            .collect(),
-        estimated_accuracy: None,
     }
 }

@@ -5,10 +5,8 @@
 
 use std::time::Instant;
 
-use tandem_plugin_sdk::policy::{Fair, Policy as _};
-
 use super::cost::CostModel;
-use super::executor::{Completion, Executor};
+use super::executor::{self, Completion, Executor};
 use super::memory::ExemplarMemory;
 use super::profiler::{self, Profile};
 use super::report::{
@@ -127,12 +125,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         let n = prepared.len();
         let mut start: Vec<(f64, String)> = (0..n)
             .map(|i| {
-                self.streams[i].infer.clone().unwrap_or_else(|| {
-                    let infer = &prepared[i].input.infer;
-                    let top = best_infer(infer, f64::INFINITY).gpu_cost;
-                    let share = (gpus / n as f64).min(1.0).min(top);
-                    (share, best_infer(infer, share).config.name.clone())
-                })
+                self.streams[i]
+                    .infer
+                    .clone()
+                    .unwrap_or_else(|| executor::initial_infer(&prepared[i].input.infer, gpus, n))
             })
             .collect();
         let used: f64 = start.iter().map(|(sh, _)| sh).sum();
@@ -477,10 +473,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         if let Some(s) = output {
             return s;
         }
-        match on_completion {
-            Some((exec, freed)) => exec.hand_out(input, freed),
-            None => Fair::schedule(input, &[]).unwrap_or_else(|_| exec_free_schedule(input)),
-        }
+        executor::fallback(input, on_completion)
     }
 
     fn apply(
@@ -563,39 +556,6 @@ fn infer_profile<'p>(input: &'p StreamInput, config: &str) -> &'p InferProfile {
         .iter()
         .find(|p| p.config.name == config)
         .unwrap_or(&input.infer[0])
-}
-
-/// The most accurate inference configuration that fits `share` (the cheapest if none does).
-fn best_infer(infer: &[InferProfile], share: f64) -> &InferProfile {
-    infer
-        .iter()
-        .filter(|p| p.gpu_cost <= share + 1e-12)
-        .max_by(|a, b| a.accuracy_factor.total_cmp(&b.accuracy_factor))
-        .or_else(|| {
-            infer
-                .iter()
-                .min_by(|a, b| a.gpu_cost.total_cmp(&b.gpu_cost))
-        })
-        .expect("a configuration space offers at least one inference configuration")
-}
-
-/// Last resort when even the native fair policy refuses the input: inference only, evenly.
-fn exec_free_schedule(input: &PolicyInput) -> Schedule {
-    let share = (input.gpus as f64 / input.streams.len().max(1) as f64).min(1.0);
-    Schedule {
-        streams: input
-            .streams
-            .iter()
-            .map(|s| crate::plugin::types::StreamSchedule {
-                stream_id: s.state.id.clone(),
-                infer_share: share,
-                retrain_share: 0.0,
-                infer_config: best_infer(&s.infer, share).config.name.clone(),
-                retrain_config: None,
-            })
-            .collect(),
-        estimated_accuracy: None,
-    }
 }
 
 fn lookup(table: &[(u32, f64)], key: u32) -> f64 {
