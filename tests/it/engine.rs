@@ -350,3 +350,39 @@ fn two_gpus_are_used_and_never_exceeded() {
     assert!(most > 1.0, "at most {most} GPUs allocated");
     assert!(w.gpu_utilization <= 1.0 + 1e-9);
 }
+
+#[test]
+fn real_clock_time_slices_jobs_by_their_shares() {
+    let be = CpuBackend::new(1);
+    let mut s = tiny();
+    s.windows = 1;
+    s.clock = tandem::engine::scenario::ClockKind::Real;
+    // A 200 s window in 10 s of wall time.
+    s.real_time_scale = 20.0;
+    let ws = run(&be, &s, "thief", vec![]);
+    let jobs: Vec<_> = ws[0]
+        .streams
+        .iter()
+        .filter_map(|st| st.retrain.as_ref())
+        .collect();
+    assert!(!jobs.is_empty(), "no job ran on the real clock");
+    for j in &jobs {
+        assert!(j.allocated_share > 0.0);
+        let deviation = (j.delivered_share / j.allocated_share - 1.0).abs();
+        eprintln!(
+            "{}: allocated {:.3} delivered {:.3} finished {:?}",
+            j.config, j.allocated_share, j.delivered_share, j.finished_at
+        );
+        // A job can be short by at most about one batch against its allocation.
+        assert!(
+            deviation < 0.10,
+            "{} delivered {} of {}",
+            j.config,
+            j.delivered_share,
+            j.allocated_share
+        );
+        if let Some(t) = j.finished_at {
+            assert!(t <= s.window_seconds && j.actual_accuracy.is_some());
+        }
+    }
+}

@@ -252,6 +252,43 @@ impl Executor {
         }
     }
 
+    /// Set stream `i`'s running job's remaining work to `fraction` of its total (the real
+    /// clock knows progress from the device, not from the modelled cost).
+    pub fn set_remaining_fraction(&mut self, i: usize, fraction: f64) {
+        if let Some(j) = self
+            .retrain
+            .get_mut(i)
+            .and_then(|j| j.as_mut())
+            .filter(|j| j.running)
+        {
+            j.remaining = j.total * fraction.clamp(0.0, 1.0);
+        }
+    }
+
+    /// Stream `i`'s running job's current share (0 when none runs).
+    pub fn retrain_share(&self, i: usize) -> f64 {
+        self.retrain
+            .get(i)
+            .and_then(|j| j.as_ref())
+            .filter(|j| j.running)
+            .map_or(0.0, |j| j.share)
+    }
+
+    /// Mark stream `i`'s job finished at `at`, the executor's current time (the real clock
+    /// decides completions by the device, not by the modelled cost).
+    pub fn finish(&mut self, i: usize, at: f64) -> Completion {
+        let j = self.retrain[i].as_mut().expect("a job runs");
+        j.running = false;
+        j.ended = Some(at);
+        j.remaining = 0.0;
+        Completion {
+            stream: i,
+            at,
+            config: j.config.clone(),
+            gpu_seconds: j.total,
+        }
+    }
+
     /// The configuration stream `i` is retraining with, if a job runs.
     pub fn running_config(&self, i: usize) -> Option<&str> {
         self.retrain

@@ -37,6 +37,10 @@ pub struct Scenario {
     pub seed: u64,
     #[serde(default)]
     pub clock: ClockKind,
+    /// Real clock only: window seconds per wall-clock second (1 runs windows in real time;
+    /// 10 runs a 200 s window in 20 s of wall time, jobs still time-sliced by their shares).
+    #[serde(default = "defaults::real_time_scale")]
+    pub real_time_scale: f64,
     /// Width of the hidden layer of every camera's starting model.
     #[serde(default = "defaults::hidden")]
     pub hidden: u32,
@@ -237,6 +241,9 @@ mod defaults {
     pub fn golden_delay() -> f64 {
         2.0
     }
+    pub fn real_time_scale() -> f64 {
+        1.0
+    }
     pub fn hidden() -> u32 {
         128
     }
@@ -368,6 +375,12 @@ impl Scenario {
         }
         if !(0.0..=1.0).contains(&self.label_noise) {
             return bad("label_noise", "must be a fraction between 0 and 1");
+        }
+        if !(self.real_time_scale.is_finite() && self.real_time_scale > 0.0) {
+            return bad(
+                "real_time_scale",
+                "must be a positive number of window seconds per wall second",
+            );
         }
         if self.hidden == 0 {
             return bad("hidden", "must be at least 1");

@@ -121,6 +121,7 @@ impl<'a> TimeSlicer<'a> {
         let now = self.now();
         let s = &mut self.slots[id];
         if s.live() {
+            s.step = Box::new(|| false);
             s.owed = s.owed_at(now);
             s.changed = now;
             s.ended = Some(now);
@@ -170,6 +171,8 @@ impl<'a> TimeSlicer<'a> {
                 s.owed = s.owed_at(end);
                 s.changed = end;
                 s.ended = Some(end);
+                // Drop the finished job's closure, releasing whatever it holds.
+                s.step = Box::new(|| false);
                 return Some(i);
             }
         }

@@ -3,6 +3,8 @@
 //! (after the golden labels and the profiler), run the jobs on the executor — re-asking the
 //! policy whenever a retraining job finishes — and score what every stream served.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Instant;
 
 use super::cost::CostModel;
@@ -12,13 +14,14 @@ use super::profiler::{self, Profile};
 use super::report::{
     Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, WindowReport,
 };
-use super::scenario::{ProfileAxis, Scenario};
+use super::scenario::{ClockKind, ProfileAxis, Scenario};
 use super::serve::{self, InferSegment};
+use super::slicer::TimeSlicer;
 use super::stream::{Camera, WindowData};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
 use crate::data::Dataset;
-use crate::model::{self, Model};
+use crate::model::{self, Model, TrainConfig, Trainer};
 use crate::plugin::types::{
     EstimateRequest, InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput, StreamState,
 };
@@ -146,64 +149,57 @@ impl<'a, B: Backend> Engine<'a, B> {
             let (share, cfg) = &start[i];
             exec.set_infer(i, 0.0, *share, infer_profile(&prepared[i].input, cfg));
         }
-        let mut calls = Vec::new();
-        let mut allocations = Vec::new();
-        let mut jobs: Vec<Option<JobReport>> = vec![None; n];
-
+        let mut st = Run {
+            prepared,
+            versions,
+            exec,
+            jobs: vec![None; n],
+            predictions,
+            calls: Vec::new(),
+            allocations: Vec::new(),
+        };
         if decision_at < horizon {
-            exec.advance(decision_at);
-            let input = self.policy_input(&prepared, &exec, decision_at);
-            let schedule = self.decide(&input, decision_at, &mut calls, None);
-            self.apply(
-                &schedule,
-                &prepared,
-                &mut exec,
-                &mut jobs,
-                decision_at,
-                &mut allocations,
-            );
-            // Run until the window ends, re-deciding at every completion.
-            while let Some(done) = exec.run_to_next_completion() {
-                let Completion { stream: i, at, .. } = done;
-                let (model, acc) = self.retrain(i, w, &prepared[i], &done.config, &versions[i][0]);
-                versions[i].push(model);
-                let version = versions[i].len() - 1;
-                exec.set_model(i, at, version);
-                prepared[i].input.state.accuracy = acc;
-                prepared[i].input.retrain.clear();
-                let (allocated, delivered) = exec.job_shares(i);
-                if let Some(j) = jobs[i].as_mut() {
-                    j.actual_accuracy = Some(acc);
-                    j.finished_at = Some(at);
+            st.exec.advance(decision_at);
+            let input = self.policy_input(&st.prepared, &st.exec, decision_at);
+            let schedule = self.decide(&input, decision_at, &mut st.calls, None);
+            self.apply(&schedule, &mut st, decision_at);
+            match s.clock {
+                ClockKind::Virtual => {
+                    // Run until the window ends, re-deciding at every completion.
+                    while let Some(done) = st.exec.run_to_next_completion() {
+                        let (mut m, data, cfg) = self.job(
+                            done.stream,
+                            w,
+                            &st.prepared[done.stream],
+                            &done.config,
+                            &st.versions[done.stream][0],
+                        );
+                        model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
+                        let shares = st.exec.job_shares(done.stream);
+                        self.complete(&mut st, done, m, shares);
+                    }
+                }
+                ClockKind::Real => self.run_real(w, decision_at, &mut st),
+            }
+        }
+        let Run {
+            prepared,
+            mut versions,
+            exec,
+            mut jobs,
+            predictions,
+            calls,
+            allocations,
+        } = st;
+        // Jobs still running at the window end report how far they got (real clock: set by
+        // the slicer already).
+        if s.clock == ClockKind::Virtual {
+            for (i, j) in jobs.iter_mut().enumerate() {
+                if let Some(j) = j.as_mut().filter(|j| j.finished_at.is_none()) {
+                    let (allocated, delivered) = exec.job_shares(i);
                     j.allocated_share = allocated;
                     j.delivered_share = delivered;
                 }
-                if let Some(p) = predictions
-                    .iter_mut()
-                    .find(|p| p.stream == prepared[i].input.state.id && p.config == done.config)
-                {
-                    p.actual_accuracy = Some(acc);
-                    p.actual_gpu_seconds = Some(done.gpu_seconds);
-                }
-                let input = self.policy_input(&prepared, &exec, at);
-                let freed = exec.release_retrain(i);
-                let schedule = self.decide(&input, at, &mut calls, Some((&exec, freed)));
-                self.apply(
-                    &schedule,
-                    &prepared,
-                    &mut exec,
-                    &mut jobs,
-                    at,
-                    &mut allocations,
-                );
-            }
-        }
-        // Jobs still running at the window end report how far they got.
-        for (i, j) in jobs.iter_mut().enumerate() {
-            if let Some(j) = j.as_mut().filter(|j| j.finished_at.is_none()) {
-                let (allocated, delivered) = exec.job_shares(i);
-                j.allocated_share = allocated;
-                j.delivered_share = delivered;
             }
         }
 
@@ -476,16 +472,9 @@ impl<'a, B: Backend> Engine<'a, B> {
         executor::fallback(input, on_completion)
     }
 
-    fn apply(
-        &self,
-        schedule: &Schedule,
-        prepared: &[Prepared],
-        exec: &mut Executor,
-        jobs: &mut [Option<JobReport>],
-        at: f64,
-        allocations: &mut Vec<Allocation>,
-    ) {
-        let inputs: Vec<&StreamInput> = prepared.iter().map(|p| &p.input).collect();
+    fn apply(&self, schedule: &Schedule, st: &mut Run<B>, at: f64) {
+        let inputs: Vec<&StreamInput> = st.prepared.iter().map(|p| &p.input).collect();
+        let prepared = &st.prepared;
         // The job's true cost comes from the cost model, not from the estimate.
         let true_cost = |i: usize, profile: &RetrainProfile| {
             let p = &prepared[i];
@@ -499,23 +488,158 @@ impl<'a, B: Backend> Engine<'a, B> {
             self.cost.train_seconds(p.fit.h, p.fit.w, layers, samples)
                 * profile.config.epochs as f64
         };
-        let applied = exec.apply(schedule, &inputs, at, &true_cost);
+        let applied = st.exec.apply(schedule, &inputs, at, &true_cost);
         for (i, job) in applied.started {
-            jobs[i] = Some(job);
+            st.jobs[i] = Some(job);
         }
-        allocations.extend(applied.allocations);
+        st.allocations.extend(applied.allocations);
     }
 
-    /// Really run a finished retraining job: train a copy of the stream's starting model as
-    /// the configuration says and measure it.
-    fn retrain(
+    /// A finished job's model starts serving at `done.at`, is measured, and the policy is
+    /// asked again for the GPU it frees.
+    fn complete(
+        &self,
+        st: &mut Run<B>,
+        done: Completion,
+        mut m: Model<B>,
+        (allocated, delivered): (f64, f64),
+    ) {
+        let Completion { stream: i, at, .. } = done;
+        let acc = model::evaluate(self.be, &mut m, &st.prepared[i].val, 256) as f64;
+        st.versions[i].push(m);
+        let version = st.versions[i].len() - 1;
+        st.exec.set_model(i, at, version);
+        st.prepared[i].input.state.accuracy = acc;
+        st.prepared[i].input.retrain.clear();
+        if let Some(j) = st.jobs[i].as_mut() {
+            j.actual_accuracy = Some(acc);
+            j.finished_at = Some(at);
+            j.allocated_share = allocated;
+            j.delivered_share = delivered;
+        }
+        let id = &st.prepared[i].input.state.id;
+        if let Some(p) = st
+            .predictions
+            .iter_mut()
+            .find(|p| p.stream == *id && p.config == done.config)
+        {
+            p.actual_accuracy = Some(acc);
+            p.actual_gpu_seconds = Some(done.gpu_seconds);
+        }
+        let input = self.policy_input(&st.prepared, &st.exec, at);
+        let freed = st.exec.release_retrain(i);
+        let schedule = self.decide(&input, at, &mut st.calls, Some((&st.exec, freed)));
+        self.apply(&schedule, st, at);
+    }
+
+    /// The real clock: the started jobs really train, batch by batch, interleaved by the
+    /// [`TimeSlicer`] so each gets its allocated share of this device's time; window time is
+    /// wall time since the decision times `real_time_scale`. Decisions, the executor's
+    /// bookkeeping and serving are as on the virtual clock; completions come from the device.
+    fn run_real(&self, w: u32, decision_at: f64, st: &mut Run<B>) {
+        let scale = self.scenario.real_time_scale;
+        let until = (self.scenario.window_seconds - decision_at) / scale;
+        // The modelled server's G GPUs map onto this one device: a share of g GPUs is g/G of
+        // its time, and reports come back in GPUs.
+        let gpus = self.scenario.gpus as f64;
+        let mut slicer = TimeSlicer::new();
+        // Per stream: (slicer id, the job's model, data and trainer).
+        let mut running: Vec<Option<RunningJob<B>>> =
+            (0..st.prepared.len()).map(|_| None).collect();
+        loop {
+            // Bring the slicer in line with the executor: new jobs, changed shares, drops.
+            for (i, slot) in running.iter_mut().enumerate() {
+                match (st.exec.running_config(i), &*slot) {
+                    (Some(config), None) => {
+                        let (model, data, cfg) =
+                            self.job(i, w, &st.prepared[i], config, &st.versions[i][0]);
+                        let job = Rc::new(RefCell::new(RealJob {
+                            trainer: Trainer::new(&data, &cfg),
+                            model,
+                            data,
+                            config: config.to_string(),
+                        }));
+                        let handle = job.clone();
+                        let be = self.be;
+                        let id = slicer.add(st.exec.retrain_share(i) / gpus, move || {
+                            let mut j = handle.borrow_mut();
+                            let RealJob {
+                                trainer,
+                                model,
+                                data,
+                                ..
+                            } = &mut *j;
+                            trainer.step(be, model, data);
+                            !trainer.done()
+                        });
+                        *slot = Some((id, job));
+                    }
+                    (Some(_), Some((id, _))) => {
+                        slicer.set_share(*id, st.exec.retrain_share(i) / gpus)
+                    }
+                    (None, Some((id, _))) => {
+                        slicer.stop(*id);
+                        let r = slicer.report(*id);
+                        if let Some(j) = st.jobs[i].as_mut() {
+                            j.allocated_share = r.allocated_share * gpus;
+                            j.delivered_share = r.delivered_share * gpus;
+                        }
+                        *slot = None;
+                    }
+                    (None, None) => {}
+                }
+            }
+            let Some(id) = slicer.run(until) else { break };
+            let i = running
+                .iter()
+                .position(|r| r.as_ref().is_some_and(|(j, _)| *j == id))
+                .expect("a running job finished");
+            let (_, job) = running[i].take().expect("running");
+            let at = (decision_at + slicer.now() * scale).min(self.scenario.window_seconds);
+            st.exec.advance(at);
+            // What the others have left, as the device measured it.
+            for (k, r) in running.iter().enumerate() {
+                if let Some((_, job)) = r {
+                    let t = &job.borrow().trainer;
+                    let left = 1.0 - t.samples_done() as f64 / t.samples_total().max(1) as f64;
+                    st.exec.set_remaining_fraction(k, left);
+                }
+            }
+            let done = st.exec.finish(i, at);
+            let r = slicer.report(id);
+            let RealJob { model, config, .. } = Rc::try_unwrap(job)
+                .ok()
+                .expect("the slicer dropped its handle")
+                .into_inner();
+            debug_assert_eq!(config, done.config);
+            self.complete(
+                st,
+                done,
+                model,
+                (r.allocated_share * gpus, r.delivered_share * gpus),
+            );
+        }
+        // Jobs still running at the window end: what they got so far.
+        for (i, r) in running.iter().enumerate() {
+            if let (Some((id, _)), Some(j)) = (r, st.jobs[i].as_mut()) {
+                let r = slicer.report(*id);
+                j.allocated_share = r.allocated_share * gpus;
+                j.delivered_share = r.delivered_share * gpus;
+            }
+        }
+        st.exec.advance(self.scenario.window_seconds);
+    }
+
+    /// A retraining job ready to run: the stream's starting model with the configured head,
+    /// its data (the window's fraction plus the memory) and its training settings.
+    fn job(
         &self,
         i: usize,
         w: u32,
         p: &Prepared,
         config: &str,
         start: &Model<B>,
-    ) -> (Model<B>, f64) {
+    ) -> (Model<B>, Dataset, TrainConfig) {
         let profile = p
             .input
             .retrain
@@ -523,25 +647,43 @@ impl<'a, B: Backend> Engine<'a, B> {
             .find(|r| r.config.name == config)
             .expect("the job was offered");
         let c = &profile.config;
-        let st = &self.streams[i];
         let layers = profiler::effective_layers(c, start.arch().hidden);
         let seed = self.scenario.seed ^ ((i as u64) << 24) ^ ((w as u64) << 12) ^ 0x7E7;
-        let data = profiler::job_data(&p.fit, st.memory.samples(), c.data_fraction, seed);
-        let mut m = start.with_head(
+        let data = profiler::job_data(
+            &p.fit,
+            self.streams[i].memory.samples(),
+            c.data_fraction,
+            seed,
+        );
+        let m = start.with_head(
             self.be,
             profiler::head_width(c, start.arch().hidden),
             seed ^ 1,
         );
-        model::train(
-            self.be,
-            &mut m,
-            &data,
-            &profiler::train_config(c, layers, seed ^ 2),
-            &mut |_, _| {},
-        );
-        let acc = model::evaluate(self.be, &mut m, &p.val, 256) as f64;
-        (m, acc)
+        (m, data, profiler::train_config(c, layers, seed ^ 2))
     }
+}
+
+/// A job in the time slicer: its slicer id and its shared state.
+type RunningJob<B> = (usize, Rc<RefCell<RealJob<B>>>);
+
+/// A retraining job on the real clock.
+struct RealJob<B: Backend> {
+    trainer: Trainer,
+    model: Model<B>,
+    data: Dataset,
+    config: String,
+}
+
+/// One window's moving parts.
+struct Run<B: Backend> {
+    prepared: Vec<Prepared>,
+    versions: Vec<Vec<Model<B>>>,
+    exec: Executor,
+    jobs: Vec<Option<JobReport>>,
+    predictions: Vec<PredictionRecord>,
+    calls: Vec<PolicyCall>,
+    allocations: Vec<Allocation>,
 }
 
 /// Samples a job trains on: its fraction of the window's data plus the memory.

@@ -76,56 +76,121 @@ pub fn train_observed<B: Backend>(
     on_batch: &mut dyn FnMut(usize, usize),
     after_epoch: &mut dyn FnMut(&mut Model<B>, usize),
 ) -> Vec<EpochStats> {
-    let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.shuffle(&mut rng);
-    let used = ((data.len() as f32 * cfg.data_fraction.clamp(0.0, 1.0)).round() as usize)
-        .clamp(1, data.len().max(1));
-    order.truncate(used);
-    if data.is_empty() || cfg.epochs == 0 {
-        return Vec::new();
-    }
-    // Drop the ragged tail batch so every step has the same shape (one workspace).
-    let batch = cfg.batch_size.min(used).max(1);
-    let steps_per_epoch = used / batch;
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let (h, w, c) = (data.h, data.w, data.c);
-    let mut x = vec![0.0f32; batch * h * w * c];
-    let mut y = vec![0.0f32; batch];
+    let mut trainer = Trainer::new(data, cfg);
     let mut stats = Vec::with_capacity(cfg.epochs);
-    let mut step = 0;
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for chunk in order.chunks_exact(batch) {
-            data.gather(chunk, &mut x, &mut y);
-            let progress = step as f32 / total_steps.max(1) as f32;
-            let lr = if cfg.cosine {
-                (cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())).max(cfg.lr * 0.02)
-            } else {
-                cfg.lr
-            };
-            loss_sum += model.train_step(
-                backend,
-                &x,
-                &y,
-                (batch, h, w),
-                cfg.trained_layers,
-                lr,
-                cfg.momentum,
-                cfg.weight_decay,
-            );
-            step += 1;
-            on_batch(step * batch, total_steps * batch);
+    while !trainer.done() {
+        let finished = trainer.step(backend, model, data);
+        on_batch(trainer.samples_done(), trainer.samples_total());
+        if let Some(e) = finished {
+            after_epoch(model, e.epoch);
+            stats.push(e);
         }
-        stats.push(EpochStats {
-            epoch: epoch + 1,
-            mean_loss: loss_sum / steps_per_epoch.max(1) as f32,
-            samples: steps_per_epoch * batch,
-        });
-        after_epoch(model, epoch + 1);
     }
     stats
+}
+
+/// Training one step at a time, so a scheduler can interleave jobs batch by batch (the real
+/// clock's time slicer). [`train`] is this run to the end. The data is passed to every step
+/// rather than held, so a job can own its data beside its trainer.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    cfg: TrainConfig,
+    rng: Pcg64Mcg,
+    order: Vec<usize>,
+    batch: usize,
+    steps_per_epoch: usize,
+    step: usize,
+    loss_sum: f32,
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Trainer {
+    /// A trainer for `data` as `cfg` says (a seeded subset of `data_fraction`, shuffled every
+    /// epoch; the ragged tail batch is dropped so every step has one shape).
+    pub fn new(data: &Dataset, cfg: &TrainConfig) -> Self {
+        let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut rng);
+        let used = ((data.len() as f32 * cfg.data_fraction.clamp(0.0, 1.0)).round() as usize)
+            .clamp(1, data.len().max(1));
+        order.truncate(used);
+        let batch = cfg.batch_size.min(used).max(1);
+        let steps_per_epoch = if data.is_empty() { 0 } else { used / batch };
+        Self {
+            cfg: cfg.clone(),
+            rng,
+            order,
+            batch,
+            steps_per_epoch,
+            step: 0,
+            loss_sum: 0.0,
+            x: vec![0.0; batch * data.sample_len()],
+            y: vec![0.0; batch],
+        }
+    }
+
+    fn total_steps(&self) -> usize {
+        self.steps_per_epoch * self.cfg.epochs
+    }
+
+    /// Whether every step has run.
+    pub fn done(&self) -> bool {
+        self.step >= self.total_steps()
+    }
+
+    pub fn samples_done(&self) -> usize {
+        self.step * self.batch
+    }
+
+    pub fn samples_total(&self) -> usize {
+        self.total_steps() * self.batch
+    }
+
+    /// Run the next SGD step on `data` (the same data every call); returns the epoch's stats
+    /// when this step ended one.
+    pub fn step<B: Backend>(
+        &mut self,
+        backend: &B,
+        model: &mut Model<B>,
+        data: &Dataset,
+    ) -> Option<EpochStats> {
+        if self.done() {
+            return None;
+        }
+        let in_epoch = self.step % self.steps_per_epoch;
+        if in_epoch == 0 {
+            self.order.shuffle(&mut self.rng);
+            self.loss_sum = 0.0;
+        }
+        let chunk = &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch];
+        data.gather(chunk, &mut self.x, &mut self.y);
+        let progress = self.step as f32 / self.total_steps().max(1) as f32;
+        let cfg = &self.cfg;
+        let lr = if cfg.cosine {
+            (cfg.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())).max(cfg.lr * 0.02)
+        } else {
+            cfg.lr
+        };
+        self.loss_sum += model.train_step(
+            backend,
+            &self.x,
+            &self.y,
+            (self.batch, data.h, data.w),
+            cfg.trained_layers,
+            lr,
+            cfg.momentum,
+            cfg.weight_decay,
+        );
+        self.step += 1;
+        self.step
+            .is_multiple_of(self.steps_per_epoch)
+            .then(|| EpochStats {
+                epoch: self.step / self.steps_per_epoch,
+                mean_loss: self.loss_sum / self.steps_per_epoch as f32,
+                samples: self.steps_per_epoch * self.batch,
+            })
+    }
 }
 
 /// Top-1 accuracy of `model` on `data` (0 on an empty set).
