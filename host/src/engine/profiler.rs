@@ -63,6 +63,9 @@ pub fn train_config(config: &RetrainConfig, layers: usize, seed: u64) -> TrainCo
     }
 }
 
+/// SGD steps per profiling epoch the batch size is lowered to reach.
+const PROFILE_STEPS_PER_EPOCH: usize = 4;
+
 /// Validation samples a profiling run measures after each epoch.
 const PROFILE_VAL_SAMPLES: usize = 32;
 
@@ -103,9 +106,16 @@ pub fn profile<B: Backend>(
     // has seen, so it adds cost without telling much about this window's curve.
     let sample = job_data(fit, &fit.empty_like(), sample_fraction, seed);
     let mut m = current.with_head(be, head_width(representative, hidden), seed ^ 2);
+    let base = train_config(representative, layers, seed ^ 3);
+    // A sample is a tenth of the data: with the job's batch size an epoch over it would be
+    // one or two steps and the curve would say nothing. Smaller batches keep several steps
+    // per epoch, as an epoch of the real job has.
     let cfg = TrainConfig {
         epochs: epochs as usize,
-        ..train_config(representative, layers, seed ^ 3)
+        batch_size: base
+            .batch_size
+            .min((sample.len() / PROFILE_STEPS_PER_EPOCH).max(1)),
+        ..base
     };
     let (h, w) = (fit.h, fit.w);
     // A fixed slice of the validation split keeps each epoch's measurement cheap.
