@@ -168,7 +168,9 @@ fn thief_retrains_and_reschedules_on_completion() {
                 assert!(j.actual_accuracy.is_some());
             }
         }
-        assert!(w.policy_calls.iter().all(|c| c.error.is_none()));
+        for c in &w.policy_calls {
+            assert!(c.error.is_none(), "{:?}", c.error);
+        }
     }
 }
 

@@ -240,7 +240,9 @@ impl Executor {
                     let mut input = (*input).clone();
                     if let Some(config) = self.running_config(i) {
                         input.retrain.retain(|r| r.config.name == config);
-                        let left = self.remaining(i).unwrap_or(0.0);
+                        // A job finishing at this very instant (two completions at once)
+                        // still has a sliver left; a zero would be an invalid profile.
+                        let left = self.remaining(i).unwrap_or(0.0).max(1e-6);
                         input.retrain.iter_mut().for_each(|r| r.gpu_seconds = left);
                     }
                     input
