@@ -33,7 +33,8 @@ rotation = 10.0'
 {
   echo "# Accuracy vs number of streams on one GPU (Ekya Fig. 6 on tandem)"
   echo
-  echo "Reproduce: \`bash scripts/fig6.sh $windows\` (Fashion-MNIST cameras, $windows windows of 400 s, 1 GPU)."
+  echo "Reproduce: \`bash scripts/fig6.sh $windows\` (Fashion-MNIST cameras, $windows windows of 400 s, 1 GPU"
+  echo "of 3.7 GFLOP/s: one camera's inference at full rate needs an eighth of it, as in examples/fashion-4cam.toml)."
   echo "Mean served accuracy over all windows and streams."
   echo
 } > "$work/fig6.md"
@@ -45,6 +46,7 @@ name = "fig6-$n-streams"
 windows = $windows
 window_seconds = 400.0
 gpus = 1
+gpu_gflops = 3.7
 seed = 6
 
 [memory]

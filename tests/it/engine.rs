@@ -1,6 +1,6 @@
 //! The window engine on a tiny synthetic scenario with real guest plugins: scenario errors,
-//! determinism, fallback on a failing policy, re-scheduling on completion, history and a
-//! crash mid-run.
+//! determinism, fallback on a failing policy, re-scheduling on completion, history, a
+//! crash mid-run and a killed `tandem run` process.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -324,6 +324,95 @@ fn history_keeps_every_window_and_survives_a_crash() {
 }
 
 #[test]
+fn a_killed_run_keeps_its_committed_windows() {
+    // The real thing: a `tandem run` process killed (SIGKILL) mid-run. Every window it
+    // committed is whole; the run is marked interrupted when the history is next opened.
+    let dir = super::data::tempdir();
+    let scenario = dir.join("long.toml");
+    std::fs::write(&scenario, TINY.replace("windows = 2", "windows = 500")).unwrap();
+    let data = dir.join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--json",
+            "--backend",
+            "cpu",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = data.join("history.sqlite");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let committed = |db: &Path| -> i64 {
+        rt.block_on(async {
+            let Ok(pool) = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(db)
+                    .read_only(true),
+            )
+            .await
+            else {
+                return 0;
+            };
+            let n = sqlx::query_scalar("SELECT COUNT(*) FROM windows")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+            pool.close().await;
+            n
+        })
+    };
+    let started = std::time::Instant::now();
+    while committed(&db) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tandem run exited early"
+        );
+        assert!(
+            started.elapsed().as_secs() < 600,
+            "no window committed in 10 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rt.block_on(async {
+        let h = History::open(&db).await.unwrap();
+        let runs = h.runs().await.unwrap();
+        assert_eq!(runs.len(), 1);
+        let r = &runs[0];
+        assert_eq!(r.status, "interrupted");
+        assert!(r.windows_done >= 2 && r.windows_done < 500, "{r:?}");
+        let rows = h.windows(r.id).await.unwrap();
+        assert_eq!(rows.len() as i64, r.windows_done);
+        for (i, w) in rows.iter().enumerate() {
+            assert_eq!(w.window, i as i64);
+            // A committed window has all of its parts.
+            assert_eq!(
+                h.stream_windows(r.id, Some(w.window)).await.unwrap().len(),
+                2
+            );
+            let predictions: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND window = ?",
+            )
+            .bind(r.id)
+            .bind(w.window)
+            .fetch_one(h.pool())
+            .await
+            .unwrap();
+            assert_eq!(predictions, 2 * 18, "window {}", w.window);
+        }
+    });
+}
+
+#[test]
 fn two_gpus_are_used_and_never_exceeded() {
     let be = CpuBackend::new(2);
     let mut s = tiny();
@@ -361,7 +450,16 @@ fn real_clock_time_slices_jobs_by_their_shares() {
     s.clock = tandem::engine::scenario::ClockKind::Real;
     // A 200 s window in 10 s of wall time.
     s.real_time_scale = 20.0;
-    let ws = run(&be, &s, "thief", vec![]);
+    // Jobs of many batches (the slicer's unit): the tiny scenario's smallest would be two.
+    let ws = run(
+        &be,
+        &s,
+        "fair",
+        vec![Param {
+            name: "retrain-config".into(),
+            value: ParamValue::Text("head-d1.0-e15".into()),
+        }],
+    );
     let jobs: Vec<_> = ws[0]
         .streams
         .iter()

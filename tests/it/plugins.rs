@@ -13,7 +13,7 @@ use tandem::plugin::types::{
     RetrainConfig, Schedule, StreamState, ThroughputPoint,
 };
 use tandem::plugin::{Limits, Plugin, PluginError, PluginHost, Registry};
-use tandem_plugin_sdk::policy::{Allocation, ThiefOptions, evaluate, thief};
+use tandem_plugin_sdk::policy::{Allocation, ThiefOptions, ThiefVariant, evaluate, thief};
 use tandem_plugin_sdk::sample::policy_input;
 
 /// Every guest crate the tests use: the reference plugins and the misbehaving fixture.
@@ -158,7 +158,7 @@ fn thief_never_worse_than_its_fair_start_and_matches_native() {
         let opts = ThiefOptions {
             delta: 0.1,
             min_accuracy: 0.0,
-            code_variant: false,
+            variant: ThiefVariant::Refine,
             rounds: 3,
         };
         let (_, _, native) = thief(&input, opts);
@@ -167,6 +167,38 @@ fn thief_never_worse_than_its_fair_start_and_matches_native() {
             "wasm {got} vs native {native}"
         );
     }
+}
+
+#[test]
+fn refined_thief_leaves_no_share_where_it_is_useless() {
+    // Four streams on one GPU whose inference needs a quarter GPU each at full rate, and
+    // retraining that gains nothing: the best schedule serves every frame. The fair start
+    // (1/8 per job) and Δ = 0.1 put the paper's search off that grid.
+    let mut input = policy_input(4, 1, 18, 3);
+    for s in &mut input.streams {
+        for r in &mut s.retrain {
+            r.accuracy_after = s.state.accuracy;
+        }
+    }
+    let full = input.streams[0].infer[0].gpu_cost;
+    assert!(
+        (full - 0.25).abs() < 1e-9,
+        "the sample's full-rate cost is {full}"
+    );
+    let refined = decide("thief", &input, &[]);
+    for s in &refined.streams {
+        assert!(
+            (s.infer_share - 0.25).abs() < 1e-6 && s.retrain_config.is_none(),
+            "{s:?}"
+        );
+    }
+    let paper = decide("thief", &input, &[txt("variant", "paper")]);
+    assert!(
+        refined.estimated_accuracy.unwrap() >= paper.estimated_accuracy.unwrap() - 1e-12,
+        "refine {:?} < paper {:?}",
+        refined.estimated_accuracy,
+        paper.estimated_accuracy
+    );
 }
 
 #[test]
@@ -221,11 +253,22 @@ fn oracle_is_never_beaten_by_the_thief() {
     for (streams, gpus, seed) in [(2, 1, 11), (2, 2, 12), (3, 3, 13), (2, 1, 14), (3, 3, 15)] {
         let input = policy_input(streams, gpus, 18, seed);
         let oracle = decide("oracle", &input, &[]).estimated_accuracy.unwrap();
-        let thief = decide("thief", &input, &[]).estimated_accuracy.unwrap();
-        assert!(
-            oracle >= thief - 1e-9,
-            "{streams} streams/{gpus} GPUs: oracle {oracle} < thief {thief}"
-        );
+        let estimate = |variant: &str| {
+            decide("thief", &input, &[txt("variant", variant)])
+                .estimated_accuracy
+                .unwrap()
+        };
+        // The paper's and the code's searches stay on the Δ = 0.1 grid, inside the oracle's.
+        for variant in ["paper", "code"] {
+            let thief = estimate(variant);
+            assert!(
+                oracle >= thief - 1e-9,
+                "{streams} streams/{gpus} GPUs: oracle {oracle} < {variant} thief {thief}"
+            );
+        }
+        // The refined search starts as the code's and only improves on it (down to Δ/4, so
+        // it may pass the oracle's grid).
+        assert!(estimate("refine") >= estimate("code") - 1e-12);
     }
     let e = host()
         .decide(&plugin("oracle"), &policy_input(5, 2, 18, 1), &[])

@@ -330,6 +330,18 @@ fn print_summary(r: &RunReport) {
         ),
         None => println!("profiler: no retraining job finished, so no prediction could be checked"),
     }
+    let failed: Vec<&str> = r
+        .windows
+        .iter()
+        .flat_map(|w| &w.predictions)
+        .filter_map(|p| p.estimator_error.as_deref())
+        .collect();
+    if let Some(first) = failed.first() {
+        println!(
+            "estimator: failed on {} prediction(s), the last profiled point stood in (first error: {first}; all in the history's predictions)",
+            failed.len()
+        );
+    }
     if let Some(f) = r.profiler_cost_fraction() {
         println!(
             "profiler cost: {:.1}% of the GPU-time of a window (modelled GPU-seconds / (GPUs x window))",

@@ -104,6 +104,10 @@ pub struct PredictionRecord {
     pub predicted_gpu_seconds: f64,
     pub actual_accuracy: Option<f64>,
     pub actual_gpu_seconds: Option<f64>,
+    /// The estimator plugin's error when it failed (the last profiled point and the cost
+    /// model stood in for its prediction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimator_error: Option<String>,
 }
 
 /// A whole run.

@@ -281,10 +281,13 @@ impl<'a, B: Backend> Engine<'a, B> {
         };
         let configs = self.plugins.configs(&state)?;
 
-        // Profile once per group of configurations that train the same network.
+        // Profile once per group of configurations that train the same network on the same
+        // data, all measured on one slice of the validation split.
         let hidden = st.model.arch().hidden;
-        let mut groups: Vec<((usize, u32, u32, u64), Profile)> = Vec::new();
-        let mut gpu = 0.0;
+        let slice = profiler::val_slice(&val);
+        let serving_on_slice = model::evaluate(be, &mut st.model, &slice, 256) as f64;
+        let mut gpu = self.cost.infer_seconds(slice.h, slice.w, slice.len());
+        let mut groups: Vec<(ProfileKey, Profile)> = Vec::new();
         let mut retrain = Vec::new();
         let mut records = Vec::new();
         for c in &configs.retrain {
@@ -293,6 +296,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 c.width,
                 c.batch_size,
                 c.learning_rate.to_bits(),
+                c.data_fraction.to_bits(),
             );
             let profile = match groups.iter().find(|(k, _)| *k == key) {
                 Some((_, p)) => p.clone(),
@@ -302,7 +306,9 @@ impl<'a, B: Backend> Engine<'a, B> {
                         &st.model,
                         c,
                         &fit,
-                        &val,
+                        st.memory.samples(),
+                        &slice,
+                        serving_on_slice,
                         s.profiler.epochs,
                         s.profiler.sample_fraction,
                         &self.cost,
@@ -337,29 +343,32 @@ impl<'a, B: Backend> Engine<'a, B> {
                 shares: vec![],
                 throughput: vec![],
             };
-            let (accuracy_after, gpu_seconds) = match self.plugins.predict(&request) {
-                // Carried from the slice to the whole validation split.
-                Ok(p) => (
-                    (p.accuracy.first().copied().unwrap_or(profile.anchor) + start_accuracy
-                        - profile.serving_on_slice)
-                        .clamp(0.0, 1.0),
-                    p.gpu_seconds,
-                ),
-                Err(e) => {
-                    // Without an estimate, the last profiled point and the cost model stand in.
-                    eprintln!("warning: estimator failed for {}/{}: {e}", st.id, c.name);
-                    let last = profile
-                        .observations
-                        .last()
-                        .map_or(start_accuracy, |o| o.accuracy);
-                    let layers = profiler::effective_layers(c, hidden);
-                    (
-                        (last + start_accuracy - profile.serving_on_slice).clamp(0.0, 1.0),
-                        self.cost.train_seconds(fit.h, fit.w, layers, job_samples)
-                            * c.epochs as f64,
-                    )
-                }
-            };
+            let (accuracy_after, gpu_seconds, estimator_error) =
+                match self.plugins.predict(&request) {
+                    // Carried from the slice to the whole validation split.
+                    Ok(p) => (
+                        (p.accuracy.first().copied().unwrap_or(profile.anchor) + start_accuracy
+                            - serving_on_slice)
+                            .clamp(0.0, 1.0),
+                        p.gpu_seconds,
+                        None,
+                    ),
+                    Err(e) => {
+                        // Without an estimate, the last profiled point and the cost model stand
+                        // in; the error is recorded with the prediction.
+                        let last = profile
+                            .observations
+                            .last()
+                            .map_or(start_accuracy, |o| o.accuracy);
+                        let layers = profiler::effective_layers(c, hidden);
+                        (
+                            (last + start_accuracy - serving_on_slice).clamp(0.0, 1.0),
+                            self.cost.train_seconds(fit.h, fit.w, layers, job_samples)
+                                * c.epochs as f64,
+                            Some(e.to_string()),
+                        )
+                    }
+                };
             records.push(PredictionRecord {
                 stream: st.id.clone(),
                 config: c.name.clone(),
@@ -367,6 +376,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 predicted_gpu_seconds: gpu_seconds,
                 actual_accuracy: None,
                 actual_gpu_seconds: None,
+                estimator_error,
             });
             retrain.push(RetrainProfile {
                 config: c.clone(),
@@ -685,6 +695,10 @@ struct Run<B: Backend> {
     calls: Vec<PolicyCall>,
     allocations: Vec<Allocation>,
 }
+
+/// What makes two configurations' profiles the same run: trained layer groups, width,
+/// batch size, learning rate and data fraction (the last two as bits).
+type ProfileKey = (usize, u32, u32, u64, u64);
 
 /// Samples a job trains on: its fraction of the window's data plus the memory.
 fn job_size(fit: usize, memory: usize, fraction: f64) -> usize {

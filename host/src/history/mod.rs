@@ -235,7 +235,7 @@ impl History {
         for p in &w.predictions {
             sqlx::query(
                 "INSERT INTO predictions (run_id, window, stream, config, predicted_accuracy, predicted_gpu_seconds,
-                 actual_accuracy, actual_gpu_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 actual_accuracy, actual_gpu_seconds, estimator_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(run)
             .bind(win)
@@ -245,6 +245,7 @@ impl History {
             .bind(p.predicted_gpu_seconds)
             .bind(p.actual_accuracy)
             .bind(p.actual_gpu_seconds)
+            .bind(&p.estimator_error)
             .execute(&mut *tx)
             .await?;
         }

@@ -5,8 +5,18 @@ use sqlx::Row;
 
 use super::{History, HistoryError};
 
+/// The columns of a [`RunRow`]; a query appends its WHERE and ORDER BY with `concat!` (sqlx
+/// takes only static SQL text).
+macro_rules! runs {
+    () => {
+        "SELECT r.id, r.comparison_id, r.scenario, r.policy, r.status, r.windows_planned, r.mean_accuracy,
+        r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done
+ FROM runs r"
+    };
+}
+
 /// One run as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
     pub comparison_id: Option<i64>,
@@ -14,13 +24,14 @@ pub struct RunRow {
     pub policy: String,
     pub status: String,
     pub windows_planned: i64,
+    #[sqlx(rename = "done")]
     pub windows_done: i64,
     pub mean_accuracy: Option<f64>,
     pub started_at: String,
 }
 
 /// One window of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WindowRow {
     pub window: i64,
     pub mean_accuracy: f64,
@@ -31,46 +42,19 @@ pub struct WindowRow {
 impl History {
     /// Runs, newest first.
     pub async fn runs(&self) -> Result<Vec<RunRow>, HistoryError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.comparison_id, r.scenario, r.policy, r.status, r.windows_planned, r.mean_accuracy,
-                    r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done
-             FROM runs r ORDER BY r.id DESC",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RunRow {
-                id: r.get("id"),
-                comparison_id: r.get("comparison_id"),
-                scenario: r.get("scenario"),
-                policy: r.get("policy"),
-                status: r.get("status"),
-                windows_planned: r.get("windows_planned"),
-                windows_done: r.get("done"),
-                mean_accuracy: r.get("mean_accuracy"),
-                started_at: r.get("started_at"),
-            })
-            .collect())
+        Ok(sqlx::query_as(concat!(runs!(), " ORDER BY r.id DESC"))
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// A run's windows in order.
     pub async fn windows(&self, run: i64) -> Result<Vec<WindowRow>, HistoryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT window, mean_accuracy, gpu_utilization, profiler_gpu_seconds FROM windows WHERE run_id = ? ORDER BY window",
         )
         .bind(run)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| WindowRow {
-                window: r.get("window"),
-                mean_accuracy: r.get("mean_accuracy"),
-                gpu_utilization: r.get("gpu_utilization"),
-                profiler_gpu_seconds: r.get("profiler_gpu_seconds"),
-            })
-            .collect())
+        .await?)
     }
 }
 
@@ -90,7 +74,7 @@ pub struct RunFilter {
 }
 
 /// One stream in one window, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct StreamWindowRow {
     pub window: i64,
     pub stream: String,
@@ -104,7 +88,7 @@ pub struct StreamWindowRow {
 }
 
 /// One policy call, as stored (input and output are JSON text).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PolicyCallRow {
     pub id: i64,
     pub window: i64,
@@ -118,7 +102,7 @@ pub struct PolicyCallRow {
 }
 
 /// One allocation change, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AllocationRow {
     pub window: i64,
     pub seq: i64,
@@ -139,54 +123,37 @@ pub struct ComparisonRow {
     pub created_at: String,
 }
 
-fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
-    RunRow {
-        id: r.get("id"),
-        comparison_id: r.get("comparison_id"),
-        scenario: r.get("scenario"),
-        policy: r.get("policy"),
-        status: r.get("status"),
-        windows_planned: r.get("windows_planned"),
-        windows_done: r.get("done"),
-        mean_accuracy: r.get("mean_accuracy"),
-        started_at: r.get("started_at"),
-    }
-}
-
 impl History {
     /// Runs matching `f`, newest first.
     pub async fn runs_filtered(&self, f: &RunFilter) -> Result<Vec<RunRow>, HistoryError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.comparison_id, r.scenario, r.policy, r.status, r.windows_planned, r.mean_accuracy,
-                    r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done
-             FROM runs r
-             WHERE instr(r.policy, ?) > 0 AND instr(r.scenario, ?) > 0
+        let sql = concat!(
+            runs!(),
+            " WHERE instr(r.policy, ?) > 0 AND instr(r.scenario, ?) > 0
                AND substr(r.started_at, 1, 10) >= ? AND substr(r.started_at, 1, 10) <= ?
                AND (? IS NULL OR r.comparison_id = ?)
-             ORDER BY r.id DESC",
-        )
-        .bind(&f.policy)
-        .bind(&f.scenario)
-        .bind(if f.from.is_empty() { "0000-00-00" } else { &f.from })
-        .bind(if f.to.is_empty() { "9999-99-99" } else { &f.to })
-        .bind(f.comparison)
-        .bind(f.comparison)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(run_row).collect())
+             ORDER BY r.id DESC"
+        );
+        Ok(sqlx::query_as(sql)
+            .bind(&f.policy)
+            .bind(&f.scenario)
+            .bind(if f.from.is_empty() {
+                "0000-00-00"
+            } else {
+                &f.from
+            })
+            .bind(if f.to.is_empty() { "9999-99-99" } else { &f.to })
+            .bind(f.comparison)
+            .bind(f.comparison)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// One run.
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>, HistoryError> {
-        let row = sqlx::query(
-            "SELECT r.id, r.comparison_id, r.scenario, r.policy, r.status, r.windows_planned, r.mean_accuracy,
-                    r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done
-             FROM runs r WHERE r.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(run_row))
+        Ok(sqlx::query_as(concat!(runs!(), " WHERE r.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// A run's per-stream rows, of one window or all.
@@ -195,7 +162,7 @@ impl History {
         run: i64,
         window: Option<i64>,
     ) -> Result<Vec<StreamWindowRow>, HistoryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT window, stream, accuracy, start_accuracy, end_accuracy, infer_config, infer_share, frames, frames_processed
              FROM stream_windows WHERE run_id = ? AND (? IS NULL OR window = ?) ORDER BY window, stream",
         )
@@ -203,21 +170,7 @@ impl History {
         .bind(window)
         .bind(window)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StreamWindowRow {
-                window: r.get("window"),
-                stream: r.get("stream"),
-                accuracy: r.get("accuracy"),
-                start_accuracy: r.get("start_accuracy"),
-                end_accuracy: r.get("end_accuracy"),
-                infer_config: r.get("infer_config"),
-                infer_share: r.get("infer_share"),
-                frames: r.get("frames"),
-                frames_processed: r.get("frames_processed"),
-            })
-            .collect())
+        .await?)
     }
 
     /// A window's policy calls in order.
@@ -226,28 +179,14 @@ impl History {
         run: i64,
         window: i64,
     ) -> Result<Vec<PolicyCallRow>, HistoryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, window, at, plugin, digest, input, output, error, micros FROM policy_calls
              WHERE run_id = ? AND window = ? ORDER BY id",
         )
         .bind(run)
         .bind(window)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PolicyCallRow {
-                id: r.get("id"),
-                window: r.get("window"),
-                at: r.get("at"),
-                plugin: r.get("plugin"),
-                digest: r.get("digest"),
-                input: r.get("input"),
-                output: r.get("output"),
-                error: r.get("error"),
-                micros: r.get("micros"),
-            })
-            .collect())
+        .await?)
     }
 
     /// A window's allocation changes in order.
@@ -256,27 +195,14 @@ impl History {
         run: i64,
         window: i64,
     ) -> Result<Vec<AllocationRow>, HistoryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config FROM allocations
              WHERE run_id = ? AND window = ? ORDER BY seq",
         )
         .bind(run)
         .bind(window)
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AllocationRow {
-                window: r.get("window"),
-                seq: r.get("seq"),
-                at: r.get("at"),
-                stream: r.get("stream"),
-                infer_share: r.get("infer_share"),
-                retrain_share: r.get("retrain_share"),
-                infer_config: r.get("infer_config"),
-                retrain_config: r.get("retrain_config"),
-            })
-            .collect())
+        .await?)
     }
 
     /// Comparisons, newest first.

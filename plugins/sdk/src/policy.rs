@@ -1,4 +1,4 @@
-//! The reference scheduling policies: thief (paper and public-code variants), the uniform
+//! The reference scheduling policies: thief (paper, public-code and refined variants), the uniform
 //! baselines, the two ablations, no retraining, and the δ-grid oracle.
 //!
 //! An [`Allocation`] gives every job (one inference and at most one retraining job per stream)
@@ -264,6 +264,20 @@ fn min_accuracy_param() -> ParamSpec {
 /// The thief scheduler (Ekya, Algorithms 1 and 2).
 pub struct Thief;
 
+/// Which search the thief runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThiefVariant {
+    /// Algorithm 1 of the paper: one pass over (thief, victim) pairs, each stealing Δ at a
+    /// time until a steal stops improving.
+    Paper,
+    /// The public code: `rounds` passes, each pair taking the best amount of its whole sweep.
+    Code,
+    /// tandem's default: the code's sweeps repeated until a pass changes nothing, then again
+    /// at Δ/2 and Δ/4. With Δ alone the search stops on its grid: a stream needing 0.25 GPU
+    /// to serve every frame, offered 0.125 + k·0.1, was left at 0.15 beside one holding 0.325.
+    Refine,
+}
+
 /// Thief search settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ThiefOptions {
@@ -271,12 +285,14 @@ pub struct ThiefOptions {
     pub delta: f64,
     /// a_MIN.
     pub min_accuracy: f64,
-    /// `false`: the paper (one pass, early stop per pair); `true`: the public code (3 rounds of
-    /// full steal sweeps without early stop, configurations re-optimized between rounds).
-    pub code_variant: bool,
-    /// Rounds of the code variant.
+    pub variant: ThiefVariant,
+    /// Passes of the code variant.
     pub rounds: u32,
 }
+
+/// Passes per Δ after which the refine variant stops even if a pass still moved something
+/// (each pass strictly improves the estimate, so this only bounds the time).
+const REFINE_MAX_PASSES: usize = 20;
 
 /// Run the thief search from the fair start.
 pub fn thief(input: &PolicyInput, opts: ThiefOptions) -> (Allocation, Vec<Pick>, f64) {
@@ -291,92 +307,129 @@ pub fn thief_from(
     opts: ThiefOptions,
 ) -> (Allocation, Vec<Pick>, f64) {
     let n = input.streams.len();
-    // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
-    let jobs: Vec<usize> = (0..2 * n)
-        .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
-        .collect();
-    let rem = remaining(input.window_seconds, input.elapsed_seconds);
-    let share = |a: &Allocation, j: usize| {
+    let (mut picks, _) = evaluate(input, &start, opts.min_accuracy);
+    let mut search = Search {
+        input,
+        min_accuracy: opts.min_accuracy,
+        // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
+        jobs: (0..2 * n)
+            .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
+            .collect(),
+        rem: remaining(input.window_seconds, input.elapsed_seconds),
+        total: picks.iter().map(|p| p.accuracy).sum(),
+        best: start,
+    };
+    match opts.variant {
+        ThiefVariant::Paper => {
+            search.pass(&mut picks, opts.delta, false);
+        }
+        ThiefVariant::Code => {
+            for _ in 0..opts.rounds.max(1) {
+                search.pass(&mut picks, opts.delta, true);
+            }
+        }
+        ThiefVariant::Refine => {
+            for delta in [opts.delta, opts.delta / 2.0, opts.delta / 4.0] {
+                for _ in 0..REFINE_MAX_PASSES {
+                    if !search.pass(&mut picks, delta, true) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let mean = search.total / n.max(1) as f64;
+    (search.best, picks, mean)
+}
+
+/// The thief's state between passes.
+struct Search<'a> {
+    input: &'a PolicyInput,
+    min_accuracy: f64,
+    jobs: Vec<usize>,
+    rem: f64,
+    best: Allocation,
+    /// Sum over streams of the estimated window accuracy of `best`.
+    total: f64,
+}
+
+impl Search<'_> {
+    fn share(a: &Allocation, j: usize) -> f64 {
         if j.is_multiple_of(2) {
             a.infer[j / 2]
         } else {
             a.retrain[j / 2]
         }
-    };
-    let set = |a: &mut Allocation, j: usize, v: f64| {
+    }
+
+    fn set(a: &mut Allocation, j: usize, v: f64) {
         if j.is_multiple_of(2) {
             a.infer[j / 2] = v
         } else {
             a.retrain[j / 2] = v
         }
-    };
-    // Per-stream picks are cached: a move touches at most two streams.
-    let (mut picks, _) = evaluate(input, &start, opts.min_accuracy);
-    let mut best = start;
-    let mut total: f64 = picks.iter().map(|p| p.accuracy).sum();
-    let rounds = if opts.code_variant {
-        opts.rounds.max(1)
-    } else {
-        1
-    };
-    for _ in 0..rounds {
+    }
+
+    /// One pass over every (thief, victim) pair, moving `delta` at a time. `sweep`: take the
+    /// best amount of the whole sweep (the code); otherwise stop at the first steal that does
+    /// not improve (the paper). Per-stream picks are cached: a move touches at most two
+    /// streams. Returns whether anything moved.
+    fn pass(&mut self, picks: &mut [Pick], delta: f64, sweep: bool) -> bool {
+        let mut moved = false;
+        let jobs = self.jobs.clone();
         for &thief in &jobs {
             for &victim in &jobs {
                 if thief == victim {
                     continue;
                 }
-                let mut cur = best.clone();
+                let mut cur = self.best.clone();
                 let mut k = 0u32;
-                // Code variant: the best amount over the whole sweep; paper: stop at the first
-                // move that does not improve.
                 let mut sweep_best: Option<(Allocation, Pick, Pick, f64)> = None;
                 loop {
                     k += 1;
-                    let v = share(&best, victim) - f64::from(k) * opts.delta;
-                    let t = share(&best, thief) + f64::from(k) * opts.delta;
+                    let v = Self::share(&self.best, victim) - f64::from(k) * delta;
+                    let t = Self::share(&self.best, thief) + f64::from(k) * delta;
                     if v < -EPS || t > 1.0 + EPS {
                         break;
                     }
-                    set(&mut cur, victim, v.max(0.0));
-                    set(&mut cur, thief, t.min(1.0));
+                    Self::set(&mut cur, victim, v.max(0.0));
+                    Self::set(&mut cur, thief, t.min(1.0));
                     let (st, sv) = (thief / 2, victim / 2);
-                    let pt = pick_configs(
-                        &input.streams[st],
-                        cur.infer[st],
-                        cur.retrain[st],
-                        rem,
-                        opts.min_accuracy,
-                    );
-                    let pv = pick_configs(
-                        &input.streams[sv],
-                        cur.infer[sv],
-                        cur.retrain[sv],
-                        rem,
-                        opts.min_accuracy,
-                    );
-                    let new_total = if st == sv {
-                        total - picks[st].accuracy + pt.accuracy
-                    } else {
-                        total - picks[st].accuracy - picks[sv].accuracy + pt.accuracy + pv.accuracy
+                    let pick = |i: usize| {
+                        pick_configs(
+                            &self.input.streams[i],
+                            cur.infer[i],
+                            cur.retrain[i],
+                            self.rem,
+                            self.min_accuracy,
+                        )
                     };
-                    let reference = sweep_best.as_ref().map_or(total, |b| b.3);
+                    let (pt, pv) = (pick(st), pick(sv));
+                    let new_total = if st == sv {
+                        self.total - picks[st].accuracy + pt.accuracy
+                    } else {
+                        self.total - picks[st].accuracy - picks[sv].accuracy
+                            + pt.accuracy
+                            + pv.accuracy
+                    };
+                    let reference = sweep_best.as_ref().map_or(self.total, |b| b.3);
                     if new_total > reference + EPS {
                         sweep_best = Some((cur.clone(), pt, pv, new_total));
-                    } else if !opts.code_variant {
+                    } else if !sweep {
                         break;
                     }
                 }
                 if let Some((alloc, pt, pv, new_total)) = sweep_best {
                     picks[victim / 2] = pv;
                     picks[thief / 2] = pt;
-                    best = alloc;
-                    total = new_total;
+                    self.best = alloc;
+                    self.total = new_total;
+                    moved = true;
                 }
             }
         }
+        moved
     }
-    let mean = total / n.max(1) as f64;
-    (best, picks, mean)
 }
 
 fn thief_params() -> Vec<ParamSpec> {
@@ -384,10 +437,10 @@ fn thief_params() -> Vec<ParamSpec> {
         number("delta", "Δ: GPU moved per steal, in GPUs", 0.1),
         text(
             "variant",
-            "`paper` (Algorithm 1, early stop per pair) or `code` (public code: 3 rounds of full sweeps)",
-            "paper",
+            "`refine` (sweeps until nothing moves, then at Δ/2 and Δ/4), `paper` (Algorithm 1, early stop per pair) or `code` (public code: 3 rounds of full sweeps)",
+            "refine",
         ),
-        number("rounds", "rounds of the `code` variant", 3.0),
+        number("rounds", "passes of the `code` variant", 3.0),
         min_accuracy_param(),
     ]
 }
@@ -399,12 +452,13 @@ fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
             "delta must be in (0, 1], got {delta}"
         )));
     }
-    let code_variant = match p.text("variant")? {
-        "paper" => false,
-        "code" => true,
+    let variant = match p.text("variant")? {
+        "paper" => ThiefVariant::Paper,
+        "code" => ThiefVariant::Code,
+        "refine" => ThiefVariant::Refine,
         v => {
             return Err(PluginError::InvalidParam(format!(
-                "variant must be `paper` or `code`, got `{v}`"
+                "variant must be `refine`, `paper` or `code`, got `{v}`"
             )));
         }
     };
@@ -417,7 +471,7 @@ fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
     Ok(ThiefOptions {
         delta,
         min_accuracy: p.number("min-accuracy")?,
-        code_variant,
+        variant,
         rounds: rounds as u32,
     })
 }
