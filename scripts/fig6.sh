@@ -2,6 +2,8 @@
 # Ekya's Fig. 6 on tandem: accuracy vs number of streams (2, 4, 6, 8) on one GPU, thief against
 # the uniform baselines (Cfg1/Cfg2 x 30/50/90% inference). Writes docs/fig6.md.
 # Usage: bash scripts/fig6.sh [WINDOWS]   (default 3 windows per scenario; ~20 min on 2 cores)
+# FIG6_STREAMS="2 4" runs only those sizes; FIG6_EXTRA='...' appends TOML to every scenario
+# (e.g. an [estimator] table); FIG6_OUT=path writes the table there instead of docs/fig6.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
@@ -39,7 +41,7 @@ rotation = 10.0'
   echo
 } > "$work/fig6.md"
 header=0
-for n in 2 4 6 8; do
+for n in ${FIG6_STREAMS:-2 4 6 8}; do
   s="$work/fig6-$n.toml"
   cat > "$s" <<EOT
 name = "fig6-$n-streams"
@@ -56,6 +58,7 @@ capacity = 200
 name = "ekya-space"
 params = { wide-width = 0 }
 EOT
+  printf '%s\n' "${FIG6_EXTRA:-}" >> "$s"
   for ((i = 0; i < n; i++)); do
     printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = 400\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
       "$i" "${drifts[$i]}" >> "$s"
@@ -72,6 +75,7 @@ print(f"| {sys.argv[2]} | " + " | ".join(f"{d['policies'][k]['mean_accuracy']:.3
 EOP
   header=1
 done
-mkdir -p docs
-cp "$work/fig6.md" docs/fig6.md
-cat docs/fig6.md
+out="${FIG6_OUT:-docs/fig6.md}"
+mkdir -p "$(dirname "$out")"
+cp "$work/fig6.md" "$out"
+cat "$out"

@@ -71,10 +71,10 @@ fn engine_host() -> Arc<PluginHost> {
     .clone()
 }
 
-fn plugins(policy: &str, params: Vec<Param>) -> Plugins {
+fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
     let host = engine_host();
     let load = |n: &str| host.load(n, &guest_bytes(n)).unwrap();
-    let space_params = tandem::engine::params_from_toml(&tiny().config_space.params).unwrap();
+    let space_params = tandem::engine::params_from_toml(&s.config_space.params).unwrap();
     Plugins {
         policy: load(policy),
         policy_params: params,
@@ -116,7 +116,14 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
         arch,
         gpu_flops: 4.0 * 2.0 * arch.forward_flops(32, 32),
     };
-    let mut e = Engine::new(be, s.clone(), plugins(policy, params), cameras, &pre, cost);
+    let mut e = Engine::new(
+        be,
+        s.clone(),
+        plugins(s, policy, params),
+        cameras,
+        &pre,
+        cost,
+    );
     (0..s.windows).map(|_| e.run_window().unwrap()).collect()
 }
 
@@ -321,6 +328,44 @@ fn history_keeps_every_window_and_survives_a_crash() {
             ws.iter().map(|w| w.policy_calls.len()).sum::<usize>()
         );
     });
+}
+
+#[test]
+fn a_model_that_validates_worse_is_not_deployed() {
+    // Every configuration trains at a step size that wrecks the model.
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 1;
+    // Long enough for the jobs to finish after the profiler on the tiny model's slow GPU.
+    s.window_seconds = 2000.0;
+    s.config_space
+        .params
+        .insert("learning-rate".into(), toml::Value::Float(50.0));
+    let policy = vec![Param {
+        name: "retrain-config".into(),
+        value: ParamValue::Text("head-d1.0-e5".into()),
+    }];
+    let gated = run(&be, &s, "fair", policy.clone());
+    s.validate_before_deploy = false;
+    let ungated = run(&be, &s, "fair", policy);
+    let mut refused = 0;
+    for (g, u) in gated[0].streams.iter().zip(&ungated[0].streams) {
+        let (jg, ju) = (g.retrain.as_ref().unwrap(), u.retrain.as_ref().unwrap());
+        let (Some(ag), Some(au)) = (jg.actual_accuracy, ju.actual_accuracy) else {
+            panic!("{}: the jobs did not finish", g.stream);
+        };
+        assert_eq!(ag, au);
+        assert!(ju.deployed && u.end_accuracy == au);
+        if ag < g.start_accuracy {
+            // Gated: the old model still serves at the end; ungated: the wrecked one does.
+            refused += 1;
+            assert!(!jg.deployed);
+            assert_eq!(g.end_accuracy, g.start_accuracy);
+        } else {
+            assert!(jg.deployed && g.end_accuracy == ag);
+        }
+    }
+    assert!(refused > 0, "no job made its model worse");
 }
 
 #[test]

@@ -306,6 +306,7 @@ fn print_summary(r: &RunReport) {
         print!("{:>6}", w.window);
         for s in &w.streams {
             let mark = match &s.retrain {
+                Some(j) if j.finished_at.is_some() && !j.deployed => "!",
                 Some(j) if j.finished_at.is_some() => "*",
                 Some(_) => "~",
                 None => " ",
@@ -320,7 +321,7 @@ fn print_summary(r: &RunReport) {
         );
     }
     println!(
-        "mean accuracy {:.3}   (* retrained this window, ~ retraining did not finish)",
+        "mean accuracy {:.3}   (* retrained this window, ! retrained but the new model validated worse and was not deployed, ~ retraining did not finish)",
         r.mean_accuracy()
     );
     match r.profiler_median_abs_error() {

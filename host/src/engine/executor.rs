@@ -345,6 +345,7 @@ impl Executor {
                                 finished_at: None,
                                 allocated_share: d.retrain_share,
                                 delivered_share: 0.0,
+                                deployed: false,
                             },
                         ));
                     }

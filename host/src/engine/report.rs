@@ -69,6 +69,14 @@ pub struct JobReport {
     pub allocated_share: f64,
     /// GPU-seconds it received over the time it ran.
     pub delivered_share: f64,
+    /// Whether the retrained model went on to serve (see `validate_before_deploy`); reports
+    /// written before the gate existed deployed every finished job.
+    #[serde(default = "deployed_default")]
+    pub deployed: bool,
+}
+
+fn deployed_default() -> bool {
+    true
 }
 
 /// One call to the policy plugin.

@@ -37,6 +37,11 @@ pub struct Scenario {
     pub seed: u64,
     #[serde(default)]
     pub clock: ClockKind,
+    /// Deploy a retrained model only if it scores at least the serving model's accuracy on
+    /// the window's validation split; otherwise the old model keeps serving. `false` deploys
+    /// every finished job, as Ekya does.
+    #[serde(default = "defaults::yes")]
+    pub validate_before_deploy: bool,
     /// Real clock only: window seconds per wall-clock second (1 runs windows in real time;
     /// 10 runs a 200 s window in 20 s of wall time, jobs still time-sliced by their shares).
     #[serde(default = "defaults::real_time_scale")]
@@ -249,6 +254,9 @@ mod defaults {
     }
     pub fn channels() -> [u32; 3] {
         [16, 32, 64]
+    }
+    pub fn yes() -> bool {
+        true
     }
     pub fn frame_rate() -> f64 {
         30.0

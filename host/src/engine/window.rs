@@ -516,12 +516,19 @@ impl<'a, B: Backend> Engine<'a, B> {
     ) {
         let Completion { stream: i, at, .. } = done;
         let acc = model::evaluate(self.be, &mut m, &st.prepared[i].val, 256) as f64;
-        st.versions[i].push(m);
-        let version = st.versions[i].len() - 1;
-        st.exec.set_model(i, at, version);
-        st.prepared[i].input.state.accuracy = acc;
+        // The serving model was measured on the same split at the window start. A job can
+        // make things worse (a replaced head, a step size too large for this data); with the
+        // gate on, such a model is dropped and the old one keeps serving.
+        let deploy = !self.scenario.validate_before_deploy || acc >= st.prepared[i].start_accuracy;
+        if deploy {
+            st.versions[i].push(m);
+            let version = st.versions[i].len() - 1;
+            st.exec.set_model(i, at, version);
+            st.prepared[i].input.state.accuracy = acc;
+        }
         st.prepared[i].input.retrain.clear();
         if let Some(j) = st.jobs[i].as_mut() {
+            j.deployed = deploy;
             j.actual_accuracy = Some(acc);
             j.finished_at = Some(at);
             j.allocated_share = allocated;

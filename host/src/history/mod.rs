@@ -179,8 +179,8 @@ impl History {
             if let Some(j) = &s.retrain {
                 sqlx::query(
                     "INSERT INTO jobs (run_id, window, stream, config, predicted_accuracy, actual_accuracy,
-                     predicted_gpu_seconds, actual_gpu_seconds, started_at, finished_at, allocated_share, delivered_share)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     predicted_gpu_seconds, actual_gpu_seconds, started_at, finished_at, allocated_share, delivered_share, deployed)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(run)
                 .bind(win)
@@ -194,6 +194,7 @@ impl History {
                 .bind(j.finished_at)
                 .bind(j.allocated_share)
                 .bind(j.delivered_share)
+                .bind(j.deployed)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -125,6 +125,11 @@ fn specs() -> Vec<ParamSpec> {
             "weight of the pre-retraining accuracy at 0 epochs",
             4.0,
         ),
+        number(
+            "extrapolation",
+            "share of the fitted curve's rise past the last profiled epoch that is predicted (1: the whole curve)",
+            1.0,
+        ),
     ]
 }
 
@@ -144,12 +149,18 @@ impl Estimator for Optimus {
     fn predict(req: &EstimateRequest, params: &[Param]) -> Result<Prediction, PluginError> {
         let specs = specs();
         let p = Params::new(&specs, params)?;
-        let (prior_acc, prior_e, prior_w, anchor_w) = (
+        let (prior_acc, prior_e, prior_w, anchor_w, extrapolation) = (
             p.number("prior-accuracy")?,
             p.number("prior-epochs")?,
             p.number("prior-weight")?,
             p.number("anchor-weight")?,
+            p.number("extrapolation")?,
         );
+        if !(0.0..=1.0).contains(&extrapolation) {
+            return Err(PluginError::InvalidParam(format!(
+                "extrapolation must be in [0, 1], got {extrapolation}"
+            )));
+        }
         let bad = |m: &str| Err(PluginError::InvalidInput(m.into()));
         if req.observations.is_empty() {
             return bad("no observations");
@@ -187,10 +198,20 @@ impl Estimator for Optimus {
         );
         let curve = fit(&points)
             .ok_or_else(|| PluginError::Infeasible("the curve fit has no solution".into()))?;
+        let profiled = f64::from(last.epochs);
         let accuracy = req
             .epochs_at
             .iter()
-            .map(|&e| curve.at(f64::from(e)).max(if e == 0 { a0 } else { 0.0 }))
+            .map(|&e| {
+                let e = f64::from(e);
+                let acc = if e > profiled {
+                    let at_last = curve.at(profiled);
+                    at_last + extrapolation * (curve.at(e) - at_last)
+                } else {
+                    curve.at(e)
+                };
+                acc.max(if e == 0.0 { a0 } else { 0.0 })
+            })
             .collect();
         let per_epoch = last.gpu_seconds / f64::from(last.epochs);
         let gpu_seconds = per_epoch
@@ -265,5 +286,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn extrapolation_scales_the_rise_past_the_profile() {
+        let truth = |e: f64| 1.0 - (1.0 / (0.1 * e + 1.5) + 0.1);
+        let p = |w: f64| {
+            let params = [Param {
+                name: "extrapolation".into(),
+                value: crate::types::ParamValue::Number(w),
+            }];
+            Optimus::predict(&request(truth, 5), &params)
+                .unwrap()
+                .accuracy
+        };
+        let (whole, half, none) = (p(1.0), p(0.5), p(0.0));
+        // Within the profile nothing changes; past it, the rise is scaled.
+        assert!((whole[0] - none[0]).abs() < 1e-12);
+        for k in 1..3 {
+            assert!((none[k] - none[0]).abs() < 1e-12, "{none:?}");
+            let mid = none[0] + 0.5 * (whole[k] - none[0]);
+            assert!((half[k] - mid).abs() < 1e-12, "{half:?} vs {mid}");
+        }
+        assert!(
+            Optimus::predict(
+                &request(truth, 5),
+                &[Param {
+                    name: "extrapolation".into(),
+                    value: crate::types::ParamValue::Number(1.5),
+                }]
+            )
+            .is_err()
+        );
     }
 }
