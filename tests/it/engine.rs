@@ -458,6 +458,53 @@ fn a_killed_run_keeps_its_committed_windows() {
 }
 
 #[test]
+fn opening_the_history_leaves_another_process_live_run_alone() {
+    // A dashboard opened beside a `tandem run` must not call that run interrupted.
+    let dir = super::data::tempdir();
+    let db = dir.join("history.sqlite");
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = |db: &Path| {
+        rt.block_on(async {
+            let h = History::open(db).await.unwrap();
+            h.runs().await.unwrap()[0].status.clone()
+        })
+    };
+    rt.block_on(async {
+        let h = History::open(&db).await.unwrap();
+        let id = h
+            .start_run(&NewRun {
+                scenario: "tiny",
+                scenario_json: "{}",
+                policy: "thief",
+                policy_digest: "x",
+                backend: "cpu",
+                windows_planned: 3,
+                comparison: None,
+            })
+            .await
+            .unwrap();
+        // As if that other process had started it.
+        sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
+            .bind(i64::from(other.id()))
+            .bind(id)
+            .execute(h.pool())
+            .await
+            .unwrap();
+    });
+    assert_eq!(status(&db), "running");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert_eq!(status(&db), "interrupted");
+}
+
+#[test]
 fn two_gpus_are_used_and_never_exceeded() {
     let be = CpuBackend::new(2);
     let mut s = tiny();

@@ -88,10 +88,22 @@ impl History {
                 path: path.to_owned(),
                 source,
             })?;
-        // Runs a crash left behind keep their windows; say what happened to them.
-        sqlx::query("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
-            .execute(&pool)
-            .await?;
+        // Runs a crash left behind keep their windows; say what happened to them. A run
+        // another live process is still writing is left alone (this process has no run of
+        // its own open yet: it opens its history once).
+        let running: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, owner_pid FROM runs WHERE status = 'running'")
+                .fetch_all(&pool)
+                .await?;
+        for (id, owner) in running {
+            if owner.is_some_and(|pid| pid != i64::from(std::process::id()) && alive(pid)) {
+                continue;
+            }
+            sqlx::query("UPDATE runs SET status = 'interrupted' WHERE id = ?")
+                .bind(id)
+                .execute(&pool)
+                .await?;
+        }
         Ok(History { pool })
     }
 
@@ -117,8 +129,8 @@ impl History {
     /// Record a run's start; returns its id.
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, HistoryError> {
         let id = sqlx::query(
-            "INSERT INTO runs (comparison_id, scenario, scenario_toml, policy, policy_digest, backend, status, windows_planned)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            "INSERT INTO runs (comparison_id, scenario, scenario_toml, policy, policy_digest, backend, status, windows_planned, owner_pid)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
         )
         .bind(run.comparison)
         .bind(run.scenario)
@@ -127,6 +139,7 @@ impl History {
         .bind(run.policy_digest)
         .bind(run.backend)
         .bind(run.windows_planned as i64)
+        .bind(i64::from(std::process::id()))
         .execute(&self.pool)
         .await?
         .last_insert_rowid();
@@ -276,4 +289,11 @@ impl History {
         .await?;
         Ok(())
     }
+}
+
+/// Whether process `pid` is alive. Where `/proc` does not exist, every process counts as gone
+/// (a run left `running` is then marked interrupted, as a crash would leave it).
+fn alive(pid: i64) -> bool {
+    let proc = std::path::Path::new("/proc");
+    proc.exists() && proc.join(pid.to_string()).exists()
 }
