@@ -3,7 +3,8 @@
 # the uniform baselines (Cfg1/Cfg2 x 30/50/90% inference). Writes docs/fig6.md.
 # Usage: bash scripts/fig6.sh [WINDOWS]   (default 3 windows per scenario; ~20 min on 2 cores)
 # FIG6_STREAMS="2 4" runs only those sizes; FIG6_EXTRA='...' appends TOML to every scenario
-# (e.g. an [estimator] table); FIG6_OUT=path writes the table there instead of docs/fig6.md.
+# (e.g. an [estimator] table); FIG6_OUT=path writes the table there instead of docs/fig6.md;
+# FIG6_SAMPLES sets the labelled samples per camera-window (default 400).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
@@ -60,7 +61,7 @@ params = { wide-width = 0 }
 EOT
   printf '%s\n' "${FIG6_EXTRA:-}" >> "$s"
   for ((i = 0; i < n; i++)); do
-    printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = 400\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
+    printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = ${FIG6_SAMPLES:-400}\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
       "$i" "${drifts[$i]}" >> "$s"
   done
   "$bin" compare "$s" --policies "$policies" --data-dir "$work/data" --json > "$work/fig6-$n.json"
