@@ -61,8 +61,8 @@ params = { wide-width = 0 }
 EOT
   printf '%s\n' "${FIG6_EXTRA:-}" >> "$s"
   for ((i = 0; i < n; i++)); do
-    printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = ${FIG6_SAMPLES:-400}\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
-      "$i" "${drifts[$i]}" >> "$s"
+    printf '\n[[cameras]]\nname = "cam%d"\nsource = "fashion-mnist"\ntrain_samples = %d\n\n[[cameras.drift]]\nwindow = 1\n%s\n' \
+      "$i" "${FIG6_SAMPLES:-400}" "${drifts[$i]}" >> "$s"
   done
   "$bin" compare "$s" --policies "$policies" --data-dir "$work/data" --json > "$work/fig6-$n.json"
   python3 - "$work/fig6-$n.json" "$n" "$header" >> "$work/fig6.md" <<'EOP'
