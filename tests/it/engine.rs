@@ -127,6 +127,19 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
     (0..s.windows).map(|_| e.run_window().unwrap()).collect()
 }
 
+/// A run of the tiny scenario as `tandem run` would start it.
+fn tiny_run() -> NewRun<'static> {
+    NewRun {
+        scenario: "tiny",
+        scenario_json: "{}",
+        policy: "thief",
+        policy_digest: "x",
+        backend: "cpu",
+        windows_planned: 3,
+        comparison: None,
+    }
+}
+
 /// Reports with the timing fields (the only non-deterministic ones) zeroed.
 fn comparable(mut ws: Vec<WindowReport>) -> String {
     for w in &mut ws {
@@ -291,18 +304,7 @@ fn history_keeps_every_window_and_survives_a_crash() {
     let ws = run(&be, &tiny(), "thief", vec![]);
     let run_id = rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let id = h
-            .start_run(&NewRun {
-                scenario: "tiny",
-                scenario_json: "{}",
-                policy: "thief",
-                policy_digest: "x",
-                backend: "cpu",
-                windows_planned: 3,
-                comparison: None,
-            })
-            .await
-            .unwrap();
+        let id = h.start_run(&tiny_run()).await.unwrap();
         for w in &ws {
             h.record_window(id, w).await.unwrap();
         }
@@ -478,18 +480,7 @@ fn opening_the_history_leaves_another_process_live_run_alone() {
     };
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let id = h
-            .start_run(&NewRun {
-                scenario: "tiny",
-                scenario_json: "{}",
-                policy: "thief",
-                policy_digest: "x",
-                backend: "cpu",
-                windows_planned: 3,
-                comparison: None,
-            })
-            .await
-            .unwrap();
+        let id = h.start_run(&tiny_run()).await.unwrap();
         // As if that other process had started it.
         sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
             .bind(i64::from(other.id()))
