@@ -308,30 +308,30 @@ pub fn thief_from(
 ) -> (Allocation, Vec<Pick>, f64) {
     let n = input.streams.len();
     let (mut picks, _) = evaluate(input, &start, opts.min_accuracy);
+    // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
+    let jobs: Vec<usize> = (0..2 * n)
+        .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
+        .collect();
     let mut search = Search {
         input,
         min_accuracy: opts.min_accuracy,
-        // Jobs: 2i = inference of stream i, 2i+1 = its retraining (if it has candidates).
-        jobs: (0..2 * n)
-            .filter(|j| j % 2 == 0 || !input.streams[j / 2].retrain.is_empty())
-            .collect(),
         rem: remaining(input.window_seconds, input.elapsed_seconds),
         total: picks.iter().map(|p| p.accuracy).sum(),
         best: start,
     };
     match opts.variant {
         ThiefVariant::Paper => {
-            search.pass(&mut picks, opts.delta, false);
+            search.pass(&jobs, &mut picks, opts.delta, false);
         }
         ThiefVariant::Code => {
             for _ in 0..opts.rounds.max(1) {
-                search.pass(&mut picks, opts.delta, true);
+                search.pass(&jobs, &mut picks, opts.delta, true);
             }
         }
         ThiefVariant::Refine => {
             for delta in [opts.delta, opts.delta / 2.0, opts.delta / 4.0] {
                 for _ in 0..REFINE_MAX_PASSES {
-                    if !search.pass(&mut picks, delta, true) {
+                    if !search.pass(&jobs, &mut picks, delta, true) {
                         break;
                     }
                 }
@@ -346,7 +346,6 @@ pub fn thief_from(
 struct Search<'a> {
     input: &'a PolicyInput,
     min_accuracy: f64,
-    jobs: Vec<usize>,
     rem: f64,
     best: Allocation,
     /// Sum over streams of the estimated window accuracy of `best`.
@@ -370,15 +369,14 @@ impl Search<'_> {
         }
     }
 
-    /// One pass over every (thief, victim) pair, moving `delta` at a time. `sweep`: take the
+    /// One pass over every (thief, victim) pair of `jobs`, moving `delta` at a time. `sweep`: take the
     /// best amount of the whole sweep (the code); otherwise stop at the first steal that does
     /// not improve (the paper). Per-stream picks are cached: a move touches at most two
     /// streams. Returns whether anything moved.
-    fn pass(&mut self, picks: &mut [Pick], delta: f64, sweep: bool) -> bool {
+    fn pass(&mut self, jobs: &[usize], picks: &mut [Pick], delta: f64, sweep: bool) -> bool {
         let mut moved = false;
-        let jobs = self.jobs.clone();
-        for &thief in &jobs {
-            for &victim in &jobs {
+        for &thief in jobs {
+            for &victim in jobs {
                 if thief == victim {
                     continue;
                 }
