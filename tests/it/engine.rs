@@ -8,12 +8,13 @@ use std::sync::{Arc, OnceLock};
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
 use tandem::engine::{Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport};
-use tandem::history::{History, NewRun};
+use tandem::history::History;
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
 use tandem::plugin::{Limits, PluginHost};
 
 use super::plugins::guest_bytes;
+use super::support::{new_run, runtime};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -125,19 +126,6 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
         cost,
     );
     (0..s.windows).map(|_| e.run_window().unwrap()).collect()
-}
-
-/// A run of the tiny scenario as `tandem run` would start it.
-fn tiny_run() -> NewRun<'static> {
-    NewRun {
-        scenario: "tiny",
-        scenario_json: "{}",
-        policy: "thief",
-        policy_digest: "x",
-        backend: "cpu",
-        windows_planned: 3,
-        comparison: None,
-    }
 }
 
 /// Reports with the timing fields (the only non-deterministic ones) zeroed.
@@ -297,14 +285,11 @@ fn history_keeps_every_window_and_survives_a_crash() {
     let be = CpuBackend::new(2);
     let dir = super::data::tempdir();
     let db = dir.join("history.sqlite");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let ws = run(&be, &tiny(), "thief", vec![]);
     let run_id = rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let id = h.start_run(&tiny_run()).await.unwrap();
+        let id = h.start_run(&new_run("tiny")).await.unwrap();
         for w in &ws {
             h.record_window(id, w).await.unwrap();
         }
@@ -393,10 +378,7 @@ fn a_killed_run_keeps_its_committed_windows() {
         .spawn()
         .unwrap();
     let db = data.join("history.sqlite");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let committed = |db: &Path| -> i64 {
         rt.block_on(async {
             let Ok(pool) = sqlx::SqlitePool::connect_with(
@@ -468,10 +450,7 @@ fn opening_the_history_leaves_another_process_live_run_alone() {
         .arg("60")
         .spawn()
         .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let status = |db: &Path| {
         rt.block_on(async {
             let h = History::open(db).await.unwrap();
@@ -480,7 +459,7 @@ fn opening_the_history_leaves_another_process_live_run_alone() {
     };
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let id = h.start_run(&tiny_run()).await.unwrap();
+        let id = h.start_run(&new_run("tiny")).await.unwrap();
         // As if that other process had started it.
         sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
             .bind(i64::from(other.id()))

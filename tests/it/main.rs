@@ -15,4 +15,4 @@ mod replay; // the simulator mode on Ekya-format and recorded profiles, with rea
 mod samplelist; // Ekya's samplelist source: PNG/PGM/PPM frames written by the test, crops, bad rows
 mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
 mod slicer; // the real clock's time slicer: delivered vs allocated share on real training steps
-mod support; // seeded inputs, tolerance checks and the shared wgpu backend
+mod support; // seeded inputs, tolerance checks, the shared wgpu backend, history helpers

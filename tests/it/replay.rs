@@ -10,11 +10,12 @@ use tandem::engine::replay::{
 };
 use tandem::engine::report::PolicyCall;
 use tandem::engine::{RunReport, WindowReport};
-use tandem::history::{History, NewRun};
+use tandem::history::History;
 use tandem::plugin::PluginError;
 use tandem::plugin::types::{PolicyInput, Schedule};
 
 use super::plugins::{host, plugin};
+use super::support::{new_run, runtime};
 
 fn fixture() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/ekya");
@@ -166,24 +167,10 @@ fn recorded_tandem_inputs_replay_like_the_ekya_files() {
     assert_eq!(got, want);
 
     // From history: each window's first policy call.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let rows = rt.block_on(async {
         let h = History::open(&dir.join("history.sqlite")).await.unwrap();
-        let id = h
-            .start_run(&NewRun {
-                scenario: "fixture",
-                scenario_json: "{}",
-                policy: "thief",
-                policy_digest: "x",
-                backend: "cpu",
-                windows_planned: 3,
-                comparison: None,
-            })
-            .await
-            .unwrap();
+        let id = h.start_run(&new_run("fixture")).await.unwrap();
         for w in &reports[0].windows {
             h.record_window(id, w).await.unwrap();
         }

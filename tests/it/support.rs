@@ -1,9 +1,32 @@
-//! Helpers shared by the test modules: a seeded generator, closeness checks, and one wgpu
-//! backend for the whole binary (opening a device per test is slow on lavapipe).
+//! Helpers shared by the test modules: a seeded generator, closeness checks, one wgpu
+//! backend for the whole binary (opening a device per test is slow on lavapipe), and what the
+//! history tests need to drive it from a synchronous test.
 
 use std::sync::OnceLock;
 
 use tandem::gpu::WgpuBackend;
+use tandem::history::NewRun;
+
+/// A single-threaded tokio runtime for a test that opens the history.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A run of `scenario` under the thief, as `tandem run` would start it (three windows).
+pub fn new_run(scenario: &str) -> NewRun<'_> {
+    NewRun {
+        scenario,
+        scenario_json: "{}",
+        policy: "thief",
+        policy_digest: "x",
+        backend: "cpu",
+        windows_planned: 3,
+        comparison: None,
+    }
+}
 
 /// The shared wgpu backend, software adapters allowed; `None` (after printing why) when
 /// this machine has no adapter, so GPU tests can return early.
