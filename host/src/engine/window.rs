@@ -560,6 +560,11 @@ impl<'a, B: Backend> Engine<'a, B> {
         // its time, and reports come back in GPUs.
         let gpus = self.scenario.gpus as f64;
         let mut slicer = TimeSlicer::new();
+        // A job's (allocated, delivered) shares so far, in GPUs.
+        let shares = |slicer: &TimeSlicer, id: usize| {
+            let r = slicer.report(id);
+            (r.allocated_share * gpus, r.delivered_share * gpus)
+        };
         // Per stream: (slicer id, the job's model, data and trainer).
         let mut running: Vec<Option<RunningJob<B>>> =
             (0..st.prepared.len()).map(|_| None).collect();
@@ -596,10 +601,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                     }
                     (None, Some((id, _))) => {
                         slicer.stop(*id);
-                        let r = slicer.report(*id);
                         if let Some(j) = st.jobs[i].as_mut() {
-                            j.allocated_share = r.allocated_share * gpus;
-                            j.delivered_share = r.delivered_share * gpus;
+                            (j.allocated_share, j.delivered_share) = shares(&slicer, *id);
                         }
                         *slot = None;
                     }
@@ -623,25 +626,18 @@ impl<'a, B: Backend> Engine<'a, B> {
                 }
             }
             let done = st.exec.finish(i, at);
-            let r = slicer.report(id);
+            let got = shares(&slicer, id);
             let RealJob { model, config, .. } = Rc::try_unwrap(job)
                 .ok()
                 .expect("the slicer dropped its handle")
                 .into_inner();
             debug_assert_eq!(config, done.config);
-            self.complete(
-                st,
-                done,
-                model,
-                (r.allocated_share * gpus, r.delivered_share * gpus),
-            );
+            self.complete(st, done, model, got);
         }
         // Jobs still running at the window end: what they got so far.
         for (i, r) in running.iter().enumerate() {
             if let (Some((id, _)), Some(j)) = (r, st.jobs[i].as_mut()) {
-                let r = slicer.report(*id);
-                j.allocated_share = r.allocated_share * gpus;
-                j.delivered_share = r.delivered_share * gpus;
+                (j.allocated_share, j.delivered_share) = shares(&slicer, *id);
             }
         }
         st.exec.advance(self.scenario.window_seconds);
