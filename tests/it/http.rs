@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use tandem::engine::WindowReport;
-use tandem::engine::report::{Allocation, StreamReport};
+use tandem::engine::report::{Allocation, JobReport, PredictionRecord, StreamReport};
 use tandem::history::NewRun;
 use tandem::http::{self, AppState};
 
@@ -66,7 +66,19 @@ fn window() -> WindowReport {
             end_accuracy: 0.8,
             frames: 100,
             frames_processed: 90,
-            retrain: None,
+            // A finished job whose model validated worse and was not deployed.
+            retrain: Some(JobReport {
+                config: "head-e30".into(),
+                predicted_accuracy: 0.9,
+                actual_accuracy: Some(0.55),
+                predicted_gpu_seconds: 10.0,
+                actual_gpu_seconds: 11.0,
+                started_at: 10.0,
+                finished_at: Some(50.0),
+                allocated_share: 0.5,
+                delivered_share: 0.49,
+                deployed: false,
+            }),
             infer_config: "k1-r28".into(),
             infer_share: 0.25,
         }],
@@ -83,7 +95,15 @@ fn window() -> WindowReport {
             infer_config: "k1-r28".into(),
             retrain_config: Some("head-e30".into()),
         }],
-        predictions: vec![],
+        predictions: vec![PredictionRecord {
+            stream: "<cam>".into(),
+            config: "head-e30".into(),
+            predicted_accuracy: 0.9,
+            predicted_gpu_seconds: 10.0,
+            actual_accuracy: Some(0.55),
+            actual_gpu_seconds: Some(11.0),
+            estimator_error: None,
+        }],
         gpu_utilization: 0.5,
     }
 }
@@ -153,6 +173,15 @@ async fn dashboard_routes() {
     let (_, body) = call(&app, get("/api/runs/1/windows/0")).await;
     let w: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(w["allocations"][0]["retrain_config"], "head-e30");
+    assert_eq!(w["jobs"][0]["deployed"], false, "{w}");
+    assert_eq!(w["predictions"][0]["actual_accuracy"], 0.55, "{w}");
+    // The window page says which job was not deployed, and why.
+    let (_, body) = call(&app, get("/history/runs/1/windows/0")).await;
+    assert!(body.contains("0.900 → 0.550"), "{body}");
+    assert!(
+        body.contains("validated worse than the serving model"),
+        "{body}"
+    );
     for uri in [
         "/api/live",
         "/api/streams",

@@ -10,7 +10,8 @@ mod read;
 pub mod recorder;
 
 pub use read::{
-    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, PredictionRow, RunFilter, RunRow,
+    StreamWindowRow, WindowRow,
 };
 pub use recorder::{RecordError, Recorder, RunMeta, RunOutcome};
 

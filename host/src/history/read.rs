@@ -114,6 +114,34 @@ pub struct AllocationRow {
     pub retrain_config: Option<String>,
 }
 
+/// One retraining job, as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobRow {
+    pub stream: String,
+    pub config: String,
+    pub predicted_accuracy: f64,
+    pub actual_accuracy: Option<f64>,
+    pub predicted_gpu_seconds: f64,
+    pub actual_gpu_seconds: f64,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+    pub allocated_share: f64,
+    pub delivered_share: f64,
+    pub deployed: bool,
+}
+
+/// One profiler prediction, with the actual outcome when that configuration ran.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PredictionRow {
+    pub stream: String,
+    pub config: String,
+    pub predicted_accuracy: f64,
+    pub predicted_gpu_seconds: f64,
+    pub actual_accuracy: Option<f64>,
+    pub actual_gpu_seconds: Option<f64>,
+    pub estimator_error: Option<String>,
+}
+
 /// One comparison, as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComparisonRow {
@@ -198,6 +226,36 @@ impl History {
         Ok(sqlx::query_as(
             "SELECT window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config FROM allocations
              WHERE run_id = ? AND window = ? ORDER BY seq",
+        )
+        .bind(run)
+        .bind(window)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// A window's retraining jobs, by stream.
+    pub async fn jobs(&self, run: i64, window: i64) -> Result<Vec<JobRow>, HistoryError> {
+        Ok(sqlx::query_as(
+            "SELECT stream, config, predicted_accuracy, actual_accuracy, predicted_gpu_seconds, actual_gpu_seconds,
+                    started_at, finished_at, allocated_share, delivered_share, deployed
+             FROM jobs WHERE run_id = ? AND window = ? ORDER BY stream",
+        )
+        .bind(run)
+        .bind(window)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// A window's profiler predictions, by stream and configuration.
+    pub async fn predictions(
+        &self,
+        run: i64,
+        window: i64,
+    ) -> Result<Vec<PredictionRow>, HistoryError> {
+        Ok(sqlx::query_as(
+            "SELECT stream, config, predicted_accuracy, predicted_gpu_seconds, actual_accuracy, actual_gpu_seconds,
+                    estimator_error
+             FROM predictions WHERE run_id = ? AND window = ? ORDER BY stream, config",
         )
         .bind(run)
         .bind(window)

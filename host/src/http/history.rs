@@ -17,7 +17,8 @@ use super::security::Csrf;
 use super::{AppError, AppState, Nav, f3, pct};
 use crate::engine::report::Allocation;
 use crate::history::{
-    AllocationRow, ComparisonRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow, WindowRow,
+    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, PredictionRow, RunFilter, RunRow,
+    StreamWindowRow, WindowRow,
 };
 
 pub fn router() -> Router<AppState> {
@@ -208,6 +209,8 @@ struct WindowPage {
     streams: Vec<StreamWindowRow>,
     calls: Vec<CallView>,
     allocations: Vec<AllocationRow>,
+    jobs: Vec<JobRow>,
+    predictions: Vec<PredictionRow>,
     chart: String,
 }
 
@@ -225,6 +228,8 @@ async fn window_page(
     }
     let calls = state.history.policy_calls(id, window).await?;
     let allocations = state.history.allocations(id, window).await?;
+    let jobs = state.history.jobs(id, window).await?;
+    let predictions = state.history.predictions(id, window).await?;
     let horizon = scenario_window_seconds(&state, id).await.unwrap_or(200.0);
     let gpus = scenario_gpus(&state, id).await.unwrap_or(1.0);
     let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
@@ -261,6 +266,8 @@ async fn window_page(
             })
             .collect(),
         allocations,
+        jobs,
+        predictions,
     })
 }
 
@@ -432,6 +439,8 @@ async fn api_window(
     }
     let calls: Vec<PolicyCallRow> = state.history.policy_calls(id, window).await?;
     let allocations = state.history.allocations(id, window).await?;
+    let jobs = state.history.jobs(id, window).await?;
+    let predictions = state.history.predictions(id, window).await?;
     let calls: Vec<serde_json::Value> = calls
         .into_iter()
         .map(|c| {
@@ -443,7 +452,8 @@ async fn api_window(
         })
         .collect();
     Ok(Json(
-        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations }),
+        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations,
+                "jobs": jobs, "predictions": predictions }),
     ))
 }
 
