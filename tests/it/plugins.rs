@@ -139,7 +139,10 @@ fn reference_plugins_describe_themselves() {
         .iter()
         .map(|p| p.name.as_str())
         .collect();
-    assert_eq!(names, ["delta", "variant", "rounds", "min-accuracy"]);
+    assert_eq!(
+        names,
+        ["delta", "variant", "rounds", "spare", "min-accuracy"]
+    );
 }
 
 #[test]
@@ -160,6 +163,7 @@ fn thief_never_worse_than_its_fair_start_and_matches_native() {
             min_accuracy: 0.0,
             variant: ThiefVariant::Refine,
             rounds: 3,
+            spare: true,
         };
         let (_, _, native) = thief(&input, opts);
         assert!(
@@ -199,6 +203,45 @@ fn refined_thief_leaves_no_share_where_it_is_useless() {
         refined.estimated_accuracy,
         paper.estimated_accuracy
     );
+}
+
+#[test]
+fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
+    // Two GPUs, four streams whose inference needs a quarter GPU each, retraining that the
+    // profiles say gains nothing: the search serves every frame and leaves a GPU over.
+    let mut input = policy_input(4, 2, 18, 3);
+    for s in &mut input.streams {
+        for r in &mut s.retrain {
+            r.accuracy_after = s.state.accuracy;
+        }
+    }
+    let idle = decide("thief", &input, &[txt("spare", "idle")]);
+    assert!(
+        idle.streams.iter().all(|s| s.retrain_config.is_none()),
+        "{idle:?}"
+    );
+    let s = decide("thief", &input, &[]);
+    assert!(total_share(&s) <= 2.0 + 1e-6, "{s:?}");
+    for (o, i) in s.streams.iter().zip(&input.streams) {
+        // Every frame still served, and the spare GPU retrains with the cheapest configuration.
+        assert!((o.infer_share - 0.25).abs() < 1e-6, "{o:?}");
+        let cheapest = i
+            .retrain
+            .iter()
+            .min_by(|a, b| a.gpu_seconds.total_cmp(&b.gpu_seconds))
+            .unwrap();
+        assert_eq!(
+            o.retrain_config.as_deref(),
+            Some(cheapest.config.name.as_str()),
+            "{o:?}"
+        );
+        assert!((o.retrain_share - 0.25).abs() < 1e-6, "{o:?}");
+    }
+    assert_eq!(s.estimated_accuracy, idle.estimated_accuracy);
+    let e = host()
+        .decide(&plugin("thief"), &input, &[txt("spare", "sometimes")])
+        .unwrap_err();
+    assert!(e.to_string().contains("spare must be"), "{e}");
 }
 
 #[test]

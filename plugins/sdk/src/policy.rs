@@ -288,6 +288,8 @@ pub struct ThiefOptions {
     pub variant: ThiefVariant,
     /// Passes of the code variant.
     pub rounds: u32,
+    /// Fund retraining with the GPU the search leaves unused (see [`fund_spare`]).
+    pub spare: bool,
 }
 
 /// Passes per Δ after which the refine variant stops even if a pass still moved something
@@ -439,6 +441,11 @@ fn thief_params() -> Vec<ParamSpec> {
             "refine",
         ),
         number("rounds", "passes of the `code` variant", 3.0),
+        text(
+            "spare",
+            "GPU the search finds no use for: `retrain` (default) starts the cheapest retraining of streams not retraining, `idle` leaves it unused (the paper)",
+            "retrain",
+        ),
         min_accuracy_param(),
     ]
 }
@@ -466,11 +473,21 @@ fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
             "rounds must be in 1..=100, got {rounds}"
         )));
     }
+    let spare = match p.text("spare")? {
+        "retrain" => true,
+        "idle" => false,
+        v => {
+            return Err(PluginError::InvalidParam(format!(
+                "spare must be `retrain` or `idle`, got `{v}`"
+            )));
+        }
+    };
     Ok(ThiefOptions {
         delta,
         min_accuracy: p.number("min-accuracy")?,
         variant,
         rounds: rounds as u32,
+        spare,
     })
 }
 
@@ -489,7 +506,119 @@ impl Policy for Thief {
         let specs = thief_params();
         let opts = thief_options(&Params::new(&specs, params)?)?;
         let (alloc, picks, mean) = thief(input, opts);
-        Ok(to_schedule(input, &alloc, &picks, Some(mean)))
+        let mut schedule = to_schedule(input, &alloc, &picks, Some(mean));
+        if opts.spare {
+            fund_spare(input, &mut schedule);
+        }
+        Ok(schedule)
+    }
+}
+
+/// Work conservation, tandem's addition to the thief: GPU its search leaves unused (inference
+/// shares above what the chosen configuration can use, GPUs not allocated at all) starts the
+/// cheapest retraining of streams that are not retraining, most degraded first, as many as
+/// can finish in the window on an equal split; with none to start, it speeds up the running
+/// jobs. The search gives such streams nothing because their profiles promise no gain, and
+/// those are the estimates it is most often wrong about (a geometric drift shows a flat
+/// 5-epoch profile, yet a real job gained 5 to 27 points); unused GPU makes the bet free, and
+/// the host's deploy gate keeps a model that validates worse from serving.
+pub fn fund_spare(input: &PolicyInput, schedule: &mut Schedule) {
+    let rem = remaining(input.window_seconds, input.elapsed_seconds);
+    let used: f64 = schedule
+        .streams
+        .iter()
+        .map(|o| o.infer_share + o.retrain_share)
+        .sum();
+    let mut spare = (f64::from(input.gpus) - used).max(0.0);
+    for (s, out) in input.streams.iter().zip(&mut schedule.streams) {
+        let need = s
+            .infer
+            .iter()
+            .find(|c| c.config.name == out.infer_config)
+            .map_or(out.infer_share, |c| c.gpu_cost.min(1.0));
+        if out.infer_share > need {
+            spare += out.infer_share - need;
+            out.infer_share = need;
+        }
+    }
+    if spare < 1e-3 || rem <= 0.0 {
+        // Nothing worth moving; the inference shares trimmed above are given back.
+        return restore(input, schedule, spare);
+    }
+    // Streams not retraining that could, each with its cheapest configuration.
+    let mut idle: Vec<(usize, usize)> = input
+        .streams
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| schedule.streams[*i].retrain_config.is_none() && !s.retrain.is_empty())
+        .map(|(i, s)| {
+            let cheapest = (0..s.retrain.len())
+                .min_by(|&a, &b| {
+                    s.retrain[a]
+                        .gpu_seconds
+                        .total_cmp(&s.retrain[b].gpu_seconds)
+                })
+                .expect("non-empty");
+            (i, cheapest)
+        })
+        .collect();
+    idle.sort_by(|a, b| {
+        input.streams[a.0]
+            .state
+            .accuracy
+            .total_cmp(&input.streams[b.0].state.accuracy)
+    });
+    // As many as finish inside the window on an equal split (at most a GPU each).
+    let fits = |k: usize| {
+        let share = (spare / k as f64).min(1.0);
+        idle[..k]
+            .iter()
+            .all(|&(i, j)| input.streams[i].retrain[j].gpu_seconds / share <= rem)
+    };
+    if let Some(k) = (1..=idle.len()).rev().find(|&k| fits(k)) {
+        let share = (spare / k as f64).min(1.0);
+        for &(i, j) in &idle[..k] {
+            let out = &mut schedule.streams[i];
+            out.retrain_share = share;
+            out.retrain_config = Some(input.streams[i].retrain[j].config.name.clone());
+            spare -= share;
+        }
+    } else {
+        // Nobody new can finish: the running jobs go faster instead.
+        let running: Vec<usize> = (0..schedule.streams.len())
+            .filter(|&i| schedule.streams[i].retrain_config.is_some())
+            .collect();
+        for &i in &running {
+            let out = &mut schedule.streams[i];
+            let add = (spare / running.len() as f64).min(1.0 - out.retrain_share);
+            out.retrain_share += add.max(0.0);
+        }
+        let used: f64 = schedule
+            .streams
+            .iter()
+            .map(|o| o.infer_share + o.retrain_share)
+            .sum();
+        spare = (f64::from(input.gpus) - used).max(0.0);
+    }
+    restore(input, schedule, spare);
+}
+
+/// Give GPU nobody could use back to inference, up to what each stream's chosen
+/// configuration can use and in stream order, so the schedule never idles GPU it trimmed.
+fn restore(input: &PolicyInput, schedule: &mut Schedule, mut spare: f64) {
+    for (s, out) in input.streams.iter().zip(&mut schedule.streams) {
+        if spare <= 0.0 {
+            break;
+        }
+        let cap = s
+            .infer
+            .iter()
+            .map(|c| c.gpu_cost)
+            .fold(0.0, f64::max)
+            .min(1.0);
+        let add = (cap - out.infer_share).clamp(0.0, spare);
+        out.infer_share += add;
+        spare -= add;
     }
 }
 
@@ -694,7 +823,11 @@ impl Policy for FixedConfig {
             s.infer = vec![s.infer[i].clone()];
         }
         let (alloc, picks, mean) = thief(&narrowed, opts);
-        Ok(to_schedule(&narrowed, &alloc, &picks, Some(mean)))
+        let mut schedule = to_schedule(&narrowed, &alloc, &picks, Some(mean));
+        if opts.spare {
+            fund_spare(&narrowed, &mut schedule);
+        }
+        Ok(schedule)
     }
 }
 
