@@ -524,12 +524,14 @@ impl Policy for Thief {
 /// the host's deploy gate keeps a model that validates worse from serving.
 pub fn fund_spare(input: &PolicyInput, schedule: &mut Schedule) {
     let rem = remaining(input.window_seconds, input.elapsed_seconds);
-    let used: f64 = schedule
-        .streams
-        .iter()
-        .map(|o| o.infer_share + o.retrain_share)
-        .sum();
-    let mut spare = (f64::from(input.gpus) - used).max(0.0);
+    let total = |s: &Schedule| -> f64 {
+        s.streams
+            .iter()
+            .map(|o| o.infer_share + o.retrain_share)
+            .sum()
+    };
+    let mut spare = (f64::from(input.gpus) - total(schedule)).max(0.0);
+    let before: Vec<f64> = schedule.streams.iter().map(|o| o.infer_share).collect();
     for (s, out) in input.streams.iter().zip(&mut schedule.streams) {
         let need = s
             .infer
@@ -541,11 +543,8 @@ pub fn fund_spare(input: &PolicyInput, schedule: &mut Schedule) {
             out.infer_share = need;
         }
     }
-    if spare < 1e-3 || rem <= 0.0 {
-        // Nothing worth moving; the inference shares trimmed above are given back.
-        return restore(input, schedule, spare);
-    }
-    // Streams not retraining that could, each with its cheapest configuration.
+    // Streams not retraining that could, each with its cheapest configuration, most
+    // degraded first.
     let mut idle: Vec<(usize, usize)> = input
         .streams
         .iter()
@@ -575,50 +574,33 @@ pub fn fund_spare(input: &PolicyInput, schedule: &mut Schedule) {
             .iter()
             .all(|&(i, j)| input.streams[i].retrain[j].gpu_seconds / share <= rem)
     };
-    if let Some(k) = (1..=idle.len()).rev().find(|&k| fits(k)) {
+    let running: Vec<usize> = (0..schedule.streams.len())
+        .filter(|&i| schedule.streams[i].retrain_config.is_some())
+        .collect();
+    if spare < 1e-3 || rem <= 0.0 {
+        // Too little to be worth a job.
+    } else if let Some(k) = (1..=idle.len()).rev().find(|&k| fits(k)) {
         let share = (spare / k as f64).min(1.0);
         for &(i, j) in &idle[..k] {
             let out = &mut schedule.streams[i];
             out.retrain_share = share;
             out.retrain_config = Some(input.streams[i].retrain[j].config.name.clone());
-            spare -= share;
         }
     } else {
         // Nobody new can finish: the running jobs go faster instead.
-        let running: Vec<usize> = (0..schedule.streams.len())
-            .filter(|&i| schedule.streams[i].retrain_config.is_some())
-            .collect();
         for &i in &running {
             let out = &mut schedule.streams[i];
             let add = (spare / running.len() as f64).min(1.0 - out.retrain_share);
             out.retrain_share += add.max(0.0);
         }
-        let used: f64 = schedule
-            .streams
-            .iter()
-            .map(|o| o.infer_share + o.retrain_share)
-            .sum();
-        spare = (f64::from(input.gpus) - used).max(0.0);
     }
-    restore(input, schedule, spare);
-}
-
-/// Give GPU nobody could use back to inference, up to what each stream's chosen
-/// configuration can use and in stream order, so the schedule never idles GPU it trimmed.
-fn restore(input: &PolicyInput, schedule: &mut Schedule, mut spare: f64) {
-    for (s, out) in input.streams.iter().zip(&mut schedule.streams) {
-        if spare <= 0.0 {
-            break;
-        }
-        let cap = s
-            .infer
-            .iter()
-            .map(|c| c.gpu_cost)
-            .fold(0.0, f64::max)
-            .min(1.0);
-        let add = (cap - out.infer_share).clamp(0.0, spare);
+    // What nobody could use goes back to the inference shares it was trimmed from, so the
+    // schedule never idles GPU the search had handed out.
+    let mut left = (f64::from(input.gpus) - total(schedule)).max(0.0);
+    for (out, &was) in schedule.streams.iter_mut().zip(&before) {
+        let add = (was - out.infer_share).clamp(0.0, left);
         out.infer_share += add;
-        spare -= add;
+        left -= add;
     }
 }
 
