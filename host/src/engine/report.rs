@@ -55,7 +55,7 @@ pub struct StreamReport {
 }
 
 /// A retraining job's outcome against its prediction and allocation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct JobReport {
     pub config: String,
     pub predicted_accuracy: f64,
@@ -104,7 +104,7 @@ pub struct Allocation {
 }
 
 /// A profiler prediction for one configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct PredictionRecord {
     pub stream: String,
     pub config: String,

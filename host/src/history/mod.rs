@@ -10,8 +10,8 @@ mod read;
 pub mod recorder;
 
 pub use read::{
-    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, PredictionRow, RunFilter, RunRow,
-    StreamWindowRow, WindowRow,
+    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
+    WindowRow,
 };
 pub use recorder::{RecordError, Recorder, RunMeta, RunOutcome};
 

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{History, HistoryError};
+use crate::engine::report::{JobReport, PredictionRecord};
 
 /// The columns of a [`RunRow`]; a query appends its WHERE and ORDER BY with `concat!` (sqlx
 /// takes only static SQL text).
@@ -114,32 +115,13 @@ pub struct AllocationRow {
     pub retrain_config: Option<String>,
 }
 
-/// One retraining job, as stored.
+/// One retraining job, as stored: its stream and the report the engine wrote.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct JobRow {
     pub stream: String,
-    pub config: String,
-    pub predicted_accuracy: f64,
-    pub actual_accuracy: Option<f64>,
-    pub predicted_gpu_seconds: f64,
-    pub actual_gpu_seconds: f64,
-    pub started_at: f64,
-    pub finished_at: Option<f64>,
-    pub allocated_share: f64,
-    pub delivered_share: f64,
-    pub deployed: bool,
-}
-
-/// One profiler prediction, with the actual outcome when that configuration ran.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct PredictionRow {
-    pub stream: String,
-    pub config: String,
-    pub predicted_accuracy: f64,
-    pub predicted_gpu_seconds: f64,
-    pub actual_accuracy: Option<f64>,
-    pub actual_gpu_seconds: Option<f64>,
-    pub estimator_error: Option<String>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub job: JobReport,
 }
 
 /// One comparison, as stored.
@@ -251,7 +233,7 @@ impl History {
         &self,
         run: i64,
         window: i64,
-    ) -> Result<Vec<PredictionRow>, HistoryError> {
+    ) -> Result<Vec<PredictionRecord>, HistoryError> {
         Ok(sqlx::query_as(
             "SELECT stream, config, predicted_accuracy, predicted_gpu_seconds, actual_accuracy, actual_gpu_seconds,
                     estimator_error

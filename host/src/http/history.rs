@@ -15,10 +15,10 @@ use serde_json::json;
 use super::charts::{self, Series};
 use super::security::Csrf;
 use super::{AppError, AppState, Nav, f3, pct};
-use crate::engine::report::Allocation;
+use crate::engine::report::{Allocation, PredictionRecord};
 use crate::history::{
-    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, PredictionRow, RunFilter, RunRow,
-    StreamWindowRow, WindowRow,
+    AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
+    WindowRow,
 };
 
 pub fn router() -> Router<AppState> {
@@ -210,7 +210,7 @@ struct WindowPage {
     calls: Vec<CallView>,
     allocations: Vec<AllocationRow>,
     jobs: Vec<JobRow>,
-    predictions: Vec<PredictionRow>,
+    predictions: Vec<PredictionRecord>,
     chart: String,
 }
 
