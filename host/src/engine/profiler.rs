@@ -37,12 +37,18 @@ pub fn head_width(config: &RetrainConfig, current_hidden: usize) -> usize {
     }
 }
 
+/// Samples a retraining job trains on: its fraction of the window's `fit` samples (at least
+/// one) plus the `memory` exemplars. [`job_data`] builds exactly that many.
+pub fn job_size(fit: usize, memory: usize, fraction: f64) -> usize {
+    ((fit as f64 * fraction).round() as usize).clamp(1, fit.max(1)) + memory
+}
+
 /// The training set of a retraining job: the configured fraction of the window's labelled
 /// samples (a seeded subset) plus the whole exemplar memory.
 pub fn job_data(fit: &Dataset, memory: &Dataset, fraction: f64, seed: u64) -> Dataset {
     let mut idx: Vec<usize> = (0..fit.len()).collect();
     idx.shuffle(&mut Pcg64Mcg::seed_from_u64(seed));
-    idx.truncate(((fit.len() as f64 * fraction).round() as usize).clamp(1, fit.len().max(1)));
+    idx.truncate(job_size(fit.len(), 0, fraction));
     let mut d = fit.select(&idx);
     d.extend(memory);
     d

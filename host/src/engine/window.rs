@@ -319,7 +319,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                     p
                 }
             };
-            let job_samples = job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
+            let job_samples =
+                profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
             // The curve is anchored where the profiled copy started, on the slice it was
             // measured on (a replaced head starts near chance, not at the serving accuracy).
             let request = EstimateRequest {
@@ -490,7 +491,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             let p = &prepared[i];
             let layers =
                 profiler::effective_layers(&profile.config, self.streams[i].model.arch().hidden);
-            let samples = job_size(
+            let samples = profiler::job_size(
                 p.fit.len(),
                 self.streams[i].memory.samples().len(),
                 profile.config.data_fraction,
@@ -710,11 +711,6 @@ struct Run<B: Backend> {
 /// What makes two configurations' profiles the same run: trained layer groups, width,
 /// batch size, learning rate and data fraction (the last two as bits).
 type ProfileKey = (usize, u32, u32, u64, u64);
-
-/// Samples a job trains on: its fraction of the window's data plus the memory.
-fn job_size(fit: usize, memory: usize, fraction: f64) -> usize {
-    ((fit as f64 * fraction).round() as usize).clamp(1, fit.max(1)) + memory
-}
 
 /// The profile of an offered inference configuration (validation guarantees it exists).
 fn infer_profile<'p>(input: &'p StreamInput, config: &str) -> &'p InferProfile {
