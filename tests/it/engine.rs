@@ -428,15 +428,8 @@ fn a_killed_run_keeps_its_committed_windows() {
                 h.stream_windows(r.id, Some(w.window)).await.unwrap().len(),
                 2
             );
-            let predictions: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND window = ?",
-            )
-            .bind(r.id)
-            .bind(w.window)
-            .fetch_one(h.pool())
-            .await
-            .unwrap();
-            assert_eq!(predictions, 2 * 18, "window {}", w.window);
+            let predictions = h.predictions(r.id, w.window).await.unwrap();
+            assert_eq!(predictions.len(), 2 * 18, "window {}", w.window);
         }
     });
 }

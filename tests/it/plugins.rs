@@ -173,17 +173,22 @@ fn thief_never_worse_than_its_fair_start_and_matches_native() {
     }
 }
 
+/// Every retraining configuration of `input` predicted to end where its stream starts.
+fn gains_nothing(input: &mut PolicyInput) {
+    for s in &mut input.streams {
+        for r in &mut s.retrain {
+            r.accuracy_after = s.state.accuracy;
+        }
+    }
+}
+
 #[test]
 fn refined_thief_leaves_no_share_where_it_is_useless() {
     // Four streams on one GPU whose inference needs a quarter GPU each at full rate, and
     // retraining that gains nothing: the best schedule serves every frame. The fair start
     // (1/8 per job) and Δ = 0.1 put the paper's search off that grid.
     let mut input = policy_input(4, 1, 18, 3);
-    for s in &mut input.streams {
-        for r in &mut s.retrain {
-            r.accuracy_after = s.state.accuracy;
-        }
-    }
+    gains_nothing(&mut input);
     let full = input.streams[0].infer[0].gpu_cost;
     assert!(
         (full - 0.25).abs() < 1e-9,
@@ -210,11 +215,7 @@ fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
     // Two GPUs, four streams whose inference needs a quarter GPU each, retraining that the
     // profiles say gains nothing: the search serves every frame and leaves a GPU over.
     let mut input = policy_input(4, 2, 18, 3);
-    for s in &mut input.streams {
-        for r in &mut s.retrain {
-            r.accuracy_after = s.state.accuracy;
-        }
-    }
+    gains_nothing(&mut input);
     let idle = decide("thief", &input, &[txt("spare", "idle")]);
     assert!(
         idle.streams.iter().all(|s| s.retrain_config.is_none()),
