@@ -541,3 +541,18 @@ fn real_clock_time_slices_jobs_by_their_shares() {
         }
     }
 }
+
+#[test]
+fn calibration_corrects_by_earlier_errors_of_the_same_kind() {
+    use tandem::engine::calibrate::Calibration;
+    let mut c = Calibration::default();
+    assert_eq!(c.correction((1, 15)), 0.0);
+    // One outcome moves the correction half-way to its error; others follow with more.
+    c.observe((1, 15), 0.9, 0.7);
+    assert!((c.correction((1, 15)) + 0.1).abs() < 1e-12);
+    c.observe((1, 15), 0.8, 0.6);
+    assert!((c.correction((1, 15)) + 0.4 / 3.0).abs() < 1e-12);
+    // Other layer groups or lengths are not corrected by it.
+    assert_eq!(c.correction((3, 15)), 0.0);
+    assert_eq!(c.correction((1, 5)), 0.0);
+}

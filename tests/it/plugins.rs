@@ -640,3 +640,26 @@ fn limits_are_configurable() {
     );
     strict.decide(&p, &input, &[txt("mode", "ok")]).unwrap();
 }
+
+#[test]
+fn a_finished_job_hands_its_share_back_to_its_stream_in_the_estimate() {
+    use tandem_plugin_sdk::estimate::{infer_factor_at, pick_configs};
+    // One stream, inference starved to a fifth of its full-rate need while it retrains: once
+    // the job ends the engine asks the policy again, and the stream serves at the sum.
+    let input = policy_input(1, 1, 18, 3);
+    let s = &input.streams[0];
+    let full = s.infer[0].gpu_cost;
+    let (infer, retrain, rem) = (full / 5.0, full * 4.0 / 5.0, 400.0);
+    let p = pick_configs(s, infer, retrain, rem, 0.0);
+    let j = p.retrain.expect("a job that finishes in time");
+    let job = &s.retrain[j];
+    let t = job.gpu_seconds / retrain;
+    assert!(t < rem, "{t}");
+    let before = infer_factor_at(&s.infer, p.infer.unwrap(), infer);
+    let after = (0..s.infer.len())
+        .map(|i| infer_factor_at(&s.infer, i, infer + retrain))
+        .fold(0.0, f64::max);
+    assert!(after > before + 0.1, "{before} {after}");
+    let expected = (s.state.accuracy * before * t + job.accuracy_after * after * (rem - t)) / rem;
+    assert!((p.accuracy - expected).abs() < 1e-9, "{p:?} vs {expected}");
+}

@@ -14,6 +14,7 @@
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
 
+pub mod calibrate;
 pub mod cost;
 pub mod executor;
 pub mod memory;

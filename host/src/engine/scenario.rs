@@ -114,6 +114,9 @@ pub struct ProfilerSettings {
     pub sample_fraction: f64,
     /// How a configuration's epochs map onto the profile's curve.
     pub axis: ProfileAxis,
+    /// Correct each prediction by the mean error of the run's earlier jobs of the same kind
+    /// (see [`super::calibrate`]). Off reproduces the estimator's raw predictions.
+    pub calibrate: bool,
 }
 
 /// How a retraining configuration's length maps onto the micro-profile's accuracy curve.
@@ -134,6 +137,7 @@ impl Default for ProfilerSettings {
             epochs: 5,
             sample_fraction: 0.1,
             axis: ProfileAxis::default(),
+            calibrate: true,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
+use super::calibrate::{self, Calibration};
 use super::cost::CostModel;
 use super::executor::{self, Completion, Executor};
 use super::memory::ExemplarMemory;
@@ -23,7 +24,8 @@ use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{self, Model, TrainConfig, Trainer};
 use crate::plugin::types::{
-    EstimateRequest, InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput, StreamState,
+    EstimateRequest, InferConfig, InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput,
+    StreamState,
 };
 
 /// One camera's learning state across windows.
@@ -47,6 +49,7 @@ pub struct Engine<'a, B: Backend> {
     cost: CostModel,
     streams: Vec<StreamState_<B>>,
     next: u32,
+    calibration: Calibration,
 }
 
 /// Everything the window needs about one stream after profiling.
@@ -56,6 +59,8 @@ struct Prepared {
     val: Dataset,
     start_accuracy: f64,
     input: StreamInput,
+    /// Per offered configuration: its name, calibration kind and uncorrected prediction.
+    uncorrected: Vec<(String, calibrate::Kind, f64)>,
 }
 
 impl<'a, B: Backend> Engine<'a, B> {
@@ -89,6 +94,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             cost,
             streams,
             next: 0,
+            calibration: Calibration::default(),
         }
     }
 
@@ -120,7 +126,6 @@ impl<'a, B: Backend> Engine<'a, B> {
             predictions.extend(preds);
             prepared.push(p);
         }
-
         // Until the first decision, inference keeps last window's allocation (in window 0,
         // a fair split capped at what the best configuration needs) and the profiler runs
         // beside it on what is left, at least half of the GPUs (inference shrinks for those
@@ -239,6 +244,16 @@ impl<'a, B: Backend> Engine<'a, B> {
                 .absorb(&labelled, s.seed ^ ((i as u64) << 20) ^ w as u64);
             st.sampling = sampling_factors(&p.data, &p.input.infer);
         }
+        for p in &prepared {
+            for (config, kind, predicted) in &p.uncorrected {
+                let outcome = predictions
+                    .iter()
+                    .find(|r| r.stream == p.input.state.id && r.config == *config);
+                if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
+                    self.calibration.observe(*kind, *predicted, actual);
+                }
+            }
+        }
         let mean_accuracy = streams.iter().map(|r| r.accuracy).sum::<f64>() / n.max(1) as f64;
         self.next += 1;
         Ok(WindowReport {
@@ -290,6 +305,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut groups: Vec<(ProfileKey, Profile)> = Vec::new();
         let mut retrain = Vec::new();
         let mut records = Vec::new();
+        let mut uncorrected = Vec::new();
         for c in &configs.retrain {
             let key = (
                 profiler::effective_layers(c, hidden),
@@ -370,6 +386,13 @@ impl<'a, B: Backend> Engine<'a, B> {
                         )
                     }
                 };
+            let kind = (profiler::effective_layers(c, hidden), c.epochs);
+            uncorrected.push((c.name.clone(), kind, accuracy_after));
+            let accuracy_after = if s.profiler.calibrate {
+                (accuracy_after + self.calibration.correction(kind)).clamp(0.0, 1.0)
+            } else {
+                accuracy_after
+            };
             records.push(PredictionRecord {
                 stream: st.id.clone(),
                 config: c.name.clone(),
@@ -390,26 +413,16 @@ impl<'a, B: Backend> Engine<'a, B> {
         // on the last window's object tracks (this window's in window 0).
         let cam = &self.cameras[i].spec;
         let per_second = cam.frame_rate * cam.objects_per_frame as f64;
-        let mut resolutions: Vec<u32> = configs.infer.iter().map(|c| c.resolution).collect();
-        resolutions.sort_unstable();
-        resolutions.dedup();
-        let mut res_factor = Vec::new();
-        for &r in &resolutions {
-            let acc = if r as usize == val.h {
-                start_accuracy
-            } else {
-                gpu += self.cost.infer_seconds(r as usize, r as usize, val.len());
-                model::evaluate(be, &mut st.model, &serve::at_resolution(&val, r), 256) as f64
-            };
-            res_factor.push((
-                r,
-                if start_accuracy > 0.0 {
-                    (acc / start_accuracy).min(1.0)
-                } else {
-                    1.0
-                },
-            ));
-        }
+        let (res_factor, res_gpu) = resolution_factors(
+            be,
+            &self.cost,
+            &mut self.streams[i].model,
+            &val,
+            start_accuracy,
+            &configs.infer,
+        );
+        gpu += res_gpu;
+        let st = &mut self.streams[i];
         if st.sampling.is_empty() {
             st.sampling = sampling_factors(&data, &[]);
         }
@@ -436,6 +449,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 val,
                 start_accuracy,
                 input,
+                uncorrected,
             },
             gpu,
             records,
@@ -522,6 +536,16 @@ impl<'a, B: Backend> Engine<'a, B> {
         // gate on, such a model is dropped and the old one keeps serving.
         let deploy = !self.scenario.validate_before_deploy || acc >= st.prepared[i].start_accuracy;
         if deploy {
+            // The policy is asked again next: its inference factors must be the new model's.
+            // (Like the validation above, this measurement is not charged to the GPU.)
+            let p = &mut st.prepared[i];
+            let configs: Vec<InferConfig> =
+                p.input.infer.iter().map(|q| q.config.clone()).collect();
+            let (res, _) = resolution_factors(self.be, &self.cost, &mut m, &p.val, acc, &configs);
+            for q in &mut p.input.infer {
+                q.accuracy_factor = lookup(&res, q.config.resolution)
+                    * sampling_lookup(&self.streams[i].sampling, &p.data, q.config.frame_sampling);
+            }
             st.versions[i].push(m);
             let version = st.versions[i].len() - 1;
             st.exec.set_model(i, at, version);
@@ -733,6 +757,42 @@ fn sampling_lookup(table: &[(u32, f64)], data: &WindowData, k: u32) -> f64 {
         .iter()
         .find(|(kk, _)| *kk == k)
         .map_or_else(|| serve::sampling_factor(data, k), |(_, v)| *v)
+}
+
+/// Each offered resolution's accuracy factor for `model`: its accuracy on `val` resized
+/// there over `accuracy` (its accuracy at full size), and the modelled GPU-seconds that
+/// took. Measured per model: a model near chance scores the same at every size, so the
+/// factors of the model a window started with say nothing about the one that replaces it.
+fn resolution_factors<B: Backend>(
+    be: &B,
+    cost: &CostModel,
+    model: &mut Model<B>,
+    val: &Dataset,
+    accuracy: f64,
+    infer: &[InferConfig],
+) -> (Vec<(u32, f64)>, f64) {
+    let mut resolutions: Vec<u32> = infer.iter().map(|c| c.resolution).collect();
+    resolutions.sort_unstable();
+    resolutions.dedup();
+    let mut gpu = 0.0;
+    let factors = resolutions
+        .into_iter()
+        .map(|r| {
+            let acc = if r as usize == val.h {
+                accuracy
+            } else {
+                gpu += cost.infer_seconds(r as usize, r as usize, val.len());
+                model::evaluate(be, model, &serve::at_resolution(val, r), 256) as f64
+            };
+            let factor = if accuracy > 0.0 {
+                (acc / accuracy).min(1.0)
+            } else {
+                1.0
+            };
+            (r, factor)
+        })
+        .collect();
+    (factors, gpu)
 }
 
 /// Sampling factors of a window's tracks for every sampling value offered.

@@ -7,31 +7,38 @@
 //! `gpu_seconds / share` wall seconds) the new model serves for the rest of the window. Served
 //! accuracy is the model's accuracy times the inference configuration's accuracy factor. A job
 //! that cannot finish within the remaining window brings nothing and is never picked.
+//!
+//! Unlike the paper's estimate, a finished job's share is counted as going back to its own
+//! stream's inference: the host asks the policy again at every completion, so inference
+//! starved while a job runs is not starved for the rest of the window (the re-plan may do
+//! better still). Taking from inference to finish a job sooner is valued at what it costs.
 
 use crate::types::{InferProfile, RetrainProfile, StreamInput};
 
 /// Shares below this are treated as zero; comparisons of shares use it as tolerance.
 pub const EPS: f64 = 1e-9;
 
-/// Estimated window-averaged accuracy of one stream over `remaining` seconds.
+/// Estimated window-averaged accuracy of one stream over `remaining` seconds. `retrain` is the
+/// job, its share, and the inference factor once the job's share is handed back.
 pub fn stream_accuracy(
     start_accuracy: f64,
     infer_factor: f64,
-    retrain: Option<(&RetrainProfile, f64)>,
+    retrain: Option<(&RetrainProfile, f64, f64)>,
     remaining: f64,
 ) -> f64 {
-    let model = match retrain {
-        Some((job, share)) if share > EPS && remaining > EPS => {
+    match retrain {
+        Some((job, share, after_factor)) if share > EPS && remaining > EPS => {
             let t = job.gpu_seconds / share;
             if t < remaining {
-                (start_accuracy * t + job.accuracy_after * (remaining - t)) / remaining
+                (start_accuracy * infer_factor * t
+                    + job.accuracy_after * after_factor * (remaining - t))
+                    / remaining
             } else {
-                start_accuracy
+                start_accuracy * infer_factor
             }
         }
-        _ => start_accuracy,
-    };
-    model * infer_factor
+        _ => start_accuracy * infer_factor,
+    }
 }
 
 /// PickConfigs' answer for one stream at given shares.
@@ -127,11 +134,13 @@ pub fn pick_configs(
         accuracy: stream_accuracy(a0, factor, None, remaining),
     };
     if retrain_share > EPS {
+        let after = pick_infer(&stream.infer, infer_share + retrain_share, a0, min_accuracy)
+            .map_or(factor, |(_, f)| f.max(factor));
         for (j, job) in stream.retrain.iter().enumerate() {
             if job.gpu_seconds / retrain_share >= remaining {
                 continue;
             }
-            let acc = stream_accuracy(a0, factor, Some((job, retrain_share)), remaining);
+            let acc = stream_accuracy(a0, factor, Some((job, retrain_share, after)), remaining);
             if acc > best.accuracy + EPS {
                 best = Pick {
                     infer: Some(infer),

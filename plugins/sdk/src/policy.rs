@@ -665,7 +665,12 @@ impl Policy for Fair {
             let accuracy = crate::estimate::stream_accuracy(
                 s.state.accuracy,
                 factor,
-                retrain.map(|j| (&s.retrain[j], alloc.retrain[i])),
+                retrain.map(|j| {
+                    let share = alloc.infer[i] + alloc.retrain[i];
+                    let after = pick_infer(&s.infer, share, s.state.accuracy, min_acc)
+                        .map_or(factor, |(_, f)| f.max(factor));
+                    (&s.retrain[j], alloc.retrain[i], after)
+                }),
                 rem,
             );
             picks.push(Pick {
