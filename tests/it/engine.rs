@@ -180,6 +180,42 @@ fn thief_retrains_and_reschedules_on_completion() {
             assert!(c.error.is_none(), "{:?}", c.error);
         }
     }
+    // A deployed model's inference factors are its own: the call at its completion does not
+    // repeat the factors measured with the model the window started with.
+    let factors = |c: &tandem::engine::report::PolicyCall, stream: &str| -> Vec<f64> {
+        let s = c
+            .input
+            .streams
+            .iter()
+            .find(|s| s.state.id == stream)
+            .unwrap();
+        s.infer.iter().map(|p| p.accuracy_factor).collect()
+    };
+    let mut remeasured = 0;
+    for w in &ws {
+        for s in &w.streams {
+            let Some(t) = s
+                .retrain
+                .as_ref()
+                .filter(|j| j.deployed)
+                .and_then(|j| j.finished_at)
+            else {
+                continue;
+            };
+            let at = w
+                .policy_calls
+                .iter()
+                .find(|c| (c.at - t).abs() < 1e-9)
+                .unwrap();
+            if factors(at, &s.stream) != factors(&w.policy_calls[0], &s.stream) {
+                remeasured += 1;
+            }
+        }
+    }
+    assert!(
+        remeasured > 0,
+        "no deployed model's factors were re-measured"
+    );
 }
 
 #[test]
