@@ -4,7 +4,8 @@
 # Usage: bash scripts/fig6.sh [WINDOWS]   (default 3 windows per scenario; ~20 min on 2 cores)
 # FIG6_STREAMS="2 4" runs only those sizes; FIG6_EXTRA='...' appends TOML to every scenario
 # (e.g. an [estimator] table); FIG6_OUT=path writes the table there instead of docs/fig6.md;
-# FIG6_SAMPLES sets the labelled samples per camera-window (default 800, as the example).
+# FIG6_SAMPLES sets the labelled samples per camera-window (default 800, as the example);
+# FIG6_POLICIES replaces the list of policies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
@@ -20,6 +21,9 @@ work="$(mktemp -d)"
 policies="thief,fair:retrain-config=cfg1:infer-fraction=0.5"
 for f in 0.3 0.5 0.9; do policies+=",fair:retrain-config=cfg2:infer-fraction=$f"; done
 policies+=",fair:retrain-config=head-d0.5-e5"
+# The same without the profiler it never reads: decides as soon as the labels are in.
+policies+=",fair:retrain-config=head-d0.5-e5:profile=false"
+policies="${FIG6_POLICIES:-$policies}"
 # Eight cameras drifting differently; a scenario with N streams takes the first N.
 drifts=(
   'brightness = 0.5

@@ -592,3 +592,36 @@ fn calibration_corrects_by_earlier_errors_of_the_same_kind() {
     assert_eq!(c.correction((3, 15)), 0.0);
     assert_eq!(c.correction((1, 5)), 0.0);
 }
+
+#[test]
+fn a_policy_run_without_the_profiler_decides_at_once_and_predicts_nothing() {
+    let be = CpuBackend::new(2);
+    let fixed = || {
+        vec![Param {
+            name: "retrain-config".into(),
+            value: ParamValue::Text("head-d1.0-e5".into()),
+        }]
+    };
+    let profiled = run(&be, &tiny(), "fair", fixed());
+    let mut s = tiny();
+    s.profiler.enabled = false;
+    let bare = run(&be, &s, "fair", fixed());
+    for (p, b) in profiled.iter().zip(&bare) {
+        assert!(b.predictions.is_empty(), "{:?}", b.predictions);
+        assert!(!p.predictions.is_empty());
+        // Only the resolution factors are measured: the first decision follows the labels.
+        let wait = |w: &WindowReport| w.decision_at - s.golden_delay_seconds;
+        assert!(
+            wait(b) < wait(p) / 5.0,
+            "{} vs {}",
+            b.decision_at,
+            p.decision_at
+        );
+        assert!(b.profiler_gpu_seconds < p.profiler_gpu_seconds);
+        // The fixed configuration still retrains every stream.
+        for st in &b.streams {
+            let job = st.retrain.as_ref().expect("a job");
+            assert_eq!(job.config, "head-d1.0-e5");
+        }
+    }
+}

@@ -108,6 +108,11 @@ impl Default for Pretrain {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProfilerSettings {
+    /// Profile at all. Off, nothing is trained or charged before the first decision and the
+    /// policy is offered every configuration with no predicted gain and its modelled cost:
+    /// the honest setting for a policy that never reads predictions (a fixed configuration,
+    /// no retraining). A policy spec's `profile=false` sets it for that policy alone.
+    pub enabled: bool,
     /// Epochs each candidate configuration is trained for.
     pub epochs: u32,
     /// Fraction of the window's labelled data used.
@@ -134,6 +139,7 @@ pub enum ProfileAxis {
 impl Default for ProfilerSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             epochs: 5,
             sample_fraction: 0.1,
             axis: ProfileAxis::default(),

@@ -172,15 +172,38 @@ impl<B: Backend> Session<B> {
                 pool: self.pools[index].clone(),
             })
             .collect();
+        let (policy, profile) = host_options(policy)?;
+        let mut s = s.clone();
+        if let Some(profile) = profile {
+            s.profiler.enabled = profile;
+        }
         Ok(Engine::new(
             be,
             s.clone(),
-            self.plugins(s, policy)?,
+            self.plugins(&s, &policy)?,
             cameras,
             &self.pretrained,
             self.cost.clone(),
         ))
     }
+}
+
+/// The host's own option in a policy spec, taken out before the plugin sees its parameters:
+/// `profile` (true or false) overrides `[profiler] enabled` for that policy, so a compare can
+/// run a baseline that never reads predictions without paying for the profiler.
+fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), EngineError> {
+    let mut policy = policy.clone();
+    let profile = match policy.params.remove("profile") {
+        None => None,
+        Some(toml::Value::Boolean(b)) => Some(b),
+        Some(v) => {
+            return Err(EngineError::Setup(format!(
+                "policy `{}`: profile must be true or false, got {v}",
+                policy.name
+            )));
+        }
+    };
+    Ok((policy, profile))
 }
 
 /// A policy named on a command line or form: `name` or `name:key=value:key=value`

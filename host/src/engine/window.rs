@@ -301,12 +301,29 @@ impl<'a, B: Backend> Engine<'a, B> {
         let hidden = st.model.arch().hidden;
         let slice = profiler::val_slice(&val);
         let serving_on_slice = model::evaluate(be, &mut st.model, &slice, 256) as f64;
-        let mut gpu = self.cost.infer_seconds(slice.h, slice.w, slice.len());
+        let mut gpu = if s.profiler.enabled {
+            self.cost.infer_seconds(slice.h, slice.w, slice.len())
+        } else {
+            0.0
+        };
         let mut groups: Vec<(ProfileKey, Profile)> = Vec::new();
         let mut retrain = Vec::new();
         let mut records = Vec::new();
         let mut uncorrected = Vec::new();
         for c in &configs.retrain {
+            if !s.profiler.enabled {
+                // No profile: every configuration at its modelled cost, no gain predicted.
+                let layers = profiler::effective_layers(c, hidden);
+                let samples =
+                    profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
+                retrain.push(RetrainProfile {
+                    config: c.clone(),
+                    accuracy_after: start_accuracy,
+                    gpu_seconds: self.cost.train_seconds(fit.h, fit.w, layers, samples)
+                        * c.epochs as f64,
+                });
+                continue;
+            }
             let key = (
                 profiler::effective_layers(c, hidden),
                 c.width,
