@@ -340,6 +340,10 @@ fn history_keeps_every_window_and_survives_a_crash() {
         assert_eq!(r.windows_done, 2);
         let rows = h.windows(run_id).await.unwrap();
         assert_eq!(rows.len(), 2);
+        let policies = vec!["thief".to_string(), "fair:profile=false".to_string()];
+        let cid = h.start_comparison("tiny", &policies).await.unwrap();
+        let stored = h.comparisons().await.unwrap();
+        assert_eq!((stored[0].id, &stored[0].policies), (cid, &policies));
         assert!((rows[1].mean_accuracy - ws[1].mean_accuracy).abs() < 1e-12);
         let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_calls WHERE run_id = ?")
             .bind(run_id)

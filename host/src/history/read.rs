@@ -125,10 +125,11 @@ pub struct JobRow {
 }
 
 /// One comparison, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ComparisonRow {
     pub id: i64,
     pub scenario: String,
+    #[sqlx(json)]
     pub policies: Vec<String>,
     pub created_at: String,
 }
@@ -247,22 +248,11 @@ impl History {
 
     /// Comparisons, newest first.
     pub async fn comparisons(&self) -> Result<Vec<ComparisonRow>, HistoryError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, scenario, policies, created_at FROM comparisons ORDER BY id DESC",
         )
         .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let policies: String = r.get("policies");
-                Ok(ComparisonRow {
-                    id: r.get("id"),
-                    scenario: r.get("scenario"),
-                    policies: serde_json::from_str(&policies)?,
-                    created_at: r.get("created_at"),
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 
