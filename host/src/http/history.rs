@@ -214,6 +214,30 @@ struct WindowPage {
     chart: String,
 }
 
+/// Everything history holds about one window: its page and its API both show all of it.
+struct WindowDetail {
+    streams: Vec<StreamWindowRow>,
+    calls: Vec<PolicyCallRow>,
+    allocations: Vec<AllocationRow>,
+    jobs: Vec<JobRow>,
+    predictions: Vec<PredictionRecord>,
+}
+
+async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowDetail, AppError> {
+    let h = &state.history;
+    let streams = h.stream_windows(id, Some(window)).await?;
+    if streams.is_empty() {
+        return Err(AppError::NotFound(format!("window {window} of run {id}")));
+    }
+    Ok(WindowDetail {
+        streams,
+        calls: h.policy_calls(id, window).await?,
+        allocations: h.allocations(id, window).await?,
+        jobs: h.jobs(id, window).await?,
+        predictions: h.predictions(id, window).await?,
+    })
+}
+
 async fn window_page(
     State(state): State<AppState>,
     Extension(csrf): Extension<Csrf>,
@@ -222,14 +246,13 @@ async fn window_page(
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<WindowPage, AppError> {
     let run = find_run(&state, id).await?;
-    let streams = state.history.stream_windows(id, Some(window)).await?;
-    if streams.is_empty() {
-        return Err(AppError::NotFound(format!("window {window} of run {id}")));
-    }
-    let calls = state.history.policy_calls(id, window).await?;
-    let allocations = state.history.allocations(id, window).await?;
-    let jobs = state.history.jobs(id, window).await?;
-    let predictions = state.history.predictions(id, window).await?;
+    let WindowDetail {
+        streams,
+        calls,
+        allocations,
+        jobs,
+        predictions,
+    } = window_detail(&state, id, window).await?;
     let horizon = scenario_window_seconds(&state, id).await.unwrap_or(200.0);
     let gpus = scenario_gpus(&state, id).await.unwrap_or(1.0);
     let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
@@ -433,14 +456,13 @@ async fn api_window(
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     find_run(&state, id).await?;
-    let streams = state.history.stream_windows(id, Some(window)).await?;
-    if streams.is_empty() {
-        return Err(AppError::NotFound(format!("window {window} of run {id}")));
-    }
-    let calls: Vec<PolicyCallRow> = state.history.policy_calls(id, window).await?;
-    let allocations = state.history.allocations(id, window).await?;
-    let jobs = state.history.jobs(id, window).await?;
-    let predictions = state.history.predictions(id, window).await?;
+    let WindowDetail {
+        streams,
+        calls,
+        allocations,
+        jobs,
+        predictions,
+    } = window_detail(&state, id, window).await?;
     let calls: Vec<serde_json::Value> = calls
         .into_iter()
         .map(|c| {
