@@ -321,21 +321,22 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut records = Vec::new();
         let mut uncorrected = Vec::new();
         for c in &configs.retrain {
+            let layers = profiler::effective_layers(c, hidden);
+            let job_samples =
+                profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
+            let modelled_seconds =
+                self.cost.train_seconds(fit.h, fit.w, layers, job_samples) * c.epochs as f64;
             if !s.profiler.enabled {
                 // No profile: every configuration at its modelled cost, no gain predicted.
-                let layers = profiler::effective_layers(c, hidden);
-                let samples =
-                    profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
                 retrain.push(RetrainProfile {
                     config: c.clone(),
                     accuracy_after: start_accuracy,
-                    gpu_seconds: self.cost.train_seconds(fit.h, fit.w, layers, samples)
-                        * c.epochs as f64,
+                    gpu_seconds: modelled_seconds,
                 });
                 continue;
             }
             let key = (
-                profiler::effective_layers(c, hidden),
+                layers,
                 c.width,
                 c.batch_size,
                 c.learning_rate.to_bits(),
@@ -362,8 +363,6 @@ impl<'a, B: Backend> Engine<'a, B> {
                     p
                 }
             };
-            let job_samples =
-                profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
             // The curve is anchored where the profiled copy started, on the slice it was
             // measured on (a replaced head starts near chance, not at the serving accuracy).
             let request = EstimateRequest {
@@ -404,16 +403,14 @@ impl<'a, B: Backend> Engine<'a, B> {
                             .observations
                             .last()
                             .map_or(start_accuracy, |o| o.accuracy);
-                        let layers = profiler::effective_layers(c, hidden);
                         (
                             (last + start_accuracy - serving_on_slice).clamp(0.0, 1.0),
-                            self.cost.train_seconds(fit.h, fit.w, layers, job_samples)
-                                * c.epochs as f64,
+                            modelled_seconds,
                             Some(e.to_string()),
                         )
                     }
                 };
-            let kind = (profiler::effective_layers(c, hidden), c.epochs);
+            let kind = (layers, c.epochs);
             uncorrected.push((c.name.clone(), kind, accuracy_after));
             let accuracy_after = if s.profiler.calibrate {
                 (accuracy_after + self.calibration.correction(kind)).clamp(0.0, 1.0)
