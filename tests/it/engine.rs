@@ -629,3 +629,21 @@ fn a_policy_run_without_the_profiler_decides_at_once_and_predicts_nothing() {
         }
     }
 }
+
+#[test]
+fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
+    use tandem::engine::{host_options, parse_policy, policy_label};
+    let spec = parse_policy("fair:retrain-config=head-d0.5-e5:profile=false").unwrap();
+    let (plugin, profile) = host_options(&spec).unwrap();
+    assert_eq!(profile, Some(false));
+    assert_eq!(policy_label(&plugin), "fair:retrain-config=head-d0.5-e5");
+    assert_eq!(
+        host_options(&parse_policy("thief").unwrap()).unwrap().1,
+        None
+    );
+    let e = host_options(&parse_policy("fair:profile=maybe").unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("profile must be true or false"),
+        "{e}"
+    );
+}

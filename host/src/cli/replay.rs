@@ -13,7 +13,7 @@ use crate::engine::replay::{
     ReplayWindow,
 };
 use crate::engine::scenario::PluginRef;
-use crate::engine::{params_from_toml, parse_policy, policy_label};
+use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
 use crate::plugin::types::PolicyInput;
 use crate::plugin::{Limits, Plugin, PluginHost, Registry};
@@ -58,7 +58,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| parse_policy(p).map_err(anyhow::Error::msg))
+        .map(|p| {
+            let r = parse_policy(p).map_err(anyhow::Error::msg)?;
+            // Replay profiles nothing, so the host's `profile` option has no effect here;
+            // it is checked and taken out so compare's policy specs replay as they are
+            // (under the label they were given).
+            Ok((policy_label(&r), host_options(&r)?.0))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if policies.is_empty() {
         bail!("--policies: name at least one policy");
@@ -85,14 +91,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut results = Vec::new();
-    for policy in &policies {
+    for (label, policy) in &policies {
         let plugin = load_policy(&host, &registry, policy)?;
         let params = params_from_toml(&policy.params)
             .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
         let windows = replay::replay(&profiles, &options, &mut |input: &PolicyInput| {
             host.decide(&plugin, input, &params)
         });
-        results.push((policy_label(policy), windows));
+        results.push((label.clone(), windows));
     }
     let seconds = started.elapsed().as_secs_f64();
     let first = profiles.windows.first().expect("profiles have windows");

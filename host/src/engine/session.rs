@@ -191,7 +191,7 @@ impl<B: Backend> Session<B> {
 /// The host's own option in a policy spec, taken out before the plugin sees its parameters:
 /// `profile` (true or false) overrides `[profiler] enabled` for that policy, so a compare can
 /// run a baseline that never reads predictions without paying for the profiler.
-fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), EngineError> {
+pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), EngineError> {
     let mut policy = policy.clone();
     let profile = match policy.params.remove("profile") {
         None => None,
