@@ -177,10 +177,11 @@ impl<B: Backend> Session<B> {
         if let Some(profile) = profile {
             s.profiler.enabled = profile;
         }
+        let plugins = self.plugins(&s, &policy)?;
         Ok(Engine::new(
             be,
-            s.clone(),
-            self.plugins(&s, &policy)?,
+            s,
+            plugins,
             cameras,
             &self.pretrained,
             self.cost.clone(),

@@ -288,15 +288,8 @@ impl<'a, B: Backend> Engine<'a, B> {
         let st = &mut self.streams[i];
         // One pass over the validation split gives both the serving model's accuracy and,
         // on its leading slice, the profiler's reference point.
-        let hits: Vec<bool> = model::predict_all(be, &mut st.model, &val, 256)
-            .iter()
-            .zip(&val.labels)
-            .map(|(p, l)| p == l)
-            .collect();
-        let accuracy_of = |hits: &[bool]| {
-            (hits.iter().filter(|h| **h).count() as f32 / hits.len().max(1) as f32) as f64
-        };
-        let start_accuracy = accuracy_of(&hits);
+        let predicted = model::predict_all(be, &mut st.model, &val, 256);
+        let start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
         let state = StreamState {
             id: st.id.clone(),
             window: w,
@@ -310,7 +303,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         // data, all measured on one slice of the validation split.
         let hidden = st.model.arch().hidden;
         let slice = profiler::val_slice(&val);
-        let serving_on_slice = accuracy_of(&hits[..slice.len()]);
+        let serving_on_slice = model::hit_rate(&predicted[..slice.len()], &slice.labels) as f64;
         let mut gpu = if s.profiler.enabled {
             self.cost.infer_seconds(slice.h, slice.w, slice.len())
         } else {
@@ -455,8 +448,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             .iter()
             .map(|c| InferProfile {
                 config: c.clone(),
-                accuracy_factor: lookup(&res_factor, c.resolution)
-                    * sampling_lookup(&st.sampling, &data, c.frame_sampling),
+                accuracy_factor: served_factor(&res_factor, &st.sampling, &data, c),
                 gpu_cost: self.cost.infer_share(c.resolution as usize, per_second)
                     / c.frame_sampling.max(1) as f64,
             })
@@ -567,8 +559,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 p.input.infer.iter().map(|q| q.config.clone()).collect();
             let (res, _) = resolution_factors(self.be, &self.cost, &mut m, &p.val, acc, &configs);
             for q in &mut p.input.infer {
-                q.accuracy_factor = lookup(&res, q.config.resolution)
-                    * sampling_lookup(&self.streams[i].sampling, &p.data, q.config.frame_sampling);
+                q.accuracy_factor =
+                    served_factor(&res, &self.streams[i].sampling, &p.data, &q.config);
             }
             st.versions[i].push(m);
             let version = st.versions[i].len() - 1;
@@ -781,6 +773,17 @@ fn sampling_lookup(table: &[(u32, f64)], data: &WindowData, k: u32) -> f64 {
         .iter()
         .find(|(kk, _)| *kk == k)
         .map_or_else(|| serve::sampling_factor(data, k), |(_, v)| *v)
+}
+
+/// An inference configuration's accuracy factor: its resolution's (from `resolution`) times
+/// its frame sampling's on the stream's tracks (from `sampling`, else measured on `data`).
+fn served_factor(
+    resolution: &[(u32, f64)],
+    sampling: &[(u32, f64)],
+    data: &WindowData,
+    c: &InferConfig,
+) -> f64 {
+    lookup(resolution, c.resolution) * sampling_lookup(sampling, data, c.frame_sampling)
 }
 
 /// Each offered resolution's accuracy factor for `model`: its accuracy on `val` resized

@@ -184,20 +184,37 @@ impl History {
         .await?)
     }
 
+    /// The rows of one window of run `run` that `sql` selects (its two parameters are the run
+    /// and the window, in that order).
+    async fn window_rows<T>(
+        &self,
+        sql: &'static str,
+        run: i64,
+        window: i64,
+    ) -> Result<Vec<T>, HistoryError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(sql)
+            .bind(run)
+            .bind(window)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// A window's policy calls in order.
     pub async fn policy_calls(
         &self,
         run: i64,
         window: i64,
     ) -> Result<Vec<PolicyCallRow>, HistoryError> {
-        Ok(sqlx::query_as(
+        self.window_rows(
             "SELECT id, window, at, plugin, digest, input, output, error, micros FROM policy_calls
              WHERE run_id = ? AND window = ? ORDER BY id",
+            run,
+            window,
         )
-        .bind(run)
-        .bind(window)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// A window's allocation changes in order.
@@ -206,27 +223,25 @@ impl History {
         run: i64,
         window: i64,
     ) -> Result<Vec<AllocationRow>, HistoryError> {
-        Ok(sqlx::query_as(
+        self.window_rows(
             "SELECT window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config FROM allocations
              WHERE run_id = ? AND window = ? ORDER BY seq",
+            run,
+            window,
         )
-        .bind(run)
-        .bind(window)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// A window's retraining jobs, by stream.
     pub async fn jobs(&self, run: i64, window: i64) -> Result<Vec<JobRow>, HistoryError> {
-        Ok(sqlx::query_as(
+        self.window_rows(
             "SELECT stream, config, predicted_accuracy, actual_accuracy, predicted_gpu_seconds, actual_gpu_seconds,
                     started_at, finished_at, allocated_share, delivered_share, deployed
              FROM jobs WHERE run_id = ? AND window = ? ORDER BY stream",
+            run,
+            window,
         )
-        .bind(run)
-        .bind(window)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// A window's profiler predictions, by stream and configuration.
@@ -235,15 +250,14 @@ impl History {
         run: i64,
         window: i64,
     ) -> Result<Vec<PredictionRecord>, HistoryError> {
-        Ok(sqlx::query_as(
+        self.window_rows(
             "SELECT stream, config, predicted_accuracy, predicted_gpu_seconds, actual_accuracy, actual_gpu_seconds,
                     estimator_error
              FROM predictions WHERE run_id = ? AND window = ? ORDER BY stream, config",
+            run,
+            window,
         )
-        .bind(run)
-        .bind(window)
-        .fetch_all(self.pool())
-        .await?)
+        .await
     }
 
     /// Comparisons, newest first.

@@ -15,4 +15,6 @@ pub mod weights;
 
 pub use arch::{Arch, LAYER_GROUPS};
 pub use net::{Model, argmax, normal};
-pub use train::{EpochStats, TrainConfig, Trainer, evaluate, predict_all, train, train_observed};
+pub use train::{
+    EpochStats, TrainConfig, Trainer, evaluate, hit_rate, predict_all, train, train_observed,
+};

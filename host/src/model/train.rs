@@ -200,12 +200,13 @@ pub fn evaluate<B: Backend>(
     data: &Dataset,
     batch: usize,
 ) -> f32 {
-    predict_all(backend, model, data, batch)
-        .iter()
-        .zip(&data.labels)
-        .filter(|(p, l)| p == l)
-        .count() as f32
-        / data.len().max(1) as f32
+    hit_rate(&predict_all(backend, model, data, batch), &data.labels)
+}
+
+/// Fraction of `predicted` equal to `labels`, position by position (0 when empty).
+pub fn hit_rate(predicted: &[u8], labels: &[u8]) -> f32 {
+    predicted.iter().zip(labels).filter(|(p, l)| p == l).count() as f32
+        / predicted.len().max(1) as f32
 }
 
 /// Predicted class of every sample of `data`, in order.

@@ -110,6 +110,20 @@ pub fn pick_infer(
     best
 }
 
+/// The stream's best inference factor once its job ends and the retraining share serves its
+/// inference too (never below `factor`, the one it serves with meanwhile).
+pub fn factor_after(
+    stream: &StreamInput,
+    infer_share: f64,
+    retrain_share: f64,
+    factor: f64,
+    min_accuracy: f64,
+) -> f64 {
+    let share = infer_share + retrain_share;
+    pick_infer(&stream.infer, share, stream.state.accuracy, min_accuracy)
+        .map_or(factor, |(_, f)| f.max(factor))
+}
+
 /// PickConfigs for one stream: the best inference configuration for `infer_share`, then the
 /// retraining configuration with the highest estimated window accuracy at `retrain_share`
 /// (or none when no configuration finishes in time or beats not retraining).
@@ -134,8 +148,7 @@ pub fn pick_configs(
         accuracy: stream_accuracy(a0, factor, None, remaining),
     };
     if retrain_share > EPS {
-        let after = pick_infer(&stream.infer, infer_share + retrain_share, a0, min_accuracy)
-            .map_or(factor, |(_, f)| f.max(factor));
+        let after = factor_after(stream, infer_share, retrain_share, factor, min_accuracy);
         for (j, job) in stream.retrain.iter().enumerate() {
             if job.gpu_seconds / retrain_share >= remaining {
                 continue;

@@ -5,7 +5,7 @@
 //! its GPU share; [`evaluate`] runs PickConfigs on it and returns the mean estimated window
 //! accuracy, the objective every policy here maximizes or reports.
 
-use crate::estimate::{EPS, Pick, pick_configs, pick_infer, remaining};
+use crate::estimate::{EPS, Pick, factor_after, pick_configs, pick_infer, remaining};
 use crate::params::{Params, number, text};
 use crate::types::{
     Description, Param, ParamSpec, PluginError, PluginKind, PolicyInput, RetrainProfile, Schedule,
@@ -666,9 +666,7 @@ impl Policy for Fair {
                 s.state.accuracy,
                 factor,
                 retrain.map(|j| {
-                    let share = alloc.infer[i] + alloc.retrain[i];
-                    let after = pick_infer(&s.infer, share, s.state.accuracy, min_acc)
-                        .map_or(factor, |(_, f)| f.max(factor));
+                    let after = factor_after(s, alloc.infer[i], alloc.retrain[i], factor, min_acc);
                     (&s.retrain[j], alloc.retrain[i], after)
                 }),
                 rem,
