@@ -115,7 +115,9 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
         .collect();
     let cost = CostModel {
         arch,
-        gpu_flops: 4.0 * 2.0 * arch.forward_flops(32, 32),
+        gpu_flops: s
+            .gpu_gflops
+            .map_or(4.0 * 2.0 * arch.forward_flops(32, 32), |g| g * 1e9),
     };
     let mut e = Engine::new(
         be,
@@ -580,6 +582,52 @@ fn real_clock_time_slices_jobs_by_their_shares() {
             assert!(t <= s.window_seconds && j.actual_accuracy.is_some());
         }
     }
+}
+
+#[test]
+fn real_clock_inference_serves_the_frames_its_share_buys() {
+    let be = CpuBackend::new(1);
+    let mut s = tiny();
+    s.windows = 1;
+    s.clock = tandem::engine::scenario::ClockKind::Real;
+    s.real_time_scale = 20.0;
+    // Decide at once, so that (almost) every frame is served on the real clock.
+    s.golden_delay_seconds = 0.0;
+    s.profiler.enabled = false;
+    // More frames than this device can classify in the window's 10 s of wall time, the
+    // second camera twice as many as the first, on a modelled GPU so strong that the
+    // policy serves every frame at full resolution: what this device gets through is
+    // what its share of the device's time buys.
+    s.gpu_gflops = Some(1000.0);
+    s.cameras[0].frame_rate = 200.0;
+    s.cameras[1].frame_rate = 400.0;
+    let ws = run(&be, &s, "no-retrain", vec![]);
+    let st = &ws[0].streams;
+    for x in st {
+        eprintln!(
+            "{}: {} of {} frames, accuracy {:.3}, share {:.3}, {}",
+            x.stream, x.frames_processed, x.frames, x.accuracy, x.infer_share, x.infer_config
+        );
+        assert!(x.frames_processed > 100, "{} served nothing", x.stream);
+        // Always behind, the job uses all of its share and no more.
+        let (a, d) = (
+            x.infer_allocated_share.unwrap(),
+            x.infer_delivered_share.unwrap(),
+        );
+        assert!(
+            (d / a - 1.0).abs() < 0.05,
+            "{}: delivered {d} of {a}",
+            x.stream
+        );
+        assert!(
+            (x.frames_processed as f64) < 0.9 * x.frames as f64,
+            "the device kept up with every frame: the test needs a heavier load"
+        );
+    }
+    // Equal shares buy equal device time, so about as many frames whatever the frame rate
+    // (the modelled GPU would have served every frame of both).
+    let ratio = st[1].frames_processed as f64 / st[0].frames_processed as f64;
+    assert!((0.8..1.25).contains(&ratio), "frames processed {ratio:.2}x");
 }
 
 #[test]

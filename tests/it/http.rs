@@ -66,6 +66,8 @@ fn window() -> WindowReport {
             end_accuracy: 0.8,
             frames: 100,
             frames_processed: 90,
+            infer_allocated_share: Some(0.3),
+            infer_delivered_share: Some(0.29),
             // A finished job whose model validated worse and was not deployed.
             retrain: Some(JobReport {
                 config: "head-e30".into(),

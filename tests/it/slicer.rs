@@ -1,10 +1,11 @@
 //! The real clock's time slicer: jobs doing real CNN training steps on tiny data receive
 //! their allocated share of wall time within ±5%, idle time is not handed out, a job that
-//! runs out of work is reported at once, and share changes are averaged over time.
+//! runs out of work is reported at once, share changes are averaged over time, and a job
+//! waiting for work uses nothing and banks nothing.
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::data::{drift, synthetic};
-use tandem::engine::slicer::TimeSlicer;
+use tandem::engine::slicer::{Progress, TimeSlicer};
 use tandem::model::{Arch, Model};
 
 /// One training batch of 16×16 colour images: small enough that a step takes about a
@@ -32,14 +33,18 @@ fn training_job<'a>(
     be: &'a CpuBackend,
     seed: u64,
     steps: Option<u64>,
-) -> impl FnMut() -> bool + 'a {
+) -> impl FnMut(f64) -> Progress + 'a {
     let mut model = Model::new(be, arch(), seed);
     let (x, y, shape) = batch(seed);
     let mut done = 0;
-    move || {
+    move |_| {
         model.train_step(be, &x, &y, shape, 5, 0.01, 0.9, 0.0);
         done += 1;
-        steps.is_none_or(|s| done < s)
+        if steps.is_none_or(|s| done < s) {
+            Progress::Worked
+        } else {
+            Progress::Done
+        }
     }
 }
 
@@ -86,4 +91,46 @@ fn a_finished_job_is_returned_and_a_share_change_is_time_averaged() {
     let r = slicer.report(long);
     assert!((r.allocated_share - 0.6).abs() < 0.03, "{r:?}");
     assert!(r.deviation() <= 0.05, "{r:?}");
+}
+
+#[test]
+fn a_job_waiting_for_work_uses_nothing_and_banks_nothing() {
+    let be = CpuBackend::new(1);
+    // A live stream: one batch of work every 50 ms, with far more share than that needs.
+    let mut slicer = TimeSlicer::new();
+    let mut train = training_job(&be, 3, None);
+    let mut next = 0.0;
+    let live = slicer.add(0.6, move |now| {
+        if now < next {
+            return Progress::Idle(next);
+        }
+        next = now + 0.05;
+        train(now)
+    });
+    let busy = slicer.add(0.3, training_job(&be, 4, None));
+    assert_eq!(slicer.run(1.0), None);
+    let (l, b) = (slicer.report(live), slicer.report(busy));
+    eprintln!("live {l:?}\nbusy {b:?}");
+    assert!((15..=25).contains(&l.batches), "{l:?}");
+    assert!(l.delivered_share < 0.5 * l.allocated_share, "{l:?}");
+    // The device idles rather than hand the unused share to the busy job.
+    assert!(b.deviation() <= 0.05, "{b:?}");
+
+    // A job with nothing to do for the first half second does not spend that half's share
+    // in the second: it gets its share from when its work comes, and the other job its own.
+    let mut slicer = TimeSlicer::new();
+    let mut train = training_job(&be, 5, None);
+    let late = slicer.add(0.5, move |now| {
+        if now < 0.5 {
+            Progress::Idle(0.5)
+        } else {
+            train(now)
+        }
+    });
+    let other = slicer.add(0.5, training_job(&be, 6, None));
+    assert_eq!(slicer.run(1.0), None);
+    let (l, o) = (slicer.report(late), slicer.report(other));
+    eprintln!("late {l:?}\nother {o:?}");
+    assert!((l.delivered_share - 0.25).abs() < 0.03, "{l:?}");
+    assert!(o.deviation() <= 0.05, "{o:?}");
 }

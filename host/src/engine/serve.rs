@@ -45,19 +45,36 @@ pub struct Served {
     pub frames: usize,
 }
 
+/// A prediction: (model version, resolution, object track) → class.
+pub type Predictions = HashMap<(usize, u32, u32), u8>;
+
+/// What a stream's inference job really did on the real clock from frame `from` on: the
+/// frames it processed, each with the model version and resolution it ran, and the
+/// predictions it made.
+#[derive(Debug, Default)]
+pub struct LiveServed {
+    pub from: usize,
+    pub processed: Vec<(usize, usize, u32)>,
+    pub predictions: Predictions,
+    /// The job's (allocated, delivered) share of the device, in GPUs.
+    pub shares: (f64, f64),
+}
+
 /// Score a stream's window. `segments` must be sorted by start and begin at 0; `models`
-/// are the window's model versions. Predictions are computed once per (model, resolution,
-/// object) and batched.
+/// are the window's model versions. Frames are processed as the segments' shares allow,
+/// except from `live.from` on, where `live` says what the real clock's job processed.
+/// Predictions are computed once per (model, resolution, object) and batched.
 pub fn serve<B: Backend>(
     be: &B,
     data: &WindowData,
     frame_rate: f64,
     segments: &[InferSegment],
     models: &mut [Model<B>],
+    live: Option<&LiveServed>,
 ) -> Served {
     let (frames, slots) = (data.frames, data.slots);
-    // Pass 1: which frames are processed, and with which segment.
-    let mut processed: Vec<Option<usize>> = vec![None; frames];
+    // Pass 1: which frames are processed, by which model version at which resolution.
+    let mut processed: Vec<Option<(usize, u32)>> = vec![None; frames];
     let mut credit = 0.0f64;
     let mut seg = 0;
     for (f, p) in processed.iter_mut().enumerate() {
@@ -75,22 +92,36 @@ pub fn serve<B: Backend>(
         // A small epsilon keeps exact rates (1/k) from drifting by rounding.
         if credit >= 1.0 - 1e-9 {
             credit -= 1.0;
-            *p = Some(seg);
+            *p = Some((s.model, s.resolution));
         }
     }
-    // Pass 2: predictions for every (model, resolution) and object that is needed.
+    let mut predictions = Predictions::new();
+    if let Some(live) = live {
+        processed[live.from.min(frames)..].fill(None);
+        for &(f, model, res) in &live.processed {
+            processed[f] = Some((model, res));
+        }
+        predictions.clone_from(&live.predictions);
+    }
+    // Pass 2: predictions for every (model, resolution) and object still needed.
     let mut needed: HashMap<(usize, u32), Vec<u32>> = HashMap::new();
     for (f, p) in processed.iter().enumerate() {
-        if let Some(si) = p {
-            let s = &segments[*si];
-            let list = needed.entry((s.model, s.resolution)).or_default();
-            list.extend_from_slice(&data.track_of[f * slots..(f + 1) * slots]);
+        if let Some((model, res)) = *p {
+            let list = needed.entry((model, res)).or_default();
+            let tracks = &data.track_of[f * slots..(f + 1) * slots];
+            list.extend(
+                tracks
+                    .iter()
+                    .filter(|&&t| !predictions.contains_key(&(model, res, t))),
+            );
         }
     }
-    let mut predictions: HashMap<(usize, u32, u32), u8> = HashMap::new();
     for ((model, res), mut tracks) in needed {
         tracks.sort_unstable();
         tracks.dedup();
+        if tracks.is_empty() {
+            continue;
+        }
         let idx: Vec<usize> = tracks.iter().map(|&t| t as usize).collect();
         let crops = at_resolution(&data.crops.select(&idx), res);
         let preds = crate::model::predict_all(be, &mut models[model], &crops, 256);
@@ -103,10 +134,9 @@ pub fn serve<B: Backend>(
     let mut per_frame = Vec::with_capacity(frames);
     for (f, p) in processed.iter().enumerate() {
         let in_view = &data.track_of[f * slots..(f + 1) * slots];
-        if let Some(si) = p {
-            let s = &segments[*si];
+        if let Some((model, res)) = *p {
             for (slot, &t) in in_view.iter().enumerate() {
-                served[slot] = Some(predictions[&(s.model, s.resolution, t)]);
+                served[slot] = Some(predictions[&(model, res, t)]);
             }
         }
         let right = in_view

@@ -9,13 +9,28 @@
 //! The error in a job's delivered share is bounded by one batch's time over the time it ran,
 //! so batches should be short against the window (milliseconds against seconds).
 //!
+//! A job can also be waiting for work (a live stream's next frame): it says until when, uses
+//! no time meanwhile, and forfeits the share it left unused, so a share is a rate to use as
+//! work comes, not credit to bank and spend later at the expense of the others.
+//!
 //! [`SliceReport`] gives each job's time-averaged allocation and its delivered share (time
 //! used over time alive): the numbers `JobReport::allocated_share` / `delivered_share` carry.
 
 use std::time::{Duration, Instant};
 
-/// One batch of work; returns `false` once the job has no work left.
-type Step<'a> = Box<dyn FnMut() -> bool + 'a>;
+/// What one call of a job's step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// Ran a batch; more work is left.
+    Worked,
+    /// Nothing to do until this many seconds since the slicer started (no time used).
+    Idle(f64),
+    /// Ran its last batch (or had none left).
+    Done,
+}
+
+/// One step of work, given the slicer's clock (seconds since it started).
+type Step<'a> = Box<dyn FnMut(f64) -> Progress + 'a>;
 
 struct Slot<'a> {
     step: Step<'a>,
@@ -23,21 +38,47 @@ struct Slot<'a> {
     /// Seconds (since the slicer started) at which it was added, and at which it ended.
     added: f64,
     ended: Option<f64>,
-    /// ∫ share dt up to `changed`.
+    /// ∫ share dt up to `changed`: what it was given (reported).
+    allocated: f64,
+    /// What it may still claim up to `changed`: the allocation less what it let pass while
+    /// waiting for work (orders the jobs).
     owed: f64,
     changed: f64,
+    /// Waiting for work until `wake` (its share accrues nothing meanwhile).
+    waiting: bool,
+    wake: f64,
     /// Measured wall time of its batches, seconds.
     used: f64,
     batches: u64,
 }
 
 impl Slot<'_> {
+    fn allocated_at(&self, now: f64) -> f64 {
+        self.allocated + self.share * (now - self.changed).max(0.0)
+    }
+
     fn owed_at(&self, now: f64) -> f64 {
-        self.owed + self.share * (now - self.changed).max(0.0)
+        if self.waiting {
+            self.owed
+        } else {
+            self.owed + self.share * (now - self.changed).max(0.0)
+        }
+    }
+
+    /// Fold the time since `changed` into both integrals.
+    fn settle(&mut self, now: f64) {
+        self.owed = self.owed_at(now);
+        self.allocated = self.allocated_at(now);
+        self.changed = now;
     }
 
     fn live(&self) -> bool {
         self.ended.is_none()
+    }
+
+    /// Owed time not yet used: what orders the jobs.
+    fn deficit(&self, now: f64) -> f64 {
+        self.owed_at(now) - self.used
     }
 }
 
@@ -92,15 +133,18 @@ impl<'a> TimeSlicer<'a> {
     }
 
     /// Add a job with `share` of the device (0 to 1); returns its id.
-    pub fn add(&mut self, share: f64, step: impl FnMut() -> bool + 'a) -> usize {
+    pub fn add(&mut self, share: f64, step: impl FnMut(f64) -> Progress + 'a) -> usize {
         let now = self.now();
         self.slots.push(Slot {
             step: Box::new(step),
             share: share.clamp(0.0, 1.0),
             added: now,
             ended: None,
+            allocated: 0.0,
             owed: 0.0,
             changed: now,
+            waiting: false,
+            wake: now,
             used: 0.0,
             batches: 0,
         });
@@ -111,8 +155,7 @@ impl<'a> TimeSlicer<'a> {
     pub fn set_share(&mut self, id: usize, share: f64) {
         let now = self.now();
         let s = &mut self.slots[id];
-        s.owed = s.owed_at(now);
-        s.changed = now;
+        s.settle(now);
         s.share = share.clamp(0.0, 1.0);
     }
 
@@ -121,9 +164,8 @@ impl<'a> TimeSlicer<'a> {
         let now = self.now();
         let s = &mut self.slots[id];
         if s.live() {
-            s.step = Box::new(|| false);
-            s.owed = s.owed_at(now);
-            s.changed = now;
+            s.step = Box::new(|_| Progress::Done);
+            s.settle(now);
             s.ended = Some(now);
         }
     }
@@ -136,44 +178,66 @@ impl<'a> TimeSlicer<'a> {
             if now >= until {
                 return None;
             }
+            // Jobs whose work has come stop waiting; their share accrues from then on.
+            for s in self.slots.iter_mut().filter(|s| s.waiting && s.wake <= now) {
+                s.settle(s.wake);
+                s.waiting = false;
+            }
             let next = self
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.live() && s.share > 0.0)
-                .map(|(i, s)| (i, s.owed_at(now) - s.used))
+                .filter(|(_, s)| s.live() && s.share > 0.0 && !s.waiting)
+                .map(|(i, s)| (i, s.deficit(now)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
-            let Some((i, deficit)) = next else {
-                // Nothing to run: the device idles to the deadline.
-                std::thread::sleep(Duration::from_secs_f64(until - now));
-                return None;
-            };
-            if deficit <= 0.0 {
-                // Everyone is ahead of its allocation: idle (not work) until the first
-                // job is owed time again, so nobody gets more than its share.
-                let wait = self
-                    .slots
+            // The first moment someone is owed time again or has work again.
+            let wait = || {
+                self.slots
                     .iter()
                     .filter(|s| s.live() && s.share > 0.0)
-                    .map(|s| (s.used - s.owed_at(now)) / s.share)
-                    .fold(f64::INFINITY, f64::min);
-                let wait = wait.min(until - now).max(1e-5);
-                std::thread::sleep(Duration::from_secs_f64(wait));
+                    .map(|s| {
+                        if s.waiting {
+                            s.wake - now
+                        } else {
+                            -s.deficit(now) / s.share
+                        }
+                    })
+                    .fold(until - now, f64::min)
+                    .max(1e-5)
+            };
+            let Some((i, deficit)) = next.filter(|(_, d)| *d > 0.0) else {
+                // Everyone is waiting for work or ahead of its allocation: idle (not work),
+                // so nobody gets more than its share.
+                std::thread::sleep(Duration::from_secs_f64(wait()));
                 continue;
-            }
+            };
+            debug_assert!(deficit > 0.0);
             let t0 = Instant::now();
-            let more = (self.slots[i].step)();
+            let progress = (self.slots[i].step)(now);
             let end = self.now();
             let s = &mut self.slots[i];
-            s.used += t0.elapsed().as_secs_f64();
-            s.batches += 1;
-            if !more {
-                s.owed = s.owed_at(end);
-                s.changed = end;
-                s.ended = Some(end);
-                // Drop the finished job's closure, releasing whatever it holds.
-                s.step = Box::new(|| false);
-                return Some(i);
+            match progress {
+                Progress::Worked => {
+                    s.used += t0.elapsed().as_secs_f64();
+                    s.batches += 1;
+                }
+                Progress::Idle(wake) => {
+                    // Unused share is not banked: what it was owed lapses, and nothing
+                    // accrues while it waits.
+                    s.settle(end);
+                    s.owed = s.owed.min(s.used);
+                    s.waiting = true;
+                    s.wake = wake.max(end);
+                }
+                Progress::Done => {
+                    s.used += t0.elapsed().as_secs_f64();
+                    s.batches += 1;
+                    s.settle(end);
+                    s.ended = Some(end);
+                    // Drop the finished job's closure, releasing whatever it holds.
+                    s.step = Box::new(|_| Progress::Done);
+                    return Some(i);
+                }
             }
         }
     }
@@ -183,9 +247,9 @@ impl<'a> TimeSlicer<'a> {
         let s = &self.slots[id];
         let end = s.ended.unwrap_or_else(|| self.now());
         let seconds = (end - s.added).max(0.0);
-        let owed = s.owed_at(end);
+        let allocated = s.allocated_at(end);
         let (allocated_share, delivered_share) = if seconds > 0.0 {
-            (owed / seconds, s.used / seconds)
+            (allocated / seconds, s.used / seconds)
         } else {
             (s.share, s.share)
         };

@@ -16,8 +16,8 @@ use super::report::{
     Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, WindowReport,
 };
 use super::scenario::{ClockKind, ProfileAxis, Scenario};
-use super::serve::{self, InferSegment};
-use super::slicer::TimeSlicer;
+use super::serve::{self, InferSegment, LiveServed};
+use super::slicer::{Progress, TimeSlicer};
 use super::stream::{Camera, WindowData};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
@@ -54,7 +54,8 @@ pub struct Engine<'a, B: Backend> {
 
 /// Everything the window needs about one stream after profiling.
 struct Prepared {
-    data: WindowData,
+    /// Shared with the real clock's inference jobs while they run.
+    data: Rc<WindowData>,
     fit: Dataset,
     val: Dataset,
     start_accuracy: f64,
@@ -163,6 +164,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             calls: Vec::new(),
             allocations: Vec::new(),
         };
+        let mut live: Vec<Option<LiveServed>> = (0..n).map(|_| None).collect();
         if decision_at < horizon {
             st.exec.advance(decision_at);
             let input = self.policy_input(&st.prepared, &st.exec, decision_at);
@@ -184,7 +186,13 @@ impl<'a, B: Backend> Engine<'a, B> {
                         self.complete(&mut st, done, m, shares);
                     }
                 }
-                ClockKind::Real => self.run_real(w, decision_at, &mut st),
+                ClockKind::Real => {
+                    live = self
+                        .run_real(w, decision_at, &mut st)
+                        .into_iter()
+                        .map(Some)
+                        .collect()
+                }
             }
         }
         let Run {
@@ -218,6 +226,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 self.cameras[i].spec.frame_rate,
                 &segments,
                 &mut versions[i],
+                live[i].as_ref(),
             );
             let serving = versions[i].last_mut().expect("at least the starting model");
             let end_accuracy = model::evaluate(self.be, serving, &p.val, 256) as f64;
@@ -234,6 +243,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 retrain: jobs[i].clone(),
                 infer_config: infer_config.clone(),
                 infer_share: time_average(&segments, horizon),
+                infer_allocated_share: live[i].as_ref().map(|l| l.shares.0),
+                infer_delivered_share: live[i].as_ref().map(|l| l.shares.1),
             });
             let st = &mut self.streams[i];
             st.model = versions[i].pop().expect("at least the starting model");
@@ -460,7 +471,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         };
         Ok((
             Prepared {
-                data,
+                data: Rc::new(data),
                 fit,
                 val,
                 start_accuracy,
@@ -590,11 +601,15 @@ impl<'a, B: Backend> Engine<'a, B> {
         self.apply(&schedule, st, at);
     }
 
-    /// The real clock: the started jobs really train, batch by batch, interleaved by the
-    /// [`TimeSlicer`] so each gets its allocated share of this device's time; window time is
-    /// wall time since the decision times `real_time_scale`. Decisions, the executor's
-    /// bookkeeping and serving are as on the virtual clock; completions come from the device.
-    fn run_real(&self, w: u32, decision_at: f64, st: &mut Run<B>) {
+    /// The real clock: the started jobs really train, batch by batch, and every stream's
+    /// inference really classifies its frames as they arrive, all interleaved by the
+    /// [`TimeSlicer`] so each job gets its allocated share of this device's time; window time
+    /// is wall time since the decision times `real_time_scale`. Decisions and the executor's
+    /// bookkeeping are as on the virtual clock; completions come from the device, and the
+    /// frames served from the decision on are the ones the inference jobs really processed
+    /// (before it, during the labels' delay and the profile, they are scored from the
+    /// allocation as on the virtual clock).
+    fn run_real(&self, w: u32, decision_at: f64, st: &mut Run<B>) -> Vec<LiveServed> {
         let scale = self.scenario.real_time_scale;
         let until = (self.scenario.window_seconds - decision_at) / scale;
         // The modelled server's G GPUs map onto this one device: a share of g GPUs is g/G of
@@ -606,11 +621,54 @@ impl<'a, B: Backend> Engine<'a, B> {
             let r = slicer.report(id);
             (r.allocated_share * gpus, r.delivered_share * gpus)
         };
+        let n = st.prepared.len();
+        let mut serving: Vec<(usize, Rc<RefCell<LiveInfer<B>>>)> = Vec::with_capacity(n);
+        for i in 0..n {
+            let data = st.prepared[i].data.clone();
+            let fps = self.cameras[i].spec.frame_rate;
+            let job = Rc::new(RefCell::new(LiveInfer {
+                out: LiveServed {
+                    from: ((decision_at * fps).ceil() as usize).min(data.frames),
+                    ..LiveServed::default()
+                },
+                data,
+                model: st.versions[i][0].duplicate(self.be),
+                version: 0,
+                sampling: 1,
+                resolution: 0,
+                next_due: 0,
+            }));
+            let handle = job.clone();
+            let be = self.be;
+            // Window seconds → slicer seconds, and back.
+            let id = slicer.add(0.0, move |now| {
+                handle
+                    .borrow_mut()
+                    .step(be, fps, decision_at + now * scale, |t| {
+                        (t - decision_at) / scale
+                    })
+            });
+            serving.push((id, job));
+        }
         // Per stream: (slicer id, the job's model, data and trainer).
-        let mut running: Vec<Option<RunningJob<B>>> =
-            (0..st.prepared.len()).map(|_| None).collect();
+        let mut running: Vec<Option<RunningJob<B>>> = (0..n).map(|_| None).collect();
         loop {
-            // Bring the slicer in line with the executor: new jobs, changed shares, drops.
+            // Bring the slicer in line with the executor: inference shares, configurations
+            // and deployed models; new retraining jobs, changed shares, drops.
+            for (i, (id, job)) in serving.iter().enumerate() {
+                let seg = st
+                    .exec
+                    .infer_segments(i)
+                    .pop()
+                    .expect("a segment from time 0");
+                let mut j = job.borrow_mut();
+                if j.version != seg.model {
+                    j.model = st.versions[i][seg.model].duplicate(self.be);
+                    j.version = seg.model;
+                }
+                (j.sampling, j.resolution) = (seg.sampling.max(1), seg.resolution);
+                slicer.set_share(*id, seg.share / gpus);
+            }
             for (i, slot) in running.iter_mut().enumerate() {
                 match (st.exec.running_config(i), &*slot) {
                     (Some(config), None) => {
@@ -624,7 +682,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                         }));
                         let handle = job.clone();
                         let be = self.be;
-                        let id = slicer.add(st.exec.retrain_share(i) / gpus, move || {
+                        let id = slicer.add(st.exec.retrain_share(i) / gpus, move |_| {
                             let mut j = handle.borrow_mut();
                             let RealJob {
                                 trainer,
@@ -633,7 +691,11 @@ impl<'a, B: Backend> Engine<'a, B> {
                                 ..
                             } = &mut *j;
                             trainer.step(be, model, data);
-                            !trainer.done()
+                            if trainer.done() {
+                                Progress::Done
+                            } else {
+                                Progress::Worked
+                            }
                         });
                         *slot = Some((id, job));
                     }
@@ -654,7 +716,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             let i = running
                 .iter()
                 .position(|r| r.as_ref().is_some_and(|(j, _)| *j == id))
-                .expect("a running job finished");
+                .expect("only retraining jobs finish");
             let (_, job) = running[i].take().expect("running");
             let at = (decision_at + slicer.now() * scale).min(self.scenario.window_seconds);
             st.exec.advance(at);
@@ -682,6 +744,13 @@ impl<'a, B: Backend> Engine<'a, B> {
             }
         }
         st.exec.advance(self.scenario.window_seconds);
+        serving
+            .iter()
+            .map(|(id, job)| LiveServed {
+                shares: shares(&slicer, *id),
+                ..std::mem::take(&mut job.borrow_mut().out)
+            })
+            .collect()
     }
 
     /// A retraining job ready to run: the stream's starting model with the configured head,
@@ -735,6 +804,51 @@ struct RealJob<B: Backend> {
     model: Model<B>,
     data: Dataset,
     config: String,
+}
+
+/// A stream's inference on the real clock: it classifies the newest frame that has
+/// arrived, once its sampling makes that frame due, with the serving model at the
+/// configured resolution; frames it does not get to reuse the last results (see
+/// [`serve::serve`]).
+struct LiveInfer<B: Backend> {
+    data: Rc<WindowData>,
+    /// A copy of the serving model version `version` (the job's own, for its workspaces).
+    model: Model<B>,
+    version: usize,
+    sampling: u32,
+    resolution: u32,
+    /// The first frame it may process next.
+    next_due: usize,
+    out: LiveServed,
+}
+
+impl<B: Backend> LiveInfer<B> {
+    /// One frame's work at window time `t`, or how long until one is due (`to_slicer`
+    /// turns window seconds into the slicer's).
+    fn step(&mut self, be: &B, fps: f64, t: f64, to_slicer: impl Fn(f64) -> f64) -> Progress {
+        let frames = self.data.frames;
+        let due = self.next_due.max(self.out.from);
+        if due >= frames {
+            return Progress::Idle(f64::INFINITY);
+        }
+        let newest = ((t * fps).floor().max(0.0) as usize).min(frames - 1);
+        if newest < due {
+            return Progress::Idle(to_slicer(due as f64 / fps));
+        }
+        let slots = self.data.slots;
+        let tracks = &self.data.track_of[newest * slots..(newest + 1) * slots];
+        let idx: Vec<usize> = tracks.iter().map(|&t| t as usize).collect();
+        let crops = serve::at_resolution(&self.data.crops.select(&idx), self.resolution);
+        let preds = model::predict_all(be, &mut self.model, &crops, 256);
+        let out = &mut self.out;
+        out.processed.push((newest, self.version, self.resolution));
+        for (&t, p) in tracks.iter().zip(preds) {
+            out.predictions
+                .insert((self.version, self.resolution, t), p);
+        }
+        self.next_due = newest + self.sampling as usize;
+        Progress::Worked
+    }
 }
 
 /// One window's moving parts.

@@ -166,7 +166,8 @@ impl History {
         for s in &w.streams {
             sqlx::query(
                 "INSERT INTO stream_windows (run_id, window, stream, accuracy, start_accuracy, end_accuracy,
-                 infer_config, infer_share, frames, frames_processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 infer_config, infer_share, frames, frames_processed, infer_allocated_share,
+                 infer_delivered_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(run)
             .bind(win)
@@ -178,6 +179,8 @@ impl History {
             .bind(s.infer_share)
             .bind(s.frames as i64)
             .bind(s.frames_processed as i64)
+            .bind(s.infer_allocated_share)
+            .bind(s.infer_delivered_share)
             .execute(&mut *tx)
             .await?;
             for (c, a) in s.chunks.iter().enumerate() {

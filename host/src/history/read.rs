@@ -86,6 +86,8 @@ pub struct StreamWindowRow {
     pub infer_share: f64,
     pub frames: i64,
     pub frames_processed: i64,
+    pub infer_allocated_share: Option<f64>,
+    pub infer_delivered_share: Option<f64>,
 }
 
 /// One policy call, as stored (input and output are JSON text).
@@ -174,8 +176,8 @@ impl History {
         window: Option<i64>,
     ) -> Result<Vec<StreamWindowRow>, HistoryError> {
         Ok(sqlx::query_as(
-            "SELECT window, stream, accuracy, start_accuracy, end_accuracy, infer_config, infer_share, frames, frames_processed
-             FROM stream_windows WHERE run_id = ? AND (? IS NULL OR window = ?) ORDER BY window, stream",
+            "SELECT window, stream, accuracy, start_accuracy, end_accuracy, infer_config, infer_share, frames, frames_processed,
+             infer_allocated_share, infer_delivered_share FROM stream_windows WHERE run_id = ? AND (? IS NULL OR window = ?) ORDER BY window, stream",
         )
         .bind(run)
         .bind(window)
