@@ -557,6 +557,27 @@ fn real_clock_time_slices_jobs_by_their_shares() {
             value: ParamValue::Text("head-d1.0-e15".into()),
         }],
     );
+    // The micro-profile ran on the device beside inference, after the labels, and decided
+    // when it was done: its device time is charged and its predictions recorded.
+    let w = &ws[0];
+    assert!(
+        w.decision_at > s.golden_delay_seconds,
+        "decided at {}",
+        w.decision_at
+    );
+    assert!(w.profiler_gpu_seconds > 0.0);
+    assert!(w.predictions.len() >= 2 && w.predictions.iter().all(|p| p.predicted_accuracy > 0.0));
+    for x in &w.streams {
+        let (a, d) = (
+            x.infer_allocated_share.unwrap(),
+            x.infer_delivered_share.unwrap(),
+        );
+        assert!(
+            d <= a * 1.05 && x.frames_processed > 0,
+            "{}: {d} of {a}",
+            x.stream
+        );
+    }
     let jobs: Vec<_> = ws[0]
         .streams
         .iter()
@@ -591,7 +612,7 @@ fn real_clock_inference_serves_the_frames_its_share_buys() {
     s.windows = 1;
     s.clock = tandem::engine::scenario::ClockKind::Real;
     s.real_time_scale = 20.0;
-    // Decide at once, so that (almost) every frame is served on the real clock.
+    // Decide at once: inference alone runs on the device until the first retraining.
     s.golden_delay_seconds = 0.0;
     s.profiler.enabled = false;
     // More frames than this device can classify in the window's 10 s of wall time, the

@@ -24,8 +24,8 @@ use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{self, Model, TrainConfig, Trainer};
 use crate::plugin::types::{
-    EstimateRequest, InferConfig, InferProfile, PolicyInput, RetrainProfile, Schedule, StreamInput,
-    StreamState,
+    EstimateRequest, InferConfig, InferProfile, PolicyInput, RetrainConfig, RetrainProfile,
+    Schedule, StreamInput, StreamState,
 };
 
 /// One camera's learning state across windows.
@@ -118,26 +118,25 @@ impl<'a, B: Backend> Engine<'a, B> {
         let w = self.next;
         let s = self.scenario.clone();
         let (gpus, horizon) = (s.gpus as f64, s.window_seconds);
-        let mut predictions = Vec::new();
-        let mut prepared = Vec::new();
-        let mut profiler_gpu = 0.0;
-        for i in 0..self.cameras.len() {
-            let (p, gpu, preds) = self.prepare(i, w)?;
-            profiler_gpu += gpu;
-            predictions.extend(preds);
-            prepared.push(p);
+        let n = self.cameras.len();
+        let mut drafts = Vec::with_capacity(n);
+        for i in 0..n {
+            drafts.push(self.draft(i, w)?);
         }
+        let tasks: Vec<ProfileTask<B>> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| self.profile_task(i, w, d))
+            .collect();
         // Until the first decision, inference keeps last window's allocation (in window 0,
         // a fair split capped at what the best configuration needs) and the profiler runs
         // beside it on what is left, at least half of the GPUs (inference shrinks for those
         // few seconds, so the decision comes early in the window).
-        let n = prepared.len();
         let mut start: Vec<(f64, String)> = (0..n)
             .map(|i| {
-                self.streams[i]
-                    .infer
-                    .clone()
-                    .unwrap_or_else(|| executor::initial_infer(&prepared[i].input.infer, gpus, n))
+                self.streams[i].infer.clone().unwrap_or_else(|| {
+                    executor::initial_infer(&drafts[i].prepared.input.infer, gpus, n)
+                })
             })
             .collect();
         let used: f64 = start.iter().map(|(sh, _)| sh).sum();
@@ -146,32 +145,61 @@ impl<'a, B: Backend> Engine<'a, B> {
             let scale = (gpus - profiler_share) / used;
             start.iter_mut().for_each(|(sh, _)| *sh *= scale);
         }
-        let decision_at = s.golden_delay_seconds + profiler_gpu / profiler_share;
-
         let mut exec = Executor::new(gpus, horizon);
         let mut versions: Vec<Vec<Model<B>>> = Vec::with_capacity(n);
         for (i, st) in self.streams.iter().enumerate() {
             versions.push(vec![st.model.duplicate(self.be)]);
             let (share, cfg) = &start[i];
-            exec.set_infer(i, 0.0, *share, infer_profile(&prepared[i].input, cfg));
+            exec.set_infer(
+                i,
+                0.0,
+                *share,
+                infer_profile(&drafts[i].prepared.input, cfg),
+            );
+        }
+        let mut pending = Vec::with_capacity(n);
+        let mut prepared = Vec::with_capacity(n);
+        for d in drafts {
+            pending.push(Pending {
+                retrain: d.retrain,
+                serving_on_slice: d.serving_on_slice,
+                gpu: (d.slice_gpu, d.res_gpu),
+            });
+            prepared.push(d.prepared);
         }
         let mut st = Run {
             prepared,
             versions,
             exec,
             jobs: vec![None; n],
-            predictions,
+            predictions: Vec::new(),
             calls: Vec::new(),
             allocations: Vec::new(),
         };
         let mut live: Vec<Option<LiveServed>> = (0..n).map(|_| None).collect();
-        if decision_at < horizon {
-            st.exec.advance(decision_at);
-            let input = self.policy_input(&st.prepared, &st.exec, decision_at);
-            let schedule = self.decide(&input, decision_at, &mut st.calls, None);
-            self.apply(&schedule, &mut st, decision_at);
-            match s.clock {
-                ClockKind::Virtual => {
+        let (decision_at, profiler_gpu) = match s.clock {
+            ClockKind::Virtual => {
+                let profiles: Vec<StreamProfiles> = tasks
+                    .iter()
+                    .map(|t| {
+                        (0..t.runs.len())
+                            .map(|k| t.run(self.be, k, &self.cost))
+                            .collect()
+                    })
+                    .collect();
+                // Per stream: the reference slice, its profiles, the resolution factors.
+                let mut profiler_gpu = 0.0;
+                for (p, profiles) in pending.iter().zip(&profiles) {
+                    let mut gpu = p.gpu.0;
+                    for (_, q) in profiles {
+                        gpu += q.gpu_seconds;
+                    }
+                    profiler_gpu += gpu + p.gpu.1;
+                }
+                self.finish_all(&mut st, &pending, &profiles);
+                let decision_at = s.golden_delay_seconds + profiler_gpu / profiler_share;
+                if decision_at < horizon {
+                    self.first_decision(&mut st, decision_at);
                     // Run until the window ends, re-deciding at every completion.
                     while let Some(done) = st.exec.run_to_next_completion() {
                         let (mut m, data, cfg) = self.job(
@@ -186,15 +214,14 @@ impl<'a, B: Backend> Engine<'a, B> {
                         self.complete(&mut st, done, m, shares);
                     }
                 }
-                ClockKind::Real => {
-                    live = self
-                        .run_real(w, decision_at, &mut st)
-                        .into_iter()
-                        .map(Some)
-                        .collect()
-                }
+                (decision_at, profiler_gpu)
             }
-        }
+            ClockKind::Real => {
+                let real = self.run_real(w, &mut st, tasks, &pending, profiler_share);
+                live = real.served.into_iter().map(Some).collect();
+                (real.decision_at, real.profiler_gpu)
+            }
+        };
         let Run {
             prepared,
             mut versions,
@@ -282,12 +309,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         })
     }
 
-    /// Draw camera `i`'s window, measure its model, get its candidates and profile them.
-    fn prepare(
-        &mut self,
-        i: usize,
-        w: u32,
-    ) -> Result<(Prepared, f64, Vec<PredictionRecord>), EngineError> {
+    /// Draw camera `i`'s window, measure its model, get its candidates and their inference
+    /// profiles: everything but the micro-profile (see [`Self::profile_task`] and
+    /// [`Self::finish`]).
+    fn draft(&mut self, i: usize, w: u32) -> Result<Draft, EngineError> {
         let s = &self.scenario;
         let data = self.cameras[i].window(s, w);
         // Every 4th labelled sample is held out to measure accuracy (the profiler's and
@@ -309,63 +334,123 @@ impl<'a, B: Backend> Engine<'a, B> {
             samples: fit.len() as u32,
         };
         let configs = self.plugins.configs(&state)?;
-
-        // Profile once per group of configurations that train the same network on the same
-        // data, all measured on one slice of the validation split.
-        let hidden = st.model.arch().hidden;
         let slice = profiler::val_slice(&val);
         let serving_on_slice = model::hit_rate(&predicted[..slice.len()], &slice.labels) as f64;
-        let mut gpu = if s.profiler.enabled {
+        let slice_gpu = if s.profiler.enabled {
             self.cost.infer_seconds(slice.h, slice.w, slice.len())
         } else {
             0.0
         };
-        let mut groups: Vec<(ProfileKey, Profile)> = Vec::new();
+
+        // Inference: resolution factors measured on the validation split, sampling factors
+        // on the last window's object tracks (this window's in window 0).
+        let cam = &self.cameras[i].spec;
+        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
+        let (res_factor, res_gpu) = resolution_factors(
+            be,
+            &self.cost,
+            &mut self.streams[i].model,
+            &val,
+            start_accuracy,
+            &configs.infer,
+        );
+        let st = &mut self.streams[i];
+        if st.sampling.is_empty() {
+            st.sampling = sampling_factors(&data, &[]);
+        }
+        let infer = configs
+            .infer
+            .iter()
+            .map(|c| InferProfile {
+                config: c.clone(),
+                accuracy_factor: served_factor(&res_factor, &st.sampling, &data, c),
+                gpu_cost: self.cost.infer_share(c.resolution as usize, per_second)
+                    / c.frame_sampling.max(1) as f64,
+            })
+            .collect();
+        Ok(Draft {
+            prepared: Prepared {
+                data: Rc::new(data),
+                fit,
+                val,
+                start_accuracy,
+                input: StreamInput {
+                    state,
+                    retrain: Vec::new(),
+                    infer,
+                },
+                uncorrected: Vec::new(),
+            },
+            retrain: configs.retrain,
+            slice,
+            serving_on_slice,
+            slice_gpu,
+            res_gpu,
+        })
+    }
+
+    /// The profile runs stream `i`'s candidates need: one per group of configurations that
+    /// train the same network on the same data, all measured on one slice of the validation
+    /// split. None with the profiler off.
+    fn profile_task(&self, i: usize, w: u32, d: &Draft) -> ProfileTask<B> {
+        let s = &self.scenario;
+        let st = &self.streams[i];
+        let hidden = st.model.arch().hidden;
+        let mut runs: Vec<(ProfileKey, RetrainConfig, u64)> = Vec::new();
+        if s.profiler.enabled {
+            for c in &d.retrain {
+                let key = profile_key(c, hidden);
+                if runs.iter().all(|(k, _, _)| *k != key) {
+                    let seed = s.seed ^ ((i as u64) << 16) ^ ((w as u64) << 4) ^ runs.len() as u64;
+                    runs.push((key, c.clone(), seed));
+                }
+            }
+        }
+        ProfileTask {
+            model: st.model.duplicate(self.be),
+            fit: d.prepared.fit.clone(),
+            memory: st.memory.samples().clone(),
+            slice: d.slice.clone(),
+            serving_on_slice: d.serving_on_slice,
+            epochs: s.profiler.epochs,
+            sample_fraction: s.profiler.sample_fraction,
+            runs,
+        }
+    }
+
+    /// Turn stream `i`'s profiles into the retraining profiles the policy gets (the estimator
+    /// plugin's predictions, calibrated), written into `p`; returns the prediction records.
+    fn finish(
+        &self,
+        i: usize,
+        p: &mut Prepared,
+        retrain_configs: &[RetrainConfig],
+        serving_on_slice: f64,
+        profiles: &[(ProfileKey, Profile)],
+    ) -> Vec<PredictionRecord> {
+        let s = &self.scenario;
+        let st = &self.streams[i];
+        let hidden = st.model.arch().hidden;
+        let (fit, start_accuracy) = (&p.fit, p.start_accuracy);
         let mut retrain = Vec::new();
         let mut records = Vec::new();
         let mut uncorrected = Vec::new();
-        for c in &configs.retrain {
+        for c in retrain_configs {
             let layers = profiler::effective_layers(c, hidden);
             let job_samples =
                 profiler::job_size(fit.len(), st.memory.samples().len(), c.data_fraction);
             let modelled_seconds =
                 self.cost.train_seconds(fit.h, fit.w, layers, job_samples) * c.epochs as f64;
-            if !s.profiler.enabled {
-                // No profile: every configuration at its modelled cost, no gain predicted.
+            let key = profile_key(c, hidden);
+            let Some((_, profile)) = profiles.iter().find(|(k, _)| *k == key) else {
+                // No profile (the profiler is off): every configuration at its modelled
+                // cost, no gain predicted.
                 retrain.push(RetrainProfile {
                     config: c.clone(),
                     accuracy_after: start_accuracy,
                     gpu_seconds: modelled_seconds,
                 });
                 continue;
-            }
-            let key = (
-                layers,
-                c.width,
-                c.batch_size,
-                c.learning_rate.to_bits(),
-                c.data_fraction.to_bits(),
-            );
-            let profile = match groups.iter().find(|(k, _)| *k == key) {
-                Some((_, p)) => p.clone(),
-                None => {
-                    let p = profiler::profile(
-                        be,
-                        &st.model,
-                        c,
-                        &fit,
-                        st.memory.samples(),
-                        &slice,
-                        serving_on_slice,
-                        s.profiler.epochs,
-                        s.profiler.sample_fraction,
-                        &self.cost,
-                        s.seed ^ ((i as u64) << 16) ^ ((w as u64) << 4) ^ groups.len() as u64,
-                    );
-                    gpu += p.gpu_seconds;
-                    groups.push((key, p.clone()));
-                    p
-                }
             };
             // The curve is anchored where the profiled copy started, on the slice it was
             // measured on (a replaced head starts near chance, not at the serving accuracy).
@@ -436,51 +521,9 @@ impl<'a, B: Backend> Engine<'a, B> {
                 gpu_seconds,
             });
         }
-
-        // Inference: resolution factors measured on the validation split, sampling factors
-        // on the last window's object tracks (this window's in window 0).
-        let cam = &self.cameras[i].spec;
-        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
-        let (res_factor, res_gpu) = resolution_factors(
-            be,
-            &self.cost,
-            &mut self.streams[i].model,
-            &val,
-            start_accuracy,
-            &configs.infer,
-        );
-        gpu += res_gpu;
-        let st = &mut self.streams[i];
-        if st.sampling.is_empty() {
-            st.sampling = sampling_factors(&data, &[]);
-        }
-        let infer = configs
-            .infer
-            .iter()
-            .map(|c| InferProfile {
-                config: c.clone(),
-                accuracy_factor: served_factor(&res_factor, &st.sampling, &data, c),
-                gpu_cost: self.cost.infer_share(c.resolution as usize, per_second)
-                    / c.frame_sampling.max(1) as f64,
-            })
-            .collect();
-        let input = StreamInput {
-            state,
-            retrain,
-            infer,
-        };
-        Ok((
-            Prepared {
-                data: Rc::new(data),
-                fit,
-                val,
-                start_accuracy,
-                input,
-                uncorrected,
-            },
-            gpu,
-            records,
-        ))
+        p.input.retrain = retrain;
+        p.uncorrected = uncorrected;
+        records
     }
 
     fn policy_input(&self, prepared: &[Prepared], exec: &Executor, at: f64) -> PolicyInput {
@@ -601,17 +644,48 @@ impl<'a, B: Backend> Engine<'a, B> {
         self.apply(&schedule, st, at);
     }
 
-    /// The real clock: the started jobs really train, batch by batch, and every stream's
-    /// inference really classifies its frames as they arrive, all interleaved by the
-    /// [`TimeSlicer`] so each job gets its allocated share of this device's time; window time
-    /// is wall time since the decision times `real_time_scale`. Decisions and the executor's
-    /// bookkeeping are as on the virtual clock; completions come from the device, and the
-    /// frames served from the decision on are the ones the inference jobs really processed
-    /// (before it, during the labels' delay and the profile, they are scored from the
-    /// allocation as on the virtual clock).
-    fn run_real(&self, w: u32, decision_at: f64, st: &mut Run<B>) -> Vec<LiveServed> {
+    /// Fill in every stream's retraining profiles from its micro-profile.
+    fn finish_all(&self, st: &mut Run<B>, pending: &[Pending], profiles: &[StreamProfiles]) {
+        for (i, (p, profiles)) in pending.iter().zip(profiles).enumerate() {
+            let records = self.finish(
+                i,
+                &mut st.prepared[i],
+                &p.retrain,
+                p.serving_on_slice,
+                profiles,
+            );
+            st.predictions.extend(records);
+        }
+    }
+
+    /// The window's first policy call, at `at`.
+    fn first_decision(&self, st: &mut Run<B>, at: f64) {
+        st.exec.advance(at);
+        let input = self.policy_input(&st.prepared, &st.exec, at);
+        let schedule = self.decide(&input, at, &mut st.calls, None);
+        self.apply(&schedule, st, at);
+    }
+
+    /// The real clock: the whole window runs on this device, every job interleaved by the
+    /// [`TimeSlicer`] so each gets its allocated share of its time; window time is wall time
+    /// since the window started times `real_time_scale`. Each stream's inference classifies
+    /// its frames as they arrive from the window's start; once the labels are in, the
+    /// micro-profile runs beside it, one profiling run per batch, on the profiler's share,
+    /// and the first decision comes when it is done; then the started retraining jobs train
+    /// batch by batch. Decisions and the executor's bookkeeping are as on the virtual clock;
+    /// completions come from the device, and the frames served are the ones the inference
+    /// jobs really processed.
+    fn run_real(
+        &self,
+        w: u32,
+        st: &mut Run<B>,
+        tasks: Vec<ProfileTask<B>>,
+        pending: &[Pending],
+        profiler_share: f64,
+    ) -> RealWindow {
         let scale = self.scenario.real_time_scale;
-        let until = (self.scenario.window_seconds - decision_at) / scale;
+        let horizon = self.scenario.window_seconds;
+        let until = horizon / scale;
         // The modelled server's G GPUs map onto this one device: a share of g GPUs is g/G of
         // its time, and reports come back in GPUs.
         let gpus = self.scenario.gpus as f64;
@@ -627,10 +701,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             let data = st.prepared[i].data.clone();
             let fps = self.cameras[i].spec.frame_rate;
             let job = Rc::new(RefCell::new(LiveInfer {
-                out: LiveServed {
-                    from: ((decision_at * fps).ceil() as usize).min(data.frames),
-                    ..LiveServed::default()
-                },
+                out: LiveServed::default(),
                 data,
                 model: st.versions[i][0].duplicate(self.be),
                 version: 0,
@@ -644,31 +715,73 @@ impl<'a, B: Backend> Engine<'a, B> {
             let id = slicer.add(0.0, move |now| {
                 handle
                     .borrow_mut()
-                    .step(be, fps, decision_at + now * scale, |t| {
-                        (t - decision_at) / scale
-                    })
+                    .step(be, fps, now * scale, |t| t / scale)
             });
             serving.push((id, job));
         }
+        self.sync_inference(&mut slicer, &serving, st);
+
+        // The labels' delay, then the micro-profile beside inference.
+        slicer.run(self.scenario.golden_delay_seconds / scale);
+        let runs: Vec<(usize, usize)> = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| (0..t.runs.len()).map(move |k| (i, k)))
+            .collect();
+        let profiles: Rc<RefCell<Vec<StreamProfiles>>> = Rc::new(RefCell::new(vec![Vec::new(); n]));
+        let mut profiled = runs.is_empty();
+        let mut profiler_device = 0.0;
+        if !profiled {
+            let (out, be, cost, tasks) = (profiles.clone(), self.be, self.cost.clone(), &tasks);
+            let mut next = 0;
+            let id = slicer.add(profiler_share / gpus, move |_| {
+                let (i, k) = runs[next];
+                out.borrow_mut()[i].push(tasks[i].run(be, k, &cost));
+                next += 1;
+                if next < runs.len() {
+                    Progress::Worked
+                } else {
+                    Progress::Done
+                }
+            });
+            // Nothing else can finish before the first decision.
+            profiled = slicer.run(until) == Some(id);
+            let r = slicer.report(id);
+            profiler_device = r.delivered_share * r.seconds;
+            if !profiled {
+                // The window ended first: the rest is profiled off the clock, so that every
+                // prediction is still recorded (no decision is made this window).
+                let done: usize = profiles.borrow().iter().map(Vec::len).sum();
+                for (i, t) in tasks.iter().enumerate() {
+                    let have = profiles.borrow()[i].len();
+                    for k in have..t.runs.len() {
+                        profiles.borrow_mut()[i].push(t.run(self.be, k, &self.cost));
+                    }
+                }
+                debug_assert!(done < profiles.borrow().iter().map(Vec::len).sum::<usize>());
+            }
+        }
+        let decision_at = if profiled {
+            (slicer.now() * scale).min(horizon)
+        } else {
+            horizon
+        };
+        // Its device time in GPU-seconds of the modelled server, with the window start's
+        // modelled measurements (reference slice, resolution factors).
+        let profiler_gpu =
+            profiler_device * scale * gpus + pending.iter().map(|p| p.gpu.0 + p.gpu.1).sum::<f64>();
+        self.finish_all(st, pending, &profiles.borrow());
+        if decision_at < horizon {
+            self.first_decision(st, decision_at);
+        }
+
         // Per stream: (slicer id, the job's model, data and trainer).
         let mut running: Vec<Option<RunningJob<B>>> = (0..n).map(|_| None).collect();
-        loop {
+        let mut deciding = decision_at < horizon;
+        while deciding {
             // Bring the slicer in line with the executor: inference shares, configurations
             // and deployed models; new retraining jobs, changed shares, drops.
-            for (i, (id, job)) in serving.iter().enumerate() {
-                let seg = st
-                    .exec
-                    .infer_segments(i)
-                    .pop()
-                    .expect("a segment from time 0");
-                let mut j = job.borrow_mut();
-                if j.version != seg.model {
-                    j.model = st.versions[i][seg.model].duplicate(self.be);
-                    j.version = seg.model;
-                }
-                (j.sampling, j.resolution) = (seg.sampling.max(1), seg.resolution);
-                slicer.set_share(*id, seg.share / gpus);
-            }
+            self.sync_inference(&mut slicer, &serving, st);
             for (i, slot) in running.iter_mut().enumerate() {
                 match (st.exec.running_config(i), &*slot) {
                     (Some(config), None) => {
@@ -712,13 +825,16 @@ impl<'a, B: Backend> Engine<'a, B> {
                     (None, None) => {}
                 }
             }
-            let Some(id) = slicer.run(until) else { break };
+            let Some(id) = slicer.run(until) else {
+                deciding = false;
+                continue;
+            };
             let i = running
                 .iter()
                 .position(|r| r.as_ref().is_some_and(|(j, _)| *j == id))
                 .expect("only retraining jobs finish");
             let (_, job) = running[i].take().expect("running");
-            let at = (decision_at + slicer.now() * scale).min(self.scenario.window_seconds);
+            let at = (slicer.now() * scale).min(horizon);
             st.exec.advance(at);
             // What the others have left, as the device measured it.
             for (k, r) in running.iter().enumerate() {
@@ -743,14 +859,45 @@ impl<'a, B: Backend> Engine<'a, B> {
                 (j.allocated_share, j.delivered_share) = shares(&slicer, *id);
             }
         }
-        st.exec.advance(self.scenario.window_seconds);
-        serving
-            .iter()
-            .map(|(id, job)| LiveServed {
-                shares: shares(&slicer, *id),
-                ..std::mem::take(&mut job.borrow_mut().out)
-            })
-            .collect()
+        // Inference goes on to the window's end whatever happened before.
+        slicer.run(until);
+        st.exec.advance(horizon);
+        RealWindow {
+            decision_at,
+            profiler_gpu,
+            served: serving
+                .iter()
+                .map(|(id, job)| LiveServed {
+                    shares: shares(&slicer, *id),
+                    ..std::mem::take(&mut job.borrow_mut().out)
+                })
+                .collect(),
+        }
+    }
+
+    /// Bring the real clock's inference jobs in line with the executor: share, sampling,
+    /// resolution and serving model version.
+    fn sync_inference(
+        &self,
+        slicer: &mut TimeSlicer,
+        serving: &[(usize, Rc<RefCell<LiveInfer<B>>>)],
+        st: &Run<B>,
+    ) {
+        let gpus = self.scenario.gpus as f64;
+        for (i, (id, job)) in serving.iter().enumerate() {
+            let seg = st
+                .exec
+                .infer_segments(i)
+                .pop()
+                .expect("a segment from time 0");
+            let mut j = job.borrow_mut();
+            if j.version != seg.model {
+                j.model = st.versions[i][seg.model].duplicate(self.be);
+                j.version = seg.model;
+            }
+            (j.sampling, j.resolution) = (seg.sampling.max(1), seg.resolution);
+            slicer.set_share(*id, seg.share / gpus);
+        }
     }
 
     /// A retraining job ready to run: the stream's starting model with the configured head,
@@ -865,6 +1012,82 @@ struct Run<B: Backend> {
 /// What makes two configurations' profiles the same run: trained layer groups, width,
 /// batch size, learning rate and data fraction (the last two as bits).
 type ProfileKey = (usize, u32, u32, u64, u64);
+
+/// A stream's profiling runs, by group.
+type StreamProfiles = Vec<(ProfileKey, Profile)>;
+
+fn profile_key(c: &RetrainConfig, hidden: usize) -> ProfileKey {
+    (
+        profiler::effective_layers(c, hidden),
+        c.width,
+        c.batch_size,
+        c.learning_rate.to_bits(),
+        c.data_fraction.to_bits(),
+    )
+}
+
+/// A stream's window before its micro-profile: the prepared stream without retraining
+/// profiles, its candidate retraining configurations, the profiler's validation slice and
+/// the serving model's accuracy on it, and the modelled GPU-seconds measured so far.
+struct Draft {
+    prepared: Prepared,
+    retrain: Vec<RetrainConfig>,
+    slice: Dataset,
+    serving_on_slice: f64,
+    /// Modelled GPU-seconds of the reference slice's and the resolution factors' measurements.
+    slice_gpu: f64,
+    res_gpu: f64,
+}
+
+/// What a stream's profiles are turned into predictions with, once they have run.
+struct Pending {
+    retrain: Vec<RetrainConfig>,
+    serving_on_slice: f64,
+    /// The draft's (reference slice, resolution factors) modelled GPU-seconds.
+    gpu: (f64, f64),
+}
+
+/// What the real clock's window reports beside the shared state.
+struct RealWindow {
+    decision_at: f64,
+    profiler_gpu: f64,
+    served: Vec<LiveServed>,
+}
+
+/// A stream's micro-profile runs, on copies of what they read, so they can run at once (the
+/// virtual clock) or one by one as a time-sliced job (the real clock).
+struct ProfileTask<B: Backend> {
+    model: Model<B>,
+    fit: Dataset,
+    memory: Dataset,
+    slice: Dataset,
+    serving_on_slice: f64,
+    epochs: u32,
+    sample_fraction: f64,
+    /// One per group: its key, a representative configuration and the run's seed.
+    runs: Vec<(ProfileKey, RetrainConfig, u64)>,
+}
+
+impl<B: Backend> ProfileTask<B> {
+    /// Run profile `k`.
+    fn run(&self, be: &B, k: usize, cost: &CostModel) -> (ProfileKey, Profile) {
+        let (key, c, seed) = &self.runs[k];
+        let p = profiler::profile(
+            be,
+            &self.model,
+            c,
+            &self.fit,
+            &self.memory,
+            &self.slice,
+            self.serving_on_slice,
+            self.epochs,
+            self.sample_fraction,
+            cost,
+            *seed,
+        );
+        (*key, p)
+    }
+}
 
 /// The profile of an offered inference configuration (validation guarantees it exists).
 fn infer_profile<'p>(input: &'p StreamInput, config: &str) -> &'p InferProfile {
