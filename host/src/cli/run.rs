@@ -349,23 +349,32 @@ fn print_summary(r: &RunReport) {
             100.0 * f
         );
     }
+    // Per job: delivered/allocated and the allocated GPU-seconds over its life, which
+    // weighs the summary (a job of a few batches can be a batch off on the real clock).
     let mut alloc = Vec::new();
-    for j in r
-        .windows
-        .iter()
-        .flat_map(|w| &w.streams)
-        .filter_map(|s| s.retrain.as_ref())
-    {
-        if j.allocated_share > 0.0 {
-            alloc.push(j.delivered_share / j.allocated_share);
+    for w in &r.windows {
+        for j in w.streams.iter().filter_map(|s| s.retrain.as_ref()) {
+            let life = j.finished_at.unwrap_or(w.window_seconds) - j.started_at;
+            if j.allocated_share > 0.0 && life > 0.0 {
+                alloc.push((
+                    j.delivered_share / j.allocated_share,
+                    j.allocated_share * life,
+                ));
+            }
         }
     }
     if !alloc.is_empty() {
-        let worst = alloc.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
+        let worst = alloc
+            .iter()
+            .map(|(r, _)| (r - 1.0).abs())
+            .fold(0.0, f64::max);
+        let weight: f64 = alloc.iter().map(|(_, g)| g).sum();
+        let weighted = alloc.iter().map(|(r, g)| (r - 1.0).abs() * g).sum::<f64>() / weight;
         println!(
-            "executor: delivered/allocated share over {} jobs, worst deviation {:.1}%",
+            "executor: delivered/allocated share over {} jobs, worst deviation {:.1}%, weighted by allocated GPU-seconds {:.1}%",
             alloc.len(),
-            100.0 * worst
+            100.0 * worst,
+            100.0 * weighted
         );
     }
     // Real clock: inference is time-sliced too; it uses less than its share while it waits
