@@ -259,6 +259,27 @@ fn scenario_errors_name_key_and_line() {
     }
     assert!(err.to_string().starts_with("s.toml:3: `windows`"), "{err}");
 
+    // A compare list is policy specs, each checked where the file names it.
+    let ok = Scenario::parse(
+        &TINY.replace(
+            "seed = 5",
+            "seed = 5\ncompare = [\"thief\", \"fair:infer-fraction=0.3\"]",
+        ),
+        p,
+    )
+    .unwrap();
+    assert_eq!(ok.compare.len(), 2);
+    let err = Scenario::parse(
+        &TINY.replace("seed = 5", "seed = 5\ncompare = [\"thief\", \"fair:0.3\"]"),
+        p,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ScenarioError::Invalid { key, line: 5, .. } if key == "compare")
+            && err.to_string().contains("`0.3` is not key=value"),
+        "{err}"
+    );
+
     let err = Scenario::parse(
         &TINY.replace(
             "frame_rate = 1.0\nobjects_per_frame = 2\ntrain_samples = 64\n\n[[cameras.drift]]",

@@ -33,9 +33,10 @@ pub struct RunArgs {
 #[derive(clap::Args, Clone)]
 pub struct CompareArgs {
     pub scenario: PathBuf,
-    /// Policies to compare, comma-separated (each as for `run --policy`).
-    #[arg(long, default_value = "thief,fair,no-retrain")]
-    pub policies: String,
+    /// Policies to compare, comma-separated (each as for `run --policy`); default: the
+    /// scenario's `compare` list, or thief,fair,no-retrain.
+    #[arg(long)]
+    pub policies: Option<String>,
     #[arg(long)]
     pub windows: Option<u32>,
     #[command(flatten)]
@@ -92,8 +93,12 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(w) = args.windows {
         scenario.windows = w.min(scenario.windows).max(1);
     }
-    let policies = args
-        .policies
+    let named = match &args.policies {
+        Some(p) => p.clone(),
+        None if !scenario.compare.is_empty() => scenario.compare.join(","),
+        None => "thief,fair,no-retrain".to_string(),
+    };
+    let policies = named
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -405,9 +410,21 @@ fn print_summary(r: &RunReport) {
 
 fn print_compare(reports: &[RunReport]) {
     let windows = reports.iter().map(|r| r.windows.len()).max().unwrap_or(0);
+    // Long policy labels get a number in the header and a line of their own below it.
+    let long = reports.iter().any(|r| r.policy.chars().count() > 16);
+    if long {
+        for (k, r) in reports.iter().enumerate() {
+            println!("[{}] {}", k + 1, r.policy);
+        }
+    }
     print!("{:>6}", "window");
-    for r in reports {
-        print!(" {:>16}", truncate(&r.policy, 16));
+    for (k, r) in reports.iter().enumerate() {
+        let head = if long {
+            truncate(&format!("[{}] {}", k + 1, r.policy), 16)
+        } else {
+            r.policy.clone()
+        };
+        print!(" {head:>16}");
     }
     println!();
     for w in 0..windows {

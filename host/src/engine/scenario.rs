@@ -64,6 +64,11 @@ pub struct Scenario {
     pub config_space: PluginRef,
     #[serde(default = "defaults::estimator")]
     pub estimator: PluginRef,
+    /// The policies `tandem compare` runs when given no `--policies`, as specs
+    /// (`name:param=value:...`): an example can name the baselines it is meant to be read
+    /// against. Empty: thief, fair, no-retrain.
+    #[serde(default)]
+    pub compare: Vec<String>,
     pub cameras: Vec<CameraSpec>,
 }
 
@@ -375,6 +380,9 @@ impl Scenario {
         let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
         if self.windows == 0 {
             return bad("windows", "must be at least 1");
+        }
+        for spec in &self.compare {
+            super::session::parse_policy(spec).map_err(|e| ("compare".to_string(), e))?;
         }
         if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
             return bad("window_seconds", "must be a positive number of seconds");
