@@ -78,13 +78,22 @@ async fn page(
             .iter()
             .map(|c| ScenarioOption {
                 key: c.key.clone(),
-                summary: format!(
-                    "{} cameras, {} GPU(s), {} windows of {} s",
-                    c.scenario.cameras.len(),
-                    c.scenario.gpus,
-                    c.scenario.windows,
-                    c.scenario.window_seconds
-                ),
+                summary: {
+                    let mut s = format!(
+                        "{} cameras, {} GPU(s), {} windows of {} s",
+                        c.scenario.cameras.len(),
+                        c.scenario.gpus,
+                        c.scenario.windows,
+                        c.scenario.window_seconds
+                    );
+                    if !c.scenario.compare.is_empty() {
+                        s.push_str(&format!(
+                            "; with no policy picked it compares {}",
+                            c.scenario.compare.join(", ")
+                        ));
+                    }
+                    s
+                },
             })
             .collect(),
         policies,
@@ -131,6 +140,10 @@ async fn start(
         .collect();
     if let Some(list) = get("policies") {
         specs.extend(list.split(','));
+    }
+    // Nothing picked: the scenario's own comparison, if it names one.
+    if specs.iter().all(|s| s.trim().is_empty()) {
+        specs.extend(choice.scenario.compare.iter().map(String::as_str));
     }
     let policies = specs
         .iter()
