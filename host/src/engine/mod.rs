@@ -9,7 +9,8 @@
 //! - [`executor`]: share enforcement on the virtual clock.
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
 //! - [`slicer`]: wall-clock share enforcement for the real clock ([`slicer::TimeSlicer`]).
-//! - [`window`]: the window loop ([`Engine`]).
+//! - [`window`]: the window loop ([`Engine`]); its window start and its real-clock window
+//!   in submodules.
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
