@@ -53,8 +53,8 @@ pub struct StreamReport {
     /// Time-averaged inference share.
     pub infer_share: f64,
     /// Real clock: the inference job's time-averaged allocation and the share of the device
-    /// it used, from the decision on, as the time slicer measured them (below the allocation
-    /// while the job waited for frames). `None` on the virtual clock.
+    /// it used over the window, as the time slicer measured them (below the allocation while
+    /// the job waited for frames). `None` on the virtual clock.
     #[serde(default)]
     pub infer_allocated_share: Option<f64>,
     #[serde(default)]

@@ -48,12 +48,10 @@ pub struct Served {
 /// A prediction: (model version, resolution, object track) → class.
 pub type Predictions = HashMap<(usize, u32, u32), u8>;
 
-/// What a stream's inference job really did on the real clock from frame `from` on: the
-/// frames it processed, each with the model version and resolution it ran, and the
-/// predictions it made.
+/// What a stream's inference job really did on the real clock: the frames it processed,
+/// each with the model version and resolution it ran, and the predictions it made.
 #[derive(Debug, Default)]
 pub struct LiveServed {
-    pub from: usize,
     pub processed: Vec<(usize, usize, u32)>,
     pub predictions: Predictions,
     /// The job's (allocated, delivered) share of the device, in GPUs.
@@ -61,48 +59,29 @@ pub struct LiveServed {
 }
 
 /// Score a stream's window. `segments` must be sorted by start and begin at 0; `models`
-/// are the window's model versions. Frames are processed as the segments' shares allow,
-/// except from `live.from` on, where `live` says what the real clock's job processed.
-/// Predictions are computed once per (model, resolution, object) and batched.
+/// are the window's model versions. Frames are processed as the segments' shares allow, or,
+/// on the real clock, as `live` says the inference job processed them. Predictions not
+/// made already are computed once per (model, resolution, object) and batched.
 pub fn serve<B: Backend>(
     be: &B,
     data: &WindowData,
     frame_rate: f64,
     segments: &[InferSegment],
     models: &mut [Model<B>],
-    live: Option<&LiveServed>,
+    live: Option<LiveServed>,
 ) -> Served {
     let (frames, slots) = (data.frames, data.slots);
     // Pass 1: which frames are processed, by which model version at which resolution.
-    let mut processed: Vec<Option<(usize, u32)>> = vec![None; frames];
-    let mut credit = 0.0f64;
-    let mut seg = 0;
-    for (f, p) in processed.iter_mut().enumerate() {
-        let t = f as f64 / frame_rate;
-        while seg + 1 < segments.len() && segments[seg + 1].start <= t {
-            seg += 1;
+    let (processed, mut predictions) = match live {
+        Some(live) => {
+            let mut processed = vec![None; frames];
+            for (f, model, res) in live.processed {
+                processed[f] = Some((model, res));
+            }
+            (processed, live.predictions)
         }
-        let s = &segments[seg];
-        let rate = if s.full_rate_cost > 0.0 {
-            (1.0 / s.sampling as f64).min(s.share / s.full_rate_cost)
-        } else {
-            1.0 / s.sampling as f64
-        };
-        credit += rate;
-        // A small epsilon keeps exact rates (1/k) from drifting by rounding.
-        if credit >= 1.0 - 1e-9 {
-            credit -= 1.0;
-            *p = Some((s.model, s.resolution));
-        }
-    }
-    let mut predictions = Predictions::new();
-    if let Some(live) = live {
-        processed[live.from.min(frames)..].fill(None);
-        for &(f, model, res) in &live.processed {
-            processed[f] = Some((model, res));
-        }
-        predictions.clone_from(&live.predictions);
-    }
+        None => (planned(frames, frame_rate, segments), Predictions::new()),
+    };
     // Pass 2: predictions for every (model, resolution) and object still needed.
     let mut needed: HashMap<(usize, u32), Vec<u32>> = HashMap::new();
     for (f, p) in processed.iter().enumerate() {
@@ -158,6 +137,33 @@ pub fn serve<B: Backend>(
         frames_processed: processed.iter().filter(|p| p.is_some()).count(),
         frames,
     }
+}
+
+/// Frames a job processes at `min(1/k, share / cost)` of the frame rate under each
+/// segment: by which model version, at which resolution.
+fn planned(frames: usize, frame_rate: f64, segments: &[InferSegment]) -> Vec<Option<(usize, u32)>> {
+    let mut processed = vec![None; frames];
+    let mut credit = 0.0f64;
+    let mut seg = 0;
+    for (f, p) in processed.iter_mut().enumerate() {
+        let t = f as f64 / frame_rate;
+        while seg + 1 < segments.len() && segments[seg + 1].start <= t {
+            seg += 1;
+        }
+        let s = &segments[seg];
+        let rate = if s.full_rate_cost > 0.0 {
+            (1.0 / s.sampling as f64).min(s.share / s.full_rate_cost)
+        } else {
+            1.0 / s.sampling as f64
+        };
+        credit += rate;
+        // A small epsilon keeps exact rates (1/k) from drifting by rounding.
+        if credit >= 1.0 - 1e-9 {
+            credit -= 1.0;
+            *p = Some((s.model, s.resolution));
+        }
+    }
+    processed
 }
 
 /// `data` at `res`×`res` (unchanged if already that size).

@@ -205,13 +205,12 @@ impl<'a> TimeSlicer<'a> {
                     .fold(until - now, f64::min)
                     .max(1e-5)
             };
-            let Some((i, deficit)) = next.filter(|(_, d)| *d > 0.0) else {
+            let Some((i, _)) = next.filter(|(_, d)| *d > 0.0) else {
                 // Everyone is waiting for work or ahead of its allocation: idle (not work),
                 // so nobody gets more than its share.
                 std::thread::sleep(Duration::from_secs_f64(wait()));
                 continue;
             };
-            debug_assert!(deficit > 0.0);
             let t0 = Instant::now();
             let progress = (self.slots[i].step)(now);
             let end = self.now();

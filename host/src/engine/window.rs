@@ -180,52 +180,53 @@ impl<'a, B: Backend> Engine<'a, B> {
             calls: Vec::new(),
             allocations: Vec::new(),
         };
-        let mut live: Vec<Option<LiveServed>> = (0..n).map(|_| None).collect();
-        let (decision_at, profiler_gpu) = match s.clock {
-            ClockKind::Virtual => {
-                let profiles: Vec<StreamProfiles> = tasks
-                    .iter()
-                    .map(|t| {
-                        (0..t.runs.len())
-                            .map(|k| t.run(self.be, k, &self.cost))
-                            .collect()
-                    })
-                    .collect();
-                // Per stream: the reference slice, its profiles, the resolution factors.
-                let mut profiler_gpu = 0.0;
-                for (p, profiles) in pending.iter().zip(&profiles) {
-                    let mut gpu = p.gpu.0;
-                    for (_, q) in profiles {
-                        gpu += q.gpu_seconds;
+        // Real clock: what each inference job really served.
+        let (decision_at, profiler_gpu, mut live): (f64, f64, Vec<Option<LiveServed>>) =
+            match s.clock {
+                ClockKind::Virtual => {
+                    let profiles: Vec<StreamProfiles> = tasks
+                        .iter()
+                        .map(|t| {
+                            (0..t.runs.len())
+                                .map(|k| t.run(self.be, k, &self.cost))
+                                .collect()
+                        })
+                        .collect();
+                    // Per stream: the reference slice, its profiles, the resolution factors.
+                    let mut profiler_gpu = 0.0;
+                    for (p, profiles) in pending.iter().zip(&profiles) {
+                        let mut gpu = p.gpu.0;
+                        for (_, q) in profiles {
+                            gpu += q.gpu_seconds;
+                        }
+                        profiler_gpu += gpu + p.gpu.1;
                     }
-                    profiler_gpu += gpu + p.gpu.1;
-                }
-                self.finish_all(&mut st, &pending, &profiles);
-                let decision_at = s.golden_delay_seconds + profiler_gpu / profiler_share;
-                if decision_at < horizon {
-                    self.first_decision(&mut st, decision_at);
-                    // Run until the window ends, re-deciding at every completion.
-                    while let Some(done) = st.exec.run_to_next_completion() {
-                        let (mut m, data, cfg) = self.job(
-                            done.stream,
-                            w,
-                            &st.prepared[done.stream],
-                            &done.config,
-                            &st.versions[done.stream][0],
-                        );
-                        model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
-                        let shares = st.exec.job_shares(done.stream);
-                        self.complete(&mut st, done, m, shares);
+                    self.finish_all(&mut st, &pending, &profiles);
+                    let decision_at = s.golden_delay_seconds + profiler_gpu / profiler_share;
+                    if decision_at < horizon {
+                        self.first_decision(&mut st, decision_at);
+                        // Run until the window ends, re-deciding at every completion.
+                        while let Some(done) = st.exec.run_to_next_completion() {
+                            let (mut m, data, cfg) = self.job(
+                                done.stream,
+                                w,
+                                &st.prepared[done.stream],
+                                &done.config,
+                                &st.versions[done.stream][0],
+                            );
+                            model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
+                            let shares = st.exec.job_shares(done.stream);
+                            self.complete(&mut st, done, m, shares);
+                        }
                     }
+                    (decision_at, profiler_gpu, (0..n).map(|_| None).collect())
                 }
-                (decision_at, profiler_gpu)
-            }
-            ClockKind::Real => {
-                let real = self.run_real(w, &mut st, tasks, &pending, profiler_share);
-                live = real.served.into_iter().map(Some).collect();
-                (real.decision_at, real.profiler_gpu)
-            }
-        };
+                ClockKind::Real => {
+                    let real = self.run_real(w, &mut st, tasks, &pending, profiler_share);
+                    let live = real.served.into_iter().map(Some).collect();
+                    (real.decision_at, real.profiler_gpu, live)
+                }
+            };
         let Run {
             prepared,
             mut versions,
@@ -251,13 +252,15 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut streams = Vec::with_capacity(n);
         for (i, p) in prepared.iter().enumerate() {
             let segments = exec.infer_segments(i);
+            let live = live[i].take();
+            let infer_shares = live.as_ref().map(|l| l.shares);
             let served = serve::serve(
                 self.be,
                 &p.data,
                 self.cameras[i].spec.frame_rate,
                 &segments,
                 &mut versions[i],
-                live[i].as_ref(),
+                live,
             );
             let serving = versions[i].last_mut().expect("at least the starting model");
             let end_accuracy = model::evaluate(self.be, serving, &p.val, 256) as f64;
@@ -274,8 +277,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 retrain: jobs[i].clone(),
                 infer_config: infer_config.clone(),
                 infer_share: time_average(&segments, horizon),
-                infer_allocated_share: live[i].as_ref().map(|l| l.shares.0),
-                infer_delivered_share: live[i].as_ref().map(|l| l.shares.1),
+                infer_allocated_share: infer_shares.map(|s| s.0),
+                infer_delivered_share: infer_shares.map(|s| s.1),
             });
             let st = &mut self.streams[i];
             st.model = versions[i].pop().expect("at least the starting model");

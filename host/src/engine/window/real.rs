@@ -100,14 +100,12 @@ impl<B: Backend> Engine<'_, B> {
             if !profiled {
                 // The window ended first: the rest is profiled off the clock, so that every
                 // prediction is still recorded (no decision is made this window).
-                let done: usize = profiles.borrow().iter().map(Vec::len).sum();
-                for (i, t) in tasks.iter().enumerate() {
-                    let have = profiles.borrow()[i].len();
-                    for k in have..t.runs.len() {
-                        profiles.borrow_mut()[i].push(t.run(self.be, k, &self.cost));
+                let mut profiles = profiles.borrow_mut();
+                for (t, done) in tasks.iter().zip(profiles.iter_mut()) {
+                    for k in done.len()..t.runs.len() {
+                        done.push(t.run(self.be, k, &self.cost));
                     }
                 }
-                debug_assert!(done < profiles.borrow().iter().map(Vec::len).sum::<usize>());
             }
         }
         let decision_at = if profiled {
@@ -289,7 +287,7 @@ impl<B: Backend> LiveInfer<B> {
     /// turns window seconds into the slicer's).
     fn step(&mut self, be: &B, fps: f64, t: f64, to_slicer: impl Fn(f64) -> f64) -> Progress {
         let frames = self.data.frames;
-        let due = self.next_due.max(self.out.from);
+        let due = self.next_due;
         if due >= frames {
             return Progress::Idle(f64::INFINITY);
         }
