@@ -737,3 +737,44 @@ fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
         "{e}"
     );
 }
+
+/// The virtual clock's results on `examples/tiny-synthetic.toml`, to the byte (policy-call
+/// timings aside), against the report checked in beside the fixtures: a change that moves
+/// any result fails here. `TANDEM_BLESS=1` rewrites the report (say why in the commit).
+#[test]
+fn tiny_synthetic_matches_its_checked_in_report() {
+    use tandem::engine::{Session, parse_policy};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let s = Scenario::load(&root.join("examples/tiny-synthetic.toml")).unwrap();
+    let be = CpuBackend::new(2);
+    let dir = super::data::tempdir();
+    let session = Session::new(&be, &s, &dir, &mut |_, _| {}).unwrap();
+    let mut reports = Vec::new();
+    for spec in ["thief", "fair:profile=false"] {
+        let mut e = session
+            .engine(&be, &s, &parse_policy(spec).unwrap())
+            .unwrap();
+        let ws = (0..s.windows).map(|_| e.run_window().unwrap()).collect();
+        reports.push(serde_json::from_str::<serde_json::Value>(&comparable(ws)).unwrap());
+    }
+    let got = serde_json::to_string_pretty(&reports).unwrap() + "\n";
+    let fixture = root.join("tests/fixtures/tiny-synthetic.report.json");
+    if std::env::var_os("TANDEM_BLESS").is_some() {
+        std::fs::write(&fixture, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&fixture).unwrap();
+    if got != want {
+        let line = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "virtual-clock results differ from {} from line {}: got `{}`, want `{}`",
+            fixture.display(),
+            line + 1,
+            got.lines().nth(line).unwrap_or(""),
+            want.lines().nth(line).unwrap_or("")
+        );
+    }
+}
