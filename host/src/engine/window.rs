@@ -35,6 +35,15 @@ pub struct Engine<'a, B: Backend> {
     calibration: Calibration,
 }
 
+/// A window in progress: the scheduler, each stream's window and micro-profile, and the
+/// share the micro-profile runs on until the first decision.
+struct Window<'p, B: Backend> {
+    sched: Scheduler<'p>,
+    streams: Vec<StreamWindow<B>>,
+    tasks: Vec<ProfileTask<B>>,
+    profiler_share: f64,
+}
+
 /// What a clock reports of a window besides the scheduler's records.
 struct Clocked {
     /// When the first decision came (golden-label delay plus profiling), seconds.
@@ -90,17 +99,21 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// Run the next window.
     pub fn run_window(&mut self) -> Result<WindowReport, EngineError> {
-        let w = self.next;
         let n = self.streams.len();
-        let (mut windows, mut inputs, mut tasks) = (
+        let (mut streams, mut inputs, mut tasks) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
         for st in &mut self.streams {
-            let (window, input, task) =
-                st.open(self.be, &self.scenario, w, &self.plugins, &self.cost)?;
-            windows.push(window);
+            let (window, input, task) = st.open(
+                self.be,
+                &self.scenario,
+                self.next,
+                &self.plugins,
+                &self.cost,
+            )?;
+            streams.push(window);
             inputs.push(input);
             tasks.push(task);
         }
@@ -113,15 +126,18 @@ impl<'a, B: Backend> Engine<'a, B> {
             decide: &mut decide,
         };
         let s = &self.scenario;
-        let mut sched = Scheduler::new(s.gpus, s.window_seconds, inputs, &start, policy);
-        let clocked = match s.clock {
-            ClockKind::Virtual => {
-                self.run_virtual(w, &mut sched, &mut windows, &tasks, profiler_share)
-            }
-            ClockKind::Real => self.run_real(w, &mut sched, &mut windows, &tasks, profiler_share),
+        let mut window = Window {
+            sched: Scheduler::new(s.gpus, s.window_seconds, inputs, &start, policy),
+            streams,
+            tasks,
+            profiler_share,
         };
-        let (exec, records, inputs) = sched.close(&clocked.measured);
-        Ok(self.close(w, windows, (exec, records, inputs), clocked))
+        let clocked = match s.clock {
+            ClockKind::Virtual => self.run_virtual(&mut window),
+            ClockKind::Real => self.run_real(&mut window),
+        };
+        let closed = window.sched.close(&clocked.measured);
+        Ok(self.close(window.streams, closed, clocked))
     }
 
     /// Inference allocation until the first decision, and the profiler's share: inference
@@ -148,14 +164,13 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// The virtual clock: the profiles run at once and are charged at the profiler's share;
     /// then the scheduler's executor runs the jobs as a fluid, and each job that completes
     /// is trained for real.
-    fn run_virtual(
-        &self,
-        w: u32,
-        sched: &mut Scheduler<'_>,
-        windows: &mut [StreamWindow<B>],
-        tasks: &[ProfileTask<B>],
-        profiler_share: f64,
-    ) -> Clocked {
+    fn run_virtual(&self, window: &mut Window<'_, B>) -> Clocked {
+        let Window {
+            sched,
+            streams,
+            tasks,
+            profiler_share,
+        } = window;
         let profiles: Vec<Vec<Profile>> = tasks
             .iter()
             .map(|t| {
@@ -166,25 +181,25 @@ impl<'a, B: Backend> Engine<'a, B> {
             .collect();
         // Per stream: the reference slice, its profiles, the resolution factors.
         let mut profiler_gpu = 0.0;
-        for (window, profiles) in windows.iter().zip(&profiles) {
-            let mut gpu = window.overhead.0;
+        for (st, profiles) in streams.iter().zip(&profiles) {
+            let mut gpu = st.overhead.0;
             for q in profiles {
                 gpu += q.gpu_seconds;
             }
-            profiler_gpu += gpu + window.overhead.1;
+            profiler_gpu += gpu + st.overhead.1;
         }
-        self.estimate(sched, windows, tasks, &profiles);
-        let decision_at = self.scenario.golden_delay_seconds + profiler_gpu / profiler_share;
+        self.estimate(sched, streams, tasks, &profiles);
+        let decision_at = self.scenario.golden_delay_seconds + profiler_gpu / *profiler_share;
         sched.run(decision_at, &mut |sched| {
             let done = sched.next_completion()?;
             let i = done.stream;
-            let (mut m, data, cfg) = self.job(w, i, &windows[i], &tasks[i], &done.config);
+            let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
             model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
             let shares = sched.job_shares(i);
-            let outcome = self.outcome(i, &mut windows[i], sched.input(i), m, shares);
+            let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
             Some((done, outcome))
         });
-        let n = windows.len();
+        let n = streams.len();
         Clocked {
             decision_at,
             profiler_gpu,
@@ -213,11 +228,10 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
     }
 
-    /// Stream `i`'s job `config` of window `w`, ready to train from the model the window
-    /// started with.
+    /// Stream `i`'s job `config` in the window now running, ready to train from the model
+    /// the window started with.
     fn job(
         &self,
-        w: u32,
         i: usize,
         window: &StreamWindow<B>,
         task: &ProfileTask<B>,
@@ -228,7 +242,8 @@ impl<'a, B: Backend> Engine<'a, B> {
             .iter()
             .find(|p| p.config.name == config)
             .expect("the job was offered");
-        let seed = self.scenario.seed ^ ((i as u64) << 24) ^ ((w as u64) << 12) ^ 0x7E7;
+        let w = self.next as u64;
+        let seed = self.scenario.seed ^ ((i as u64) << 24) ^ (w << 12) ^ 0x7E7;
         let memory = self.streams[i].memory.samples();
         plan.job(self.be, &window.versions[0], &window.fit, memory, seed)
     }
@@ -280,12 +295,11 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// and report it.
     fn close(
         &mut self,
-        w: u32,
         windows: Vec<StreamWindow<B>>,
         (exec, records, inputs): (Executor, Records, Vec<StreamInput>),
         mut clocked: Clocked,
     ) -> WindowReport {
-        let s = &self.scenario;
+        let (s, w) = (&self.scenario, self.next);
         let n = windows.len();
         let mut streams = Vec::with_capacity(n);
         for (i, (mut window, input)) in windows.into_iter().zip(inputs).enumerate() {

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{Clocked, Engine};
+use super::{Clocked, Engine, Window};
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::engine::profiler::{Profile, ProfileTask};
@@ -24,14 +24,13 @@ impl<B: Backend> Engine<'_, B> {
     /// and the first decision comes when it is done; then the started retraining jobs train
     /// batch by batch. The scheduler decides as on the virtual clock; completions come from
     /// the device, and the frames served are the ones the inference jobs really processed.
-    pub(super) fn run_real(
-        &self,
-        w: u32,
-        sched: &mut Scheduler<'_>,
-        windows: &mut [StreamWindow<B>],
-        tasks: &[ProfileTask<B>],
-        profiler_share: f64,
-    ) -> Clocked {
+    pub(super) fn run_real(&self, window: &mut Window<'_, B>) -> Clocked {
+        let Window {
+            sched,
+            streams: windows,
+            tasks,
+            profiler_share,
+        } = window;
         let scale = self.scenario.real_time_scale;
         let horizon = self.scenario.window_seconds;
         let until = horizon / scale;
@@ -43,7 +42,7 @@ impl<B: Backend> Engine<'_, B> {
             .slicer
             .run(self.scenario.golden_delay_seconds / scale);
         let (profiles, profiler_device, profiled) =
-            device.profile(self, tasks, profiler_share, until);
+            device.profile(self, tasks, *profiler_share, until);
         let decision_at = if profiled {
             (device.slicer.now() * scale).min(horizon)
         } else {
@@ -62,7 +61,7 @@ impl<B: Backend> Engine<'_, B> {
             // Bring the slicer in line with the scheduler: inference shares, configurations
             // and deployed models; new retraining jobs, changed shares, drops.
             device.sync_inference(self, sched, windows);
-            device.sync_jobs(self, w, sched, windows, tasks);
+            device.sync_jobs(self, sched, windows, tasks);
             let id = device.slicer.run(until)?;
             let (i, model, config) = device.take_finished(id);
             let at = (device.slicer.now() * scale).min(horizon);
@@ -235,7 +234,6 @@ impl<'s, B: Backend> Device<'s, B> {
     fn sync_jobs(
         &mut self,
         engine: &'s Engine<'_, B>,
-        w: u32,
         sched: &Scheduler<'_>,
         windows: &[StreamWindow<B>],
         tasks: &[ProfileTask<B>],
@@ -245,7 +243,7 @@ impl<'s, B: Backend> Device<'s, B> {
             let share = exec.retrain_share(i) / self.gpus;
             match (exec.running_config(i), &self.running[i]) {
                 (Some(config), None) => {
-                    let (model, data, cfg) = engine.job(w, i, &windows[i], &tasks[i], config);
+                    let (model, data, cfg) = engine.job(i, &windows[i], &tasks[i], config);
                     let job = Rc::new(RefCell::new(RealJob {
                         trainer: Trainer::new(&data, &cfg),
                         model,
