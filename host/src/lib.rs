@@ -9,6 +9,7 @@
 //! - [`history`]: every run in SQLite, and the run-and-record loop.
 //! - [`http`]: the web dashboard (axum, askama templates in `web/`).
 //! - [`cli`]: the `tandem` command's subcommands.
+//! - [`text`]: labels cut to fit a table column or a chart legend (CLI and dashboard alike).
 
 // Checks written `!(x >= 0.0)` reject NaN as well; that is why they are negated.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -22,3 +23,4 @@ pub mod history;
 pub mod http;
 pub mod model;
 pub mod plugin;
+pub mod text;

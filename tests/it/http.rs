@@ -204,6 +204,41 @@ async fn dashboard_routes() {
     assert_eq!(csv.lines().count(), 2, "{csv}");
     let (status, _) = call(&app, get("/history/export.json")).await;
     assert_eq!(status, StatusCode::OK);
+    // A label with a comma, quotes and a line break is quoted, and reads back whole.
+    let odd = "fair:note=a, \"b\"\nc";
+    let odd_run = state
+        .history
+        .start_run(&NewRun {
+            scenario: "odd",
+            scenario_json: "{}",
+            policy: odd,
+            policy_digest: "00",
+            backend: "cpu",
+            windows_planned: 1,
+            comparison: None,
+        })
+        .await
+        .unwrap();
+    state.history.record_window(odd_run, &window()).await.unwrap();
+    for (uri, column) in [
+        (format!("/history/runs/{odd_run}/export.csv"), 1),
+        ("/history/export.csv?scenario=odd".to_string(), 3),
+    ] {
+        let (_, text) = call(&app, get(&uri)).await;
+        assert!(text.contains("\"fair:note=a, \"\"b\"\"\nc\""), "{uri}: {text}");
+        let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{uri}: {text}");
+        assert_eq!(&rows[0][column], odd, "{uri}");
+    }
+    // The filter travels percent-encoded into the page's export links.
+    let (_, body) = call(&app, get("/history?policy=a%2Cb%20c%26d%C3%A9&comparison=3")).await;
+    assert!(
+        body.contains("export.csv?policy=a%2Cb%20c%26d%C3%A9&#38;comparison=3"),
+        "{body}"
+    );
 
     // Metrics in Prometheus text format.
     state.metrics.observe("live", "thief", &window());
@@ -310,4 +345,24 @@ async fn dashboard_routes() {
     }
     let (status, _) = call(&app, get("/plugins/../../etc/passwd/delete")).await;
     assert_ne!(status, StatusCode::OK);
+}
+
+#[test]
+fn labels_are_cut_to_fit() {
+    use tandem::http::charts::{Series, accuracy_lines};
+    use tandem::text::truncate;
+    // Chart legends mark the cut; the CLI's fixed-width columns cut bare; a character is
+    // counted once whatever its bytes.
+    assert_eq!(truncate("thief:profile=false", 10, Some('…')), "thief:pro…");
+    assert_eq!(truncate("thief:profile=false", 10, None), "thief:prof");
+    assert_eq!(truncate("çamera", 6, Some('…')), "çamera");
+    assert_eq!(truncate("çamera-7", 6, None), "çamera");
+    let svg = accuracy_lines(
+        &[Series {
+            name: "a-camera-with-a-long-name".into(),
+            points: vec![(0.0, 0.5), (1.0, 0.6)],
+        }],
+        "window",
+    );
+    assert!(svg.contains(">a-camera-with-a-lon…<"), "{svg}");
 }

@@ -51,8 +51,10 @@ fn png(w: usize, h: usize, c: usize, pixels: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         out.extend_from_slice(kind);
         out.extend_from_slice(data);
-        // The decoder does not check CRCs; a zero keeps the writer short.
-        out.extend_from_slice(&[0; 4]);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
     };
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&(w as u32).to_be_bytes());
@@ -218,6 +220,8 @@ fn bad_rows_name_the_file_and_line() {
             "nowhere,1,2,3,4,5\n",
             "missing.csv:2: frame image `nowhere` not found",
         ),
+        // An unterminated quote runs to the end of the file: one field.
+        ("\"frame0,1,2,3,4,5\n", "quote.csv:2: 1 fields, expected 6"),
     ];
     for (row, want) in cases {
         let name = want.split(':').next().unwrap();
@@ -225,5 +229,32 @@ fn bad_rows_name_the_file_and_line() {
         std::fs::write(&path, format!("frame1,0,2,3,14,20\n{row}")).unwrap();
         let e = samplelist::load(&path).unwrap_err().to_string();
         assert!(e.contains(want), "got `{e}`, want `{want}`");
+    }
+}
+
+#[test]
+fn quoted_fields_header_and_blank_rows() {
+    let dir = super::data::tempdir();
+    let px = vec![90u8; 20 * 20];
+    for name in ["frame 0, left", "say \"hi\"", "say"] {
+        std::fs::write(dir.join(format!("{name}.pgm")), pnm(20, 20, 1, &px)).unwrap();
+    }
+    // A header in any case, blank rows, spaces around fields, quoted names with a comma and
+    // with a doubled quote.
+    let csv = "IDX, class, x0, y0, x1, y1\n\n\"frame 0, left\", 1, 0, 0, 10, 10\n  \n\"say \"\"hi\"\"\",0,2,2,12.4,19.6\n";
+    let path = dir.join("quoted.csv");
+    std::fs::write(&path, csv).unwrap();
+    let (crops, from) = samplelist::load(&path).unwrap();
+    assert_eq!(from, ["frame 0, left", "say \"hi\""]);
+    assert_eq!(crops.labels, [1, 0]);
+    // A bad row after the blank ones is named by its line in the file, whatever the line
+    // ends, and after a quoted field that spans two lines.
+    let bad = format!("{csv}\n\"frame 0, left\",1,0,0,30,10\n");
+    let spanning = bad.replacen("\"say \"\"hi\"\"\"", "\"say\n\"", 1);
+    for (text, line) in [(bad.clone(), 7), (bad.replace('\n', "\r\n"), 7), (spanning, 8)] {
+        std::fs::write(&path, &text).unwrap();
+        let e = samplelist::load(&path).unwrap_err().to_string();
+        let want = format!("quoted.csv:{line}: ");
+        assert!(e.contains(&want), "{text:?}: {e}");
     }
 }

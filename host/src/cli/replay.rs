@@ -17,6 +17,7 @@ use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
 use crate::plugin::types::PolicyInput;
 use crate::plugin::{Limits, Plugin, PluginHost, Registry};
+use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct ReplayArgs {
@@ -219,11 +220,11 @@ fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {
 fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
     print!("{:>12}", "window");
     for (name, _) in results {
-        print!(" {:>16}", truncate(name, 16));
+        print!(" {:>16}", truncate(name, 16, None));
     }
     println!();
     for (w, window) in profiles.windows.iter().enumerate() {
-        print!("{:>12}", truncate(&window.label, 12));
+        print!("{:>12}", truncate(&window.label, 12, None));
         for (_, r) in results {
             let x = &r[w];
             let mark = if x.policy_failures.is_empty() {
@@ -246,8 +247,4 @@ fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
     {
         println!("(! the policy failed in that window and the fallback decided; see --json)");
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

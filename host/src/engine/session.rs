@@ -74,11 +74,7 @@ impl<B: Backend> Session<B> {
             "{:?}|{arch:?}|{:?}|{}",
             s.cameras[0].source, s.pretrain, s.seed
         );
-        let digest: String = Sha256::digest(key.as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex::encode(&Sha256::digest(key.as_bytes())[..8]);
         let pretrained_path = data_dir
             .join("models")
             .join(format!("pretrained-{digest}.safetensors"));

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::charts::{self, Series};
@@ -64,7 +65,7 @@ fn query_of(f: &RunFilter) -> String {
         ("to", &f.to),
     ] {
         if !v.is_empty() {
-            parts.push(format!("{k}={}", encode(v)));
+            parts.push(format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)));
         }
     }
     if let Some(c) = f.comparison {
@@ -73,16 +74,12 @@ fn query_of(f: &RunFilter) -> String {
     parts.join("&")
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// What a query value keeps as it is: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 async fn list(
     State(state): State<AppState>,
@@ -314,13 +311,19 @@ async fn scenario_gpus(state: &AppState, id: i64) -> Option<f64> {
     scenario_json(state, id).await?.get("gpus")?.as_f64()
 }
 
-/// A CSV field, quoted when it must be.
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// CSV text: `header`, then `rows`, each field quoted where it must be.
+fn csv_text<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> Result<String, AppError> {
+    let fail = |e: &dyn std::fmt::Display| AppError::Internal(format!("writing CSV: {e}"));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(header).map_err(|e| fail(&e))?;
+    for row in rows {
+        out.write_record(row).map_err(|e| fail(&e))?;
     }
+    let bytes = out.into_inner().map_err(|e| fail(&e))?;
+    String::from_utf8(bytes).map_err(|e| fail(&e))
 }
 
 fn download(body: String, content_type: &str, name: &str) -> Response {
@@ -342,23 +345,32 @@ async fn export_runs_csv(
     Query(filter): Query<RunFilter>,
 ) -> Result<Response, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
-    let mut out = String::from(
-        "id,comparison_id,scenario,policy,status,windows_planned,windows_done,mean_accuracy,started_at\n",
-    );
-    for r in &runs {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.id,
-            r.comparison_id.map(|c| c.to_string()).unwrap_or_default(),
-            csv(&r.scenario),
-            csv(&r.policy),
-            csv(&r.status),
-            r.windows_planned,
-            r.windows_done,
-            r.mean_accuracy.map(|a| a.to_string()).unwrap_or_default(),
-            csv(&r.started_at)
-        ));
-    }
+    let out = csv_text(
+        [
+            "id",
+            "comparison_id",
+            "scenario",
+            "policy",
+            "status",
+            "windows_planned",
+            "windows_done",
+            "mean_accuracy",
+            "started_at",
+        ],
+        runs.into_iter().map(|r| {
+            [
+                r.id.to_string(),
+                r.comparison_id.map(|c| c.to_string()).unwrap_or_default(),
+                r.scenario,
+                r.policy,
+                r.status,
+                r.windows_planned.to_string(),
+                r.windows_done.to_string(),
+                r.mean_accuracy.map(|a| a.to_string()).unwrap_or_default(),
+                r.started_at,
+            ]
+        }),
+    )?;
     Ok(download(out, "text/csv; charset=utf-8", "tandem-runs.csv"))
 }
 
@@ -383,25 +395,36 @@ async fn export_run_csv(
 ) -> Result<Response, AppError> {
     let run = find_run(&state, id).await?;
     let streams = state.history.stream_windows(id, None).await?;
-    let mut out = String::from(
-        "run,policy,window,stream,accuracy,start_accuracy,end_accuracy,infer_config,infer_share,frames,frames_processed\n",
-    );
-    for s in &streams {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
-            id,
-            csv(&run.policy),
-            s.window,
-            csv(&s.stream),
-            s.accuracy,
-            s.start_accuracy,
-            s.end_accuracy,
-            csv(&s.infer_config),
-            s.infer_share,
-            s.frames,
-            s.frames_processed
-        ));
-    }
+    let out = csv_text(
+        [
+            "run",
+            "policy",
+            "window",
+            "stream",
+            "accuracy",
+            "start_accuracy",
+            "end_accuracy",
+            "infer_config",
+            "infer_share",
+            "frames",
+            "frames_processed",
+        ],
+        streams.into_iter().map(|s| {
+            [
+                id.to_string(),
+                run.policy.clone(),
+                s.window.to_string(),
+                s.stream,
+                s.accuracy.to_string(),
+                s.start_accuracy.to_string(),
+                s.end_accuracy.to_string(),
+                s.infer_config,
+                s.infer_share.to_string(),
+                s.frames.to_string(),
+                s.frames_processed.to_string(),
+            ]
+        }),
+    )?;
     Ok(download(
         out,
         "text/csv; charset=utf-8",
