@@ -7,11 +7,13 @@ use std::sync::{Arc, OnceLock};
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
-use tandem::engine::{Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport};
+use tandem::engine::{
+    Camera, CostModel, Engine, Plugins, Scenario, Session, SourcePool, WindowReport, parse_policy,
+};
 use tandem::history::History;
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
-use tandem::plugin::{Limits, PluginHost};
+use tandem::plugin::{Catalog, Limits, PluginHost, Registry};
 
 use super::plugins::guest_bytes;
 use super::support::{new_run, runtime};
@@ -736,4 +738,36 @@ fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
         e.to_string().contains("profile must be true or false"),
         "{e}"
     );
+}
+
+/// The dashboard's live run and each of its comparisons build their session from the app's one
+/// catalog: every run of every session calls its plugins on that one wasmtime engine (one
+/// epoch thread, components compiled once), where a host of its own would have another.
+#[test]
+fn runs_share_the_apps_plugin_host() {
+    let dir = super::data::tempdir();
+    let registry = Registry::open(&dir).unwrap();
+    for name in ["thief", "fair", "ekya-space", "optimus"] {
+        registry
+            .add(&engine_host(), name, &guest_bytes(name), true)
+            .unwrap();
+    }
+    let catalog = Catalog {
+        host: engine_host(),
+        registry: Arc::new(registry),
+    };
+    let (be, s) = (CpuBackend::new(1), tiny());
+    let live = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let comparison = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let separate = PluginHost::new(Limits::default()).unwrap();
+    for (session, policy) in [
+        (&live, "thief"),
+        (&comparison, "thief"),
+        (&comparison, "fair"),
+    ] {
+        let run = session.plugins(&s, &parse_policy(policy).unwrap()).unwrap();
+        assert!(run.host.same_engine(&catalog.host), "{policy}");
+        assert!(!run.host.same_engine(&separate), "{policy}");
+        assert!(Arc::ptr_eq(&run.policy, &catalog.load(policy).unwrap()));
+    }
 }

@@ -219,13 +219,20 @@ async fn dashboard_routes() {
         })
         .await
         .unwrap();
-    state.history.record_window(odd_run, &window()).await.unwrap();
+    state
+        .history
+        .record_window(odd_run, &window())
+        .await
+        .unwrap();
     for (uri, column) in [
         (format!("/history/runs/{odd_run}/export.csv"), 1),
         ("/history/export.csv?scenario=odd".to_string(), 3),
     ] {
         let (_, text) = call(&app, get(&uri)).await;
-        assert!(text.contains("\"fair:note=a, \"\"b\"\"\nc\""), "{uri}: {text}");
+        assert!(
+            text.contains("\"fair:note=a, \"\"b\"\"\nc\""),
+            "{uri}: {text}"
+        );
         let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
             .records()
             .collect::<Result<_, _>>()
@@ -234,7 +241,11 @@ async fn dashboard_routes() {
         assert_eq!(&rows[0][column], odd, "{uri}");
     }
     // The filter travels percent-encoded into the page's export links.
-    let (_, body) = call(&app, get("/history?policy=a%2Cb%20c%26d%C3%A9&comparison=3")).await;
+    let (_, body) = call(
+        &app,
+        get("/history?policy=a%2Cb%20c%26d%C3%A9&comparison=3"),
+    )
+    .await;
     assert!(
         body.contains("export.csv?policy=a%2Cb%20c%26d%C3%A9&#38;comparison=3"),
         "{body}"
@@ -274,7 +285,7 @@ async fn dashboard_routes() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // A bad component is refused with the reason, and nothing is stored.
-    let before = state.registry.list().unwrap().len();
+    let before = state.catalog.registry.list().unwrap().len();
     let (status, body) = call(
         &app,
         multipart("/plugins/upload", Some(&cookies), false, CSRF, b"not wasm"),
@@ -283,7 +294,7 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("refused &#60;bad&#62;.wasm"), "{body}");
     assert!(body.contains("not a WebAssembly file"), "{body}");
-    assert_eq!(state.registry.list().unwrap().len(), before);
+    assert_eq!(state.catalog.registry.list().unwrap().len(), before);
     // Over the cap: 413.
     let big = vec![0u8; http::plugins::MAX_UPLOAD + 1];
     let (status, _) = call(&app, multipart("/plugins/upload", None, true, "", &big)).await;
@@ -326,7 +337,7 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Built-ins can be disabled but not deleted.
-    if let Some(thief) = state.registry.find("thief").unwrap() {
+    if let Some(thief) = state.catalog.registry.find("thief").unwrap() {
         let post = |path: String| {
             Request::post(path)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -338,10 +349,10 @@ async fn dashboard_routes() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _) = call(&app, post(format!("/plugins/{}/disable", thief.digest))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(state.registry.find("thief").unwrap().is_none());
+        assert!(state.catalog.registry.find("thief").unwrap().is_none());
         let (status, _) = call(&app, post(format!("/plugins/{}/enable", thief.digest))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(state.registry.find("thief").unwrap().is_some());
+        assert!(state.catalog.registry.find("thief").unwrap().is_some());
     }
     let (status, _) = call(&app, get("/plugins/../../etc/passwd/delete")).await;
     assert_ne!(status, StatusCode::OK);

@@ -12,11 +12,10 @@ use crate::engine::replay::{
     self, DEFAULT_GOLDEN_DELAY, DEFAULT_GPUS, DEFAULT_WINDOW_SECONDS, Profiles, ReplayOptions,
     ReplayWindow,
 };
-use crate::engine::scenario::PluginRef;
 use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
+use crate::plugin::Catalog;
 use crate::plugin::types::PolicyInput;
-use crate::plugin::{Limits, Plugin, PluginHost, Registry};
 use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
@@ -86,18 +85,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         window_seconds: args.window,
         golden_delay: args.golden_delay,
     };
-    let host = PluginHost::new(Limits::default())?.with_cache_dir(args.data_dir.join("compiled"));
-    let registry = Registry::open(&args.data_dir)?;
-    registry.register_builtins(&host)?;
+    let catalog = Catalog::open(&args.data_dir)?;
 
     let started = Instant::now();
     let mut results = Vec::new();
     for (label, policy) in &policies {
-        let plugin = load_policy(&host, &registry, policy)?;
+        let plugin = catalog.load(&policy.name)?;
         let params = params_from_toml(&policy.params)
             .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
         let windows = replay::replay(&profiles, &options, &mut |input: &PolicyInput| {
-            host.decide(&plugin, input, &params)
+            catalog.host.decide(&plugin, input, &params)
         });
         results.push((label.clone(), windows));
     }
@@ -187,23 +184,6 @@ fn from_history(data_dir: &Path, run: i64) -> anyhow::Result<Profiles> {
         format!("{} run {run}", path.display()),
         inputs,
     )?)
-}
-
-fn load_policy(
-    host: &PluginHost,
-    registry: &Registry,
-    r: &PluginRef,
-) -> anyhow::Result<std::sync::Arc<Plugin>> {
-    if r.name.ends_with(".wasm") {
-        return Ok(host.load_file(Path::new(&r.name))?);
-    }
-    let entry = registry.find(&r.name)?.with_context(|| {
-        format!(
-            "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
-            r.name
-        )
-    })?;
-    Ok(registry.load(host, &entry.digest)?)
 }
 
 fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {

@@ -14,6 +14,7 @@ use crate::compute::Backend;
 use crate::engine::scenario::PluginRef;
 use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
 use crate::history::{Recorder, RunMeta};
+use crate::plugin::Catalog;
 use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
@@ -166,7 +167,8 @@ impl WithBackend for Job {
             .expect("template")
             .progress_chars("=> "),
         );
-        let session = Session::new(be, &scenario, &common.data_dir, &mut |d, t| {
+        let catalog = Catalog::open(&common.data_dir)?;
+        let session = Session::new(be, &scenario, &common.data_dir, catalog, &mut |d, t| {
             bar.set_length(t as u64);
             bar.set_position(d as u64);
         })?;

@@ -6,16 +6,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::charts::{self, Series};
-use super::security::Csrf;
-use super::{AppError, AppState, Nav, f3, pct};
+use super::{AppError, AppState, Nav, Visitor, f3, pct};
 use crate::engine::report::{Allocation, PredictionRecord};
 use crate::history::{
     AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
@@ -83,15 +82,13 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 async fn list(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Query(filter): Query<RunFilter>,
 ) -> Result<HistoryPage, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
     let comparisons = state.history.comparisons().await?;
     Ok(HistoryPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         comparison: filter.comparison.map(|c| c.to_string()).unwrap_or_default(),
         query: query_of(&filter),
         filter,
@@ -130,9 +127,7 @@ async fn find_run(state: &AppState, id: i64) -> Result<RunRow, AppError> {
 
 async fn run_page(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<RunPage, AppError> {
     let run = find_run(&state, id).await?;
@@ -172,7 +167,7 @@ async fn run_page(
         })
         .collect();
     Ok(RunPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         mean: run.mean_accuracy.map(f3).unwrap_or_else(|| "-".into()),
         run,
         windows: lines,
@@ -205,7 +200,7 @@ struct WindowPage {
     window: i64,
     streams: Vec<StreamWindowRow>,
     calls: Vec<CallView>,
-    allocations: Vec<AllocationRow>,
+    allocations: Vec<Allocation>,
     jobs: Vec<JobRow>,
     predictions: Vec<PredictionRecord>,
     chart: String,
@@ -237,9 +232,7 @@ async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowD
 
 async fn window_page(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<WindowPage, AppError> {
     let run = find_run(&state, id).await?;
@@ -250,25 +243,17 @@ async fn window_page(
         jobs,
         predictions,
     } = window_detail(&state, id, window).await?;
-    let horizon = scenario_window_seconds(&state, id).await.unwrap_or(200.0);
-    let gpus = scenario_gpus(&state, id).await.unwrap_or(1.0);
+    let scenario = state.history.scenario_json(id).await?.unwrap_or_default();
+    let setting = |key: &str| scenario.get(key).and_then(serde_json::Value::as_f64);
+    let horizon = setting("window_seconds").unwrap_or(200.0);
+    let gpus = setting("gpus").unwrap_or(1.0);
     let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
-    let allocs: Vec<Allocation> = allocations
-        .iter()
-        .map(|a| Allocation {
-            at: a.at,
-            stream: a.stream.clone(),
-            infer_share: a.infer_share,
-            retrain_share: a.retrain_share,
-            infer_config: a.infer_config.clone(),
-            retrain_config: a.retrain_config.clone(),
-        })
-        .collect();
+    let allocations: Vec<Allocation> = allocations.into_iter().map(|a| a.allocation).collect();
     Ok(WindowPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         run,
         window,
-        chart: charts::allocation_stack(&allocs, &names, horizon, gpus),
+        chart: charts::allocation_stack(&allocations, &names, horizon, gpus),
         streams,
         calls: calls
             .into_iter()
@@ -289,26 +274,6 @@ async fn window_page(
         jobs,
         predictions,
     })
-}
-
-async fn scenario_json(state: &AppState, id: i64) -> Option<serde_json::Value> {
-    let text: String = sqlx::query_scalar("SELECT scenario_toml FROM runs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(state.history.pool())
-        .await
-        .ok()??;
-    serde_json::from_str(&text).ok()
-}
-
-async fn scenario_window_seconds(state: &AppState, id: i64) -> Option<f64> {
-    scenario_json(state, id)
-        .await?
-        .get("window_seconds")?
-        .as_f64()
-}
-
-async fn scenario_gpus(state: &AppState, id: i64) -> Option<f64> {
-    scenario_json(state, id).await?.get("gpus")?.as_f64()
 }
 
 /// CSV text: `header`, then `rows`, each field quoted where it must be.
