@@ -251,7 +251,11 @@ fn quoted_fields_header_and_blank_rows() {
     // ends, and after a quoted field that spans two lines.
     let bad = format!("{csv}\n\"frame 0, left\",1,0,0,30,10\n");
     let spanning = bad.replacen("\"say \"\"hi\"\"\"", "\"say\n\"", 1);
-    for (text, line) in [(bad.clone(), 7), (bad.replace('\n', "\r\n"), 7), (spanning, 8)] {
+    for (text, line) in [
+        (bad.clone(), 7),
+        (bad.replace('\n', "\r\n"), 7),
+        (spanning, 8),
+    ] {
         std::fs::write(&path, &text).unwrap();
         let e = samplelist::load(&path).unwrap_err().to_string();
         let want = format!("quoted.csv:{line}: ");

@@ -236,26 +236,25 @@ async fn window_page(
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<WindowPage, AppError> {
     let run = find_run(&state, id).await?;
-    let WindowDetail {
-        streams,
-        calls,
-        allocations,
-        jobs,
-        predictions,
-    } = window_detail(&state, id, window).await?;
+    let detail = window_detail(&state, id, window).await?;
     let scenario = state.history.scenario_json(id).await?.unwrap_or_default();
     let setting = |key: &str| scenario.get(key).and_then(serde_json::Value::as_f64);
     let horizon = setting("window_seconds").unwrap_or(200.0);
     let gpus = setting("gpus").unwrap_or(1.0);
-    let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
-    let allocations: Vec<Allocation> = allocations.into_iter().map(|a| a.allocation).collect();
+    let names: Vec<String> = detail.streams.iter().map(|s| s.stream.clone()).collect();
+    let allocations: Vec<Allocation> = detail
+        .allocations
+        .into_iter()
+        .map(|a| a.allocation)
+        .collect();
     Ok(WindowPage {
         nav: visitor.nav("history"),
         run,
         window,
         chart: charts::allocation_stack(&allocations, &names, horizon, gpus),
-        streams,
-        calls: calls
+        streams: detail.streams,
+        calls: detail
+            .calls
             .into_iter()
             .map(|c| CallView {
                 at: format!("{:.1} s", c.at),
@@ -271,8 +270,8 @@ async fn window_page(
             })
             .collect(),
         allocations,
-        jobs,
-        predictions,
+        jobs: detail.jobs,
+        predictions: detail.predictions,
     })
 }
 
@@ -444,15 +443,8 @@ async fn api_window(
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     find_run(&state, id).await?;
-    let WindowDetail {
-        streams,
-        calls,
-        allocations,
-        jobs,
-        predictions,
-    } = window_detail(&state, id, window).await?;
-    let calls: Vec<serde_json::Value> = calls
-        .into_iter()
+    let d = window_detail(&state, id, window).await?;
+    let calls: Vec<serde_json::Value> = d.calls.into_iter()
         .map(|c| {
             json!({
                 "at": c.at, "plugin": c.plugin, "digest": c.digest, "micros": c.micros, "error": c.error,
@@ -462,8 +454,8 @@ async fn api_window(
         })
         .collect();
     Ok(Json(
-        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations,
-                "jobs": jobs, "predictions": predictions }),
+        json!({ "run": id, "window": window, "streams": d.streams, "policy_calls": calls, "allocations": d.allocations,
+                "jobs": d.jobs, "predictions": d.predictions }),
     ))
 }
 
