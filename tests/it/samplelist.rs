@@ -1,6 +1,6 @@
-//! Ekya's samplelist source on frames written here: PNG (every row filter) and PGM/PPM
-//! decoding, crops resized to the models' shapes, the source pool's split by frame, a
-//! scenario camera using it, and errors naming the file and line.
+//! Ekya's samplelist source on frames written here: PNG (every row filter; 16-bit and palette
+//! ones too) and PGM/PPM decoding, crops resized to the models' shapes, the source pool's split
+//! by frame, a scenario camera using it, quoted CSV fields, and errors naming the file and line.
 
 use std::io::Write;
 use std::path::Path;
@@ -261,4 +261,52 @@ fn quoted_fields_header_and_blank_rows() {
         let want = format!("quoted.csv:{line}: ");
         assert!(e.contains(&want), "{text:?}: {e}");
     }
+}
+
+/// PNGs the old in-tree decoder refused: 16-bit grey (the high byte of each sample is kept)
+/// and a 2-bit palette (expanded to its RGB colours), written by the `png` crate's encoder.
+#[test]
+fn sixteen_bit_and_palette_pngs_decode_to_8_bit() {
+    let dir = super::data::tempdir();
+    let write = |name: &str, colour, depth, palette: Option<&[u8]>, data: &[u8]| {
+        let path = dir.join(name);
+        let mut out = Vec::new();
+        let mut e = png::Encoder::new(&mut out, 3, 2);
+        e.set_color(colour);
+        e.set_depth(depth);
+        if let Some(p) = palette {
+            e.set_palette(p.to_vec());
+        }
+        e.write_header().unwrap().write_image_data(data).unwrap();
+        std::fs::write(&path, out).unwrap();
+        samplelist::read_image(&path).unwrap()
+    };
+    let samples: [u16; 6] = [0, 0x1234, 0xFFFF, 0x8000, 0x00FF, 0xABCD];
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_be_bytes()).collect();
+    let img = write(
+        "g16.png",
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        None,
+        &bytes,
+    );
+    assert_eq!((img.w, img.h, img.c), (3, 2, 1));
+    assert_eq!(img.pixels, [0x00, 0x12, 0xFF, 0x80, 0x00, 0xAB]);
+
+    let palette = [10, 20, 30, 40, 50, 60, 70, 80, 90, 200, 210, 220];
+    // Indices 0 1 2 / 3 2 1, two bits each, rows padded to a byte.
+    let rows = [0b0001_1000, 0b1110_0100];
+    let img = write(
+        "p2.png",
+        png::ColorType::Indexed,
+        png::BitDepth::Two,
+        Some(&palette),
+        &rows,
+    );
+    assert_eq!((img.w, img.h, img.c), (3, 2, 3));
+    let want: Vec<u8> = [0, 1, 2, 3, 2, 1]
+        .iter()
+        .flat_map(|&i| palette[3 * i..3 * i + 3].to_vec())
+        .collect();
+    assert_eq!(img.pixels, want);
 }
