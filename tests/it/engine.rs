@@ -7,11 +7,13 @@ use std::sync::{Arc, OnceLock};
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
-use tandem::engine::{Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport};
+use tandem::engine::{
+    Camera, CostModel, Engine, Plugins, Scenario, Session, SourcePool, WindowReport, parse_policy,
+};
 use tandem::history::History;
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
-use tandem::plugin::{Limits, PluginHost};
+use tandem::plugin::{Catalog, Limits, PluginHost, Registry};
 
 use super::plugins::guest_bytes;
 use super::support::{new_run, runtime};
@@ -743,12 +745,12 @@ fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
 /// any result fails here. `TANDEM_BLESS=1` rewrites the report (say why in the commit).
 #[test]
 fn tiny_synthetic_matches_its_checked_in_report() {
-    use tandem::engine::{Session, parse_policy};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let s = Scenario::load(&root.join("examples/tiny-synthetic.toml")).unwrap();
     let be = CpuBackend::new(2);
     let dir = super::data::tempdir();
-    let session = Session::new(&be, &s, &dir, &mut |_, _| {}).unwrap();
+    let catalog = Catalog::open(&dir).unwrap();
+    let session = Session::new(&be, &s, &dir, catalog, &mut |_, _| {}).unwrap();
     let mut reports = Vec::new();
     for spec in ["thief", "fair:profile=false"] {
         let mut e = session
@@ -776,5 +778,37 @@ fn tiny_synthetic_matches_its_checked_in_report() {
             got.lines().nth(line).unwrap_or(""),
             want.lines().nth(line).unwrap_or("")
         );
+    }
+}
+
+/// The dashboard's live run and each of its comparisons build their session from the app's one
+/// catalog: every run of every session calls its plugins on that one wasmtime engine (one
+/// epoch thread, components compiled once), where a host of its own would have another.
+#[test]
+fn runs_share_the_apps_plugin_host() {
+    let dir = super::data::tempdir();
+    let registry = Registry::open(&dir).unwrap();
+    for name in ["thief", "fair", "ekya-space", "optimus"] {
+        registry
+            .add(&engine_host(), name, &guest_bytes(name), true)
+            .unwrap();
+    }
+    let catalog = Catalog {
+        host: engine_host(),
+        registry: Arc::new(registry),
+    };
+    let (be, s) = (CpuBackend::new(1), tiny());
+    let live = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let comparison = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let separate = PluginHost::new(Limits::default()).unwrap();
+    for (session, policy) in [
+        (&live, "thief"),
+        (&comparison, "thief"),
+        (&comparison, "fair"),
+    ] {
+        let run = session.plugins(&s, &parse_policy(policy).unwrap()).unwrap();
+        assert!(run.host.same_engine(&catalog.host), "{policy}");
+        assert!(!run.host.same_engine(&separate), "{policy}");
+        assert!(Arc::ptr_eq(&run.policy, &catalog.load(policy).unwrap()));
     }
 }

@@ -590,6 +590,12 @@ fn registry_stores_by_digest() {
     let a = reg.add(host(), "thief.wasm", &bytes, false).unwrap();
     let b = reg.add(host(), "again.wasm", &bytes, false).unwrap();
     assert_eq!(a, b, "adding the same bytes twice is a no-op");
+    assert_eq!(a.digest, tandem::plugin::runtime::sha256_hex(&bytes));
+    // Digests are lower-case hex sha256 (FIPS 180-2's "abc" vector).
+    assert_eq!(
+        tandem::plugin::runtime::sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     reg.add(host(), "fair.wasm", &guest_bytes("fair"), false)
         .unwrap();
     let list = reg.list().unwrap();

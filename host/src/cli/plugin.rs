@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::plugin::registry::missing_builtins;
-use crate::plugin::{Limits, PluginHost, Registry, bindings, check};
+use crate::plugin::{Catalog, Limits, PluginHost, bindings, check};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -90,10 +90,7 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
 }
 
 fn list(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
-    let host = PluginHost::new(Limits::default())?;
-    let registry = Registry::open(data_dir)?;
-    registry.register_builtins(&host)?;
-    let entries = registry.list()?;
+    let entries = Catalog::open(data_dir)?.registry.list()?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());

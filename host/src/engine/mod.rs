@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 pub use cost::CostModel;
 pub use report::{RunReport, WindowReport};
-pub use scenario::{Scenario, ScenarioError};
-pub use session::{Session, host_options, parse_policy, policy_label};
+pub use scenario::{Scenario, ScenarioError, parse_policy, policy_label};
+pub use session::{Session, host_options};
 pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 

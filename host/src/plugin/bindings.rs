@@ -10,6 +10,23 @@ use super::types as d;
 /// The WIT package version this host accepts.
 pub const WIT_VERSION: &str = "0.1.0";
 
+/// Both conversions of a record whose generated and domain types have the same fields:
+/// `$to` from a borrowed domain value, `$back` from a generated one.
+macro_rules! same_fields {
+    ($to:ident, $back:ident, $t:ident { $($f:ident),* $(,)? }) => {
+        #[allow(dead_code)]
+        pub(crate) fn $to(x: &d::$t) -> w::$t {
+            let x = x.clone();
+            w::$t { $($f: x.$f),* }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn $back(x: w::$t) -> d::$t {
+            d::$t { $($f: x.$f),* }
+        }
+    };
+}
+
 macro_rules! shared_conversions {
     () => {
         use self::tandem::plugin::types as w;
@@ -74,31 +91,19 @@ macro_rules! shared_conversions {
             }
         }
 
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config(x: &d::RetrainConfig) -> w::RetrainConfig {
-            w::RetrainConfig {
-                name: x.name.clone(),
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
+        same_fields!(
+            retrain_config,
+            retrain_config_back,
+            RetrainConfig {
+                name,
+                epochs,
+                layers_trained,
+                data_fraction,
+                width,
+                batch_size,
+                learning_rate,
             }
-        }
-
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config_back(x: w::RetrainConfig) -> d::RetrainConfig {
-            d::RetrainConfig {
-                name: x.name,
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
-            }
-        }
+        );
     };
 }
 

@@ -7,7 +7,8 @@
 //!   `InstancePre`) and [`PluginState`] (one store's WASI context, table and limits). Every call
 //!   gets a fresh store, an epoch deadline and a memory cap.
 //! - [`validate`]: checks on every output before the engine may use it.
-//! - [`registry`]: the content-addressed plugin store on disk and the built-in plugins.
+//! - [`registry`]: the content-addressed plugin store on disk, the built-in plugins, and the
+//!   [`Catalog`] (one host and its registry) that a process shares across its runs.
 //! - [`check`]: the sample run a plugin must pass before it is stored (CLI and dashboard).
 //!
 //! Every failure (a guest error, a trap, a timeout, the memory cap, a failed check) is a
@@ -21,7 +22,7 @@ pub mod runtime;
 pub mod types;
 pub mod validate;
 
-pub use registry::{BuiltIn, Registry, RegistryEntry};
+pub use registry::{BuiltIn, Catalog, Registry, RegistryEntry};
 pub use runtime::{Limits, Plugin, PluginHost, PluginState};
 
 use std::time::Duration;
@@ -87,6 +88,11 @@ pub enum PluginError {
         version: String,
         reason: String,
     },
+    /// No enabled plugin is registered under the name.
+    #[error(
+        "no plugin named `{name}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)"
+    )]
+    NotRegistered { name: String },
     /// The host itself failed (engine setup, registry I/O).
     #[error("plugin host: {0}")]
     Host(String),
@@ -106,6 +112,7 @@ impl PluginError {
             PluginError::MemoryLimit { .. } => "memory-limit",
             PluginError::Trap { .. } => "trap",
             PluginError::InvalidOutput { .. } => "invalid-output",
+            PluginError::NotRegistered { .. } => "not-registered",
             PluginError::Host(_) => "host",
         }
     }

@@ -289,6 +289,12 @@ impl PluginHost {
         self
     }
 
+    /// Whether `other` runs its plugins on this host's wasmtime engine (and so shares its
+    /// epoch thread and compiled code).
+    pub fn same_engine(&self, other: &PluginHost) -> bool {
+        Engine::same(&self.engine, &other.engine)
+    }
+
     /// The limits applied to each call.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -612,8 +618,5 @@ impl PluginHost {
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
