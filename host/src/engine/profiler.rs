@@ -341,6 +341,8 @@ impl<B: Backend> ProfileTask<B> {
                     config: plan.config.clone(),
                     accuracy_after: self.data.start_accuracy,
                     gpu_seconds: plan.gpu_seconds,
+                    accuracy_error: 0.0,
+                    progress: 0.0,
                 });
                 continue;
             };
@@ -366,6 +368,8 @@ impl<B: Backend> ProfileTask<B> {
                 config: plan.config.clone(),
                 accuracy_after,
                 gpu_seconds,
+                accuracy_error: 0.0,
+                progress: 0.0,
             });
         }
         out

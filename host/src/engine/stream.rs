@@ -340,6 +340,7 @@ impl<B: Backend> Stream<B> {
             state,
             retrain: Vec::new(),
             infer,
+            running: None,
         };
         Ok((window, input, task))
     }

@@ -1,7 +1,7 @@
 //! Plugins: sandboxed WebAssembly components that make tandem's decisions.
 //!
-//! - [`bindings`]: the only `bindgen!` call (worlds `policy`, `config-space`, `estimator` of
-//!   `wit/`), with conversions to the domain types of [`types`].
+//! - [`bindings`]: the only `bindgen!` calls (every world of `tandem:plugin@0.2.0` in `wit/`,
+//!   and of the frozen 0.1.0 in `wit/0.1.0/`), with conversions to the domain types of [`types`].
 //! - [`runtime`]: [`PluginHost`] (engine with pooling allocator and epoch ticker, linker, limits),
 //!   [`Plugin`] (one compiled component, its description and sha256 digest, its cached
 //!   `InstancePre`) and [`PluginState`] (one store's WASI context, table and limits). Every call
@@ -38,8 +38,8 @@ pub enum PluginError {
     NotComponent { source_name: String, reason: String },
     /// A component that implements none of the worlds this host accepts.
     #[error(
-        "{source_name}: implements no tandem:plugin@{} world (policy, config-space, estimator): {reason}",
-        bindings::WIT_VERSION
+        "{source_name}: implements no world of tandem:plugin@{} (policy, config-space, estimator, selector, lifecycle) or 0.1.0: {reason}",
+        bindings::WIT_VERSIONS[0]
     )]
     UnknownWorld { source_name: String, reason: String },
     /// A plugin of one kind used where another kind is needed.

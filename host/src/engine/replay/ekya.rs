@@ -128,6 +128,7 @@ pub fn parse_ekya(
                 },
                 retrain,
                 infer: ekya_infer_profiles(),
+                running: None,
             },
         ));
     }
@@ -251,9 +252,12 @@ fn train_row(file: &str, at: &str, row: &Value) -> Result<(RetrainProfile, f64),
             width: 0,
             batch_size: 0,
             learning_rate: 0.0,
+            start_from: None,
         },
         accuracy_after: end,
         gpu_seconds: time,
+        accuracy_error: 0.0,
+        progress: 0.0,
     };
     Ok((profile, start))
 }
