@@ -14,6 +14,10 @@ pub struct WindowReport {
     pub streams: Vec<StreamReport>,
     /// GPU-seconds the micro-profiler used (charged to the window).
     pub profiler_gpu_seconds: f64,
+    /// GPU-seconds of the profiles skipped because the last window's predictions were
+    /// reused (`[profiler] reuse`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub profiler_saved_gpu_seconds: f64,
     /// When the first decision was made (golden-label delay plus profiling), seconds.
     pub decision_at: f64,
     pub policy_calls: Vec<PolicyCall>,
@@ -123,6 +127,10 @@ pub struct PredictionRecord {
     /// model stood in for its prediction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimator_error: Option<String>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A whole run.
