@@ -130,13 +130,15 @@ fn num(name: &str, v: f64) -> Param {
     }
 }
 
-/// Policy inputs tandem recorded: every decision of a `tandem run` of the tiny synthetic
-/// scenario under the thief (windows, re-plans at job completions), from
-/// `tests/fixtures/policy-inputs/tiny-synthetic.json`.
+/// Policy inputs tandem recorded: every decision of `tandem run` on the tiny synthetic and the
+/// demo scenarios under the thief (window starts and re-plans at job completions), from
+/// `tests/fixtures/policy-inputs/recorded.json`.
 fn recorded_run_inputs() -> Vec<PolicyInput> {
-    let path = repo().join("tests/fixtures/policy-inputs/tiny-synthetic.json");
+    let path = repo().join("tests/fixtures/policy-inputs/recorded.json");
     let text = std::fs::read_to_string(&path).unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_value(v["inputs"].take()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every input the replay of Ekya's recorded profiles (`tests/fixtures/ekya`) asks the policy
@@ -232,7 +234,9 @@ fn python_fair_decides_exactly_as_rust_fair_on_recorded_inputs() {
         settings.len(),
         t.elapsed()
     );
-    assert!(same_ok >= inputs.len() * 4 && same_err >= inputs.len() * 4);
+    // A named configuration is refused where it is not offered (Ekya's names differ, a job in
+    // progress is offered alone), so not every setting decides on every input.
+    assert!(same_ok >= inputs.len() * 3 && same_err >= inputs.len() * 4);
 }
 
 fn schedule_total(s: &Schedule) -> f64 {
