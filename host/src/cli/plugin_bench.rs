@@ -11,8 +11,8 @@
 //! Then `fair` in Rust (the built-in) beside `fair-py`, its Python port built with
 //! componentize-py (`plugins/python/fair`, by `scripts/setup.sh`): per component its size,
 //! compile time, load time from the compiled-component cache, instantiation, the first decision
-//! and the decisions after it (p50/p95) on the same input, its peak linear memory and its
-//! limits. Every decision of the two is checked to be identical.
+//! and the decisions after it (p50/p95) on the same input, its linear memory after loading
+//! (`describe` only) and at its peak, and its limits. Every decision of the two is checked to be identical.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,6 +172,8 @@ fn policy_figures(name: &str, bytes: &[u8], input: &PolicyInput) -> anyhow::Resu
     let t = Instant::now();
     let plugin = host.load(name, bytes)?;
     let cached_load_ms = ms(t);
+    // Loading called `describe` once: the memory of a bare instance.
+    let base_memory = plugin.peak_memory_bytes();
     let _ = std::fs::remove_dir_all(&cache);
 
     let t = Instant::now();
@@ -198,6 +200,7 @@ fn policy_figures(name: &str, bytes: &[u8], input: &PolicyInput) -> anyhow::Resu
         "first_decision_ms": first_ms,
         "decision_ms_p50": percentile(&mut decide, 0.5),
         "decision_ms_p95": percentile(&mut decide, 0.95),
+        "base_memory_bytes": base_memory,
         "peak_memory_bytes": plugin.peak_memory_bytes(),
         "limits": { "deadline_ms": limits.deadline.as_millis(), "memory_bytes": limits.memory_bytes },
     });
