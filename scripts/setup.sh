@@ -62,13 +62,18 @@ if [[ "$("$TANDEM_VENV/bin/componentize-py" --version 2>/dev/null)" != "componen
 fi
 
 # The Python port of fair (plugins/python/fair), for the benchmark and the browser test; rebuilt
-# (about 10 s) only when a source is newer than the component.
+# (about 10 s) only when a source is newer than the component. Built from a copy: componentize-py
+# leaves __pycache__ beside the sources, which would make cargo rebuild the host (host/build.rs
+# embeds the Python SDK).
 fair_py="$CARGO_TARGET_DIR/wasm32-wasip2/plugin/fair_py.wasm"
 if [[ ! -f "$fair_py" || -n "$(find plugins/python wit -newer "$fair_py" -type f -print -quit)" ]]; then
   echo "setup: building the Python fair policy (componentize-py)"
   mkdir -p "$(dirname "$fair_py")"
+  src="$(mktemp -d)"
+  cp -r plugins/python/sdk plugins/python/fair "$src/"
   "$TANDEM_VENV/bin/componentize-py" -d wit -w policy componentize \
-    -p plugins/python/sdk -p plugins/python/fair app -o "$fair_py" >/dev/null
+    -p "$src/sdk" -p "$src/fair" app -o "$fair_py" >/dev/null
+  rm -rf "$src"
 fi
 
 # The browser test drives Debian's chromium through playwright-core (from npm, pinned in

@@ -72,8 +72,14 @@ pub(crate) fn build_python(name: &str, paths: &[PathBuf]) -> Vec<u8> {
         let mut cmd = Command::new(componentize_py());
         cmd.current_dir(repo())
             .args(["-d", "wit", "-w", "policy", "componentize"]);
-        for p in paths {
-            cmd.arg("-p").arg(p);
+        // From a copy: componentize-py leaves __pycache__ beside the sources, which would make
+        // cargo rebuild the host (host/build.rs embeds the Python SDK).
+        let copy = dir.join(format!("{name}-src"));
+        let _ = std::fs::remove_dir_all(&copy);
+        for (i, p) in paths.iter().enumerate() {
+            let to = copy.join(i.to_string());
+            copy_tree(p, &to);
+            cmd.arg("-p").arg(&to);
         }
         let t = Instant::now();
         let o = cmd.arg("app").arg("-o").arg(&tmp).output().unwrap();
@@ -86,6 +92,14 @@ pub(crate) fn build_python(name: &str, paths: &[PathBuf]) -> Vec<u8> {
         std::fs::rename(&tmp, &out).unwrap();
     }
     std::fs::read(&out).unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for f in walk(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
