@@ -193,6 +193,16 @@ fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::Resu
             scaffold::COMPONENTIZE_PY_VERSION
         );
     }
+    if lang == Lang::Rust
+        && let Some(outer) = scaffold::enclosing_workspace(&dir)
+    {
+        println!(
+            "note:     {} is a Cargo workspace of its own inside {}: if that workspace's \
+             `members` match it, add it to its `exclude`",
+            dir.display(),
+            outer.display()
+        );
+    }
     println!("build:    cd {} && {}", dir.display(), project.build);
     println!(
         "validate: tandem plugin validate {}",

@@ -179,3 +179,16 @@ pub fn write(dir: &Path, project: &Project) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The Cargo workspace above `dir`, if any: a Rust project there is a workspace of its own, which
+/// breaks the outer one's builds when its `members` match it (tandem's own `plugins/*` does).
+pub fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    let dir = std::path::absolute(dir).ok()?;
+    dir.ancestors().skip(1).find_map(|a| {
+        let manifest = a.join("Cargo.toml");
+        std::fs::read_to_string(&manifest)
+            .ok()
+            .filter(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+            .map(|_| manifest)
+    })
+}
