@@ -20,6 +20,12 @@ const BUILTINS: &[&str] = &[
     "oracle",
     "ekya-space",
     "optimus",
+    "nearest",
+    "check-all",
+    "keep-alive",
+    "always-warm",
+    "scale-to-zero",
+    "histogram",
 ];
 
 fn plugin_dir() -> Option<PathBuf> {
@@ -41,16 +47,18 @@ fn plugin_dir() -> Option<PathBuf> {
 }
 
 /// `(path relative to dir, absolute path)` of every file under `dir` whose name ends in `ext`,
-/// sorted; Python caches are skipped.
-fn sources(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
-    fn walk(root: &Path, dir: &Path, ext: &str, out: &mut Vec<(String, PathBuf)>) {
+/// sorted; Python caches are skipped, and so are subdirectories unless `deep`.
+fn sources(dir: &Path, ext: &str, deep: bool) -> Vec<(String, PathBuf)> {
+    fn walk(root: &Path, dir: &Path, ext: &str, deep: bool, out: &mut Vec<(String, PathBuf)>) {
         let Ok(items) = std::fs::read_dir(dir) else {
             return;
         };
         for item in items.flatten() {
             let path = item.path();
-            if path.is_dir() && item.file_name() != "__pycache__" {
-                walk(root, &path, ext, out);
+            if path.is_dir() {
+                if deep && item.file_name() != "__pycache__" {
+                    walk(root, &path, ext, deep, out);
+                }
             } else if path.to_string_lossy().ends_with(ext) {
                 let rel = path.strip_prefix(root).expect("under root");
                 out.push((rel.to_string_lossy().replace('\\', "/"), path));
@@ -59,7 +67,7 @@ fn sources(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
     }
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut out = Vec::new();
-    walk(dir, dir, ext, &mut out);
+    walk(dir, dir, ext, deep, &mut out);
     assert!(!out.is_empty(), "no {ext} files under {}", dir.display());
     out.sort();
     out
@@ -68,25 +76,34 @@ fn sources(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
 fn scaffold_sources(out_dir: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut code = String::new();
-    for (name, doc, dir, ext) in [
-        ("WIT_FILES", "The WIT package `wit/`", "wit", ".wit"),
+    // `wit/` holds the newest package; older, frozen ones sit in its subdirectories.
+    for (name, doc, dir, ext, deep) in [
+        (
+            "WIT_FILES",
+            "The newest WIT package (`wit/*.wit`)",
+            "wit",
+            ".wit",
+            false,
+        ),
         (
             "RUST_SDK_FILES",
             "The Rust SDK's sources (`plugins/sdk/src`)",
             "plugins/sdk/src",
             ".rs",
+            true,
         ),
         (
             "PYTHON_SDK_FILES",
             "The Python SDK's package (`plugins/python/sdk/tandem_sdk`)",
             "plugins/python/sdk/tandem_sdk",
             ".py",
+            true,
         ),
     ] {
         code.push_str(&format!(
             "/// {doc}: (path relative to it, contents).\npub static {name}: &[(&str, &str)] = &[\n"
         ));
-        for (rel, path) in sources(&root.join(dir), ext) {
+        for (rel, path) in sources(&root.join(dir), ext, deep) {
             println!("cargo:rerun-if-changed={}", path.display());
             code.push_str(&format!(
                 "    ({rel:?}, include_str!({:?})),\n",

@@ -5,7 +5,7 @@
 //! when there is none.
 
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
-mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history
+mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history, one plugin host for every run
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CSRF, uploads, escaping
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk

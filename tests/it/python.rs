@@ -173,18 +173,26 @@ fn ekya_inputs(rust: &Plugin) -> Vec<PolicyInput> {
 }
 
 /// Edge cases: the benchmark's 10 × 8 × 18 input, a stream with nothing to retrain, late in
-/// the window, GPU so scarce that no inference configuration fits.
+/// the window, GPU so scarce that no inference configuration fits, and (WIT 0.2.0) a job in
+/// progress offered beside the configurations it could switch to.
 fn edge_inputs() -> Vec<PolicyInput> {
     let mut no_retrain = policy_input(4, 1, 18, 5);
     no_retrain.streams[1].retrain.clear();
     let mut late = policy_input(3, 2, 18, 6);
     late.elapsed_seconds = 190.0;
+    let mut running = policy_input(3, 1, 18, 8);
+    running.elapsed_seconds = 60.0;
+    let job = &mut running.streams[0].retrain[4];
+    job.progress = 0.4;
+    job.gpu_seconds *= 0.6;
+    running.streams[0].running = Some(job.config.name.clone());
     vec![
         policy_input(10, 8, 18, 42),
         policy_input(3, 1, 18, 1),
         no_retrain,
         late,
         policy_input(20, 1, 9, 7),
+        running,
     ]
 }
 

@@ -57,7 +57,9 @@ fn validate(dir: &Path, component: &Path) -> Value {
 fn check(v: &Value, name: &str, world: &str) {
     assert_eq!(v["world"], world, "{v}");
     assert_eq!(v["description"]["name"], name, "{v}");
-    assert_eq!(v["wit_package"], "tandem:plugin@0.1.0", "{v}");
+    // Projects target the newest package the host accepts.
+    let newest = tandem::plugin::bindings::WIT_VERSIONS[0];
+    assert_eq!(v["wit_package"], format!("tandem:plugin@{newest}"), "{v}");
     assert!(
         v["sample_run"].as_str().is_some_and(|s| !s.is_empty()),
         "{v}"

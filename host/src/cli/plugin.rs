@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::scaffold::{self, Kind, Lang};
 use crate::plugin::registry::missing_builtins;
-use crate::plugin::{Limits, PluginHost, Registry, bindings, check};
+use crate::plugin::{Catalog, Limits, PluginHost, check};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -91,7 +91,7 @@ fn validate(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
         let out = json!({
             "file": file.display().to_string(),
             "component": true,
-            "wit_package": format!("tandem:plugin@{}", bindings::WIT_VERSION),
+            "wit_package": format!("tandem:plugin@{}", plugin.wit_version()),
             "world": d.kind.world(),
             "description": d,
             "digest": plugin.digest(),
@@ -109,7 +109,7 @@ fn validate(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
         println!(
             "  world:   {} (tandem:plugin@{})",
             d.kind.world(),
-            bindings::WIT_VERSION
+            plugin.wit_version()
         );
         println!("  plugin:  {} {}: {}", d.name, d.version, d.summary);
         for p in &d.params {
@@ -133,10 +133,7 @@ fn validate(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) -> anyhow::R
 }
 
 fn list(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
-    let host = PluginHost::new(Limits::default())?;
-    let registry = Registry::open(data_dir)?;
-    registry.register_builtins(&host)?;
-    let entries = registry.list()?;
+    let entries = Catalog::open(data_dir)?.registry.list()?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
@@ -183,7 +180,7 @@ fn new(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>) -> anyhow::Resu
         dir.display(),
         kind.world(),
         kind.world(),
-        bindings::WIT_VERSION,
+        scaffold::WIT_VERSION,
         project.files.len()
     );
     if lang == Lang::Python {

@@ -12,11 +12,11 @@ use crate::engine::replay::{
     self, DEFAULT_GOLDEN_DELAY, DEFAULT_GPUS, DEFAULT_WINDOW_SECONDS, Profiles, ReplayOptions,
     ReplayWindow,
 };
-use crate::engine::scenario::PluginRef;
 use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
+use crate::plugin::Catalog;
 use crate::plugin::types::PolicyInput;
-use crate::plugin::{Limits, Plugin, PluginHost, Registry};
+use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct ReplayArgs {
@@ -85,18 +85,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         window_seconds: args.window,
         golden_delay: args.golden_delay,
     };
-    let host = PluginHost::new(Limits::default())?.with_cache_dir(args.data_dir.join("compiled"));
-    let registry = Registry::open(&args.data_dir)?;
-    registry.register_builtins(&host)?;
+    let catalog = Catalog::open(&args.data_dir)?;
 
     let started = Instant::now();
     let mut results = Vec::new();
     for (label, policy) in &policies {
-        let plugin = load_policy(&host, &registry, policy)?;
+        let plugin = catalog.load(&policy.name)?;
         let params = params_from_toml(&policy.params)
             .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
         let windows = replay::replay(&profiles, &options, &mut |input: &PolicyInput| {
-            host.decide(&plugin, input, &params)
+            catalog.host.decide(&plugin, input, &params)
         });
         results.push((label.clone(), windows));
     }
@@ -188,23 +186,6 @@ fn from_history(data_dir: &Path, run: i64) -> anyhow::Result<Profiles> {
     )?)
 }
 
-fn load_policy(
-    host: &PluginHost,
-    registry: &Registry,
-    r: &PluginRef,
-) -> anyhow::Result<std::sync::Arc<Plugin>> {
-    if r.name.ends_with(".wasm") {
-        return Ok(host.load_file(Path::new(&r.name))?);
-    }
-    let entry = registry.find(&r.name)?.with_context(|| {
-        format!(
-            "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
-            r.name
-        )
-    })?;
-    Ok(registry.load(host, &entry.digest)?)
-}
-
 fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {
     json!({
         "mean_accuracy": replay::mean_accuracy(windows),
@@ -219,11 +200,11 @@ fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {
 fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
     print!("{:>12}", "window");
     for (name, _) in results {
-        print!(" {:>16}", truncate(name, 16));
+        print!(" {:>16}", truncate(name, 16, None));
     }
     println!();
     for (w, window) in profiles.windows.iter().enumerate() {
-        print!("{:>12}", truncate(&window.label, 12));
+        print!("{:>12}", truncate(&window.label, 12, None));
         for (_, r) in results {
             let x = &r[w];
             let mark = if x.policy_failures.is_empty() {
@@ -246,8 +227,4 @@ fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
     {
         println!("(! the policy failed in that window and the fallback decided; see --json)");
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

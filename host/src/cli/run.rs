@@ -14,6 +14,8 @@ use crate::compute::Backend;
 use crate::engine::scenario::PluginRef;
 use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
 use crate::history::{Recorder, RunMeta};
+use crate::plugin::Catalog;
+use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
@@ -165,7 +167,8 @@ impl WithBackend for Job {
             .expect("template")
             .progress_chars("=> "),
         );
-        let session = Session::new(be, &scenario, &common.data_dir, &mut |d, t| {
+        let catalog = Catalog::open(&common.data_dir)?;
+        let session = Session::new(be, &scenario, &common.data_dir, catalog, &mut |d, t| {
             bar.set_length(t as u64);
             bar.set_position(d as u64);
         })?;
@@ -420,7 +423,7 @@ fn print_compare(reports: &[RunReport]) {
     print!("{:>6}", "window");
     for (k, r) in reports.iter().enumerate() {
         let head = if long {
-            truncate(&format!("[{}] {}", k + 1, r.policy), 16)
+            truncate(&format!("[{}] {}", k + 1, r.policy), 16, None)
         } else {
             r.policy.clone()
         };
@@ -442,12 +445,4 @@ fn print_compare(reports: &[RunReport]) {
         print!(" {:>16.3}", r.mean_accuracy());
     }
     println!();
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect()
-    }
 }

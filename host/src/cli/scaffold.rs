@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use crate::plugin::bindings::WIT_VERSION;
+use crate::plugin::bindings::WIT_VERSIONS;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/scaffold_sources.rs"));
 }
+
+/// The WIT package new projects target: the newest this host accepts.
+pub const WIT_VERSION: &str = WIT_VERSIONS[0];
 
 /// The componentize-py release Python plugins are built and tested with (scripts/setup.sh
 /// installs exactly this one).

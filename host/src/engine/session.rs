@@ -1,8 +1,8 @@
-//! [`Session`]: what every run of a scenario shares — the plugin host and registry, the
-//! cameras' source images, the pretrained starting model (cached on disk) and the cost
-//! model — so that the CLI, the dashboard and comparisons build engines the same way.
+//! [`Session`]: what every run of a scenario shares — the plugin catalog it is given (the
+//! process's one plugin host and registry), the cameras' source images, the pretrained
+//! starting model (cached on disk) and the cost model — so that the CLI, the dashboard and
+//! comparisons build engines the same way.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,11 +12,12 @@ use super::scenario::{PluginRef, SourceKind};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
-use crate::plugin::{Limits, Plugin, PluginHost, Registry};
+use crate::plugin::Catalog;
 
 pub struct Session<B: Backend> {
-    pub host: Arc<PluginHost>,
-    pub registry: Registry,
+    /// The process's plugin host and registry: every engine of the session runs its plugins
+    /// on that one host.
+    pub catalog: Catalog,
     pools: Vec<Arc<SourcePool>>,
     pretrained: Model<B>,
     pub cost: CostModel,
@@ -25,19 +26,16 @@ pub struct Session<B: Backend> {
 }
 
 impl<B: Backend> Session<B> {
-    /// Load the scenario's sources, register the built-in plugins under `data_dir`, and
-    /// load (or pretrain and cache) the starting model; `on_pretrain(done, total)` reports
+    /// Load the scenario's sources and load (or pretrain and cache under `data_dir`) the
+    /// starting model; plugins come from `catalog`. `on_pretrain(done, total)` reports
     /// pretraining progress in samples.
     pub fn new(
         be: &B,
         s: &Scenario,
         data_dir: &Path,
+        catalog: Catalog,
         on_pretrain: &mut dyn FnMut(usize, usize),
     ) -> Result<Self, EngineError> {
-        let host =
-            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
-        let registry = Registry::open(data_dir)?;
-        registry.register_builtins(&host)?;
         // Cameras of one kind share a pool; samplelist cameras share one per CSV file.
         type Key = (SourceKind, Option<PathBuf>);
         let mut by_kind: Vec<(Key, Arc<SourcePool>)> = Vec::new();
@@ -74,11 +72,7 @@ impl<B: Backend> Session<B> {
             "{:?}|{arch:?}|{:?}|{}",
             s.cameras[0].source, s.pretrain, s.seed
         );
-        let digest: String = Sha256::digest(key.as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex::encode(&Sha256::digest(key.as_bytes())[..8]);
         let pretrained_path = data_dir
             .join("models")
             .join(format!("pretrained-{digest}.safetensors"));
@@ -106,8 +100,7 @@ impl<B: Backend> Session<B> {
             |g| g * 1e9,
         );
         Ok(Self {
-            host,
-            registry,
+            catalog,
             pools,
             pretrained,
             cost: CostModel { arch, gpu_flops },
@@ -124,33 +117,20 @@ impl<B: Backend> Session<B> {
         )
     }
 
-    /// A plugin by name (the latest registered with that name) or by `.wasm` path.
-    pub fn load_plugin(&self, r: &PluginRef) -> Result<Arc<Plugin>, EngineError> {
-        if r.name.ends_with(".wasm") {
-            return Ok(self.host.load_file(Path::new(&r.name))?);
-        }
-        let entry = self.registry.find(&r.name)?.ok_or_else(|| {
-            EngineError::Setup(format!(
-                "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
-                r.name
-            ))
-        })?;
-        Ok(self.registry.load(&self.host, &entry.digest)?)
-    }
-
     /// The scenario's plugins, with `policy` as the policy.
     pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
         let params = |r: &PluginRef| {
             super::params_from_toml(&r.params)
                 .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))
         };
+        let load = |r: &PluginRef| self.catalog.load(&r.name);
         Ok(Plugins {
-            host: self.host.clone(),
-            policy: self.load_plugin(policy)?,
+            host: self.catalog.host.clone(),
+            policy: load(policy)?,
             policy_params: params(policy)?,
-            space: self.load_plugin(&s.config_space)?,
+            space: load(&s.config_space)?,
             space_params: params(&s.config_space)?,
-            estimator: self.load_plugin(&s.estimator)?,
+            estimator: load(&s.estimator)?,
             estimator_params: params(&s.estimator)?,
         })
     }
@@ -205,42 +185,4 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), Eng
         }
     };
     Ok((policy, profile))
-}
-
-/// A policy named on a command line or form: `name` or `name:key=value:key=value`
-/// (values: numbers, true/false, or text).
-pub fn parse_policy(spec: &str) -> Result<PluginRef, String> {
-    let mut parts = spec.split(':');
-    let name = parts.next().unwrap_or_default().trim().to_string();
-    if name.is_empty() {
-        return Err(format!("policy `{spec}`: empty name"));
-    }
-    let mut params = BTreeMap::new();
-    for kv in parts {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(format!("policy `{spec}`: `{kv}` is not key=value"));
-        };
-        let value = if let Ok(n) = v.parse::<f64>() {
-            toml::Value::Float(n)
-        } else if let Ok(b) = v.parse::<bool>() {
-            toml::Value::Boolean(b)
-        } else {
-            toml::Value::String(v.to_string())
-        };
-        params.insert(k.to_string(), value);
-    }
-    Ok(PluginRef { name, params })
-}
-
-/// The label a policy is shown and recorded under: `name:key=value...`.
-pub fn policy_label(p: &PluginRef) -> String {
-    let mut s = p.name.clone();
-    for (k, v) in &p.params {
-        let v = match v {
-            toml::Value::String(t) => t.clone(),
-            other => other.to_string(),
-        };
-        s.push_str(&format!(":{k}={v}"));
-    }
-    s
 }

@@ -12,7 +12,7 @@ Python policy reasons about exactly the objective the built-in policies maximize
 - `estimator`: the throughput curve an estimator turns shares into speed with.
 
 The modules work on the classes componentize-py generates from `wit/` (package
-`tandem:plugin@0.1.0`): every world's bindings hold the shared types at
+`tandem:plugin@0.2.0`, the newest; its types are a superset of 0.1.0's): every world's bindings hold the shared types at
 `wit_world.imports.types`, so one SDK serves the `policy`, `config-space` and `estimator`
 worlds.
 

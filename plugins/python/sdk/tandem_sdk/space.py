@@ -94,6 +94,7 @@ def ekya_configs(state: t.StreamState, params: List[t.Param], specs=None):
                             width=width,
                             batch_size=batch,
                             learning_rate=lr,
+                            start_from=None,
                         )
                     )
     infer = [
