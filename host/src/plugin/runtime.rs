@@ -13,7 +13,7 @@
 //! panic message can be reported. The limits are per plugin: compiled plugins keep the tight
 //! default, components that carry an interpreter ([`INTERPRETER_MIN_BYTES`] and up) get
 //! [`Limits::interpreter`]. Compiled components are kept in memory by digest and, with a cache
-//! directory, on disk (an 18 MB Python component: 4.2–6.5 s to compile, 13 ms to load from
+//! directory, on disk (an 18 MB Python component: 4–8 s to compile, 14–26 ms to load from
 //! the cache, release build).
 //!
 //! The per-kind wrappers [`PluginHost::decide`], [`PluginHost::configs`] and
@@ -69,8 +69,8 @@ impl Limits {
     /// `tandem bench plugins` (release) on the Python `fair`, 10 streams × 8 GPUs × 18
     /// configurations: its instance holds 12.3 MiB of linear memory (the interpreter's heap; the
     /// decision grows it no further), and 10× that is the cap, leaving 115 MiB for a policy's
-    /// own data; instantiation takes 0.51 ms and a decision 3.6 ms (p95 3.9 ms), 35× the Rust
-    /// `fair`'s. At that ratio a Python port of the thief (Rust: p95 34 ms, 48 ms on a busy
+    /// own data; instantiation takes 0.52 ms and a decision 3.9 ms (p95 4.2 ms), 34× the Rust
+    /// `fair`'s. At that ratio a Python port of the thief (Rust: p95 33–40 ms, 48 ms on a busier
     /// machine) would need up to 1.7 s, so the deadline is 2 s: a runaway Python plugin holds a
     /// decision at most that long before the fallback decides.
     pub fn interpreter() -> Self {
