@@ -20,6 +20,7 @@ from tandem_sdk.policy import (
     Allocation,
     check_input,
     mean_accuracy,
+    pin_running,
     min_accuracy_param,
     resolve_retrain,
     rust_display,
@@ -61,6 +62,7 @@ class Meta(exports.Meta):
 class Scheduler(exports.Scheduler):
     def decide(self, input: scheduler.PolicyInput, params: List[t.Param]) -> t.Schedule:
         check_input(input)
+        input = pin_running(input)
         p = Params(specs(), params)
         name = p.text("retrain-config")
         fraction = p.number("infer-fraction")

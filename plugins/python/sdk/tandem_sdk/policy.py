@@ -1,13 +1,15 @@
 """What every scheduling policy needs, as in the Rust SDK's `policy` module: an `Allocation`
 of GPU shares (Ekya's fair start, a static split), `evaluate` (PickConfigs on every stream and
 the mean estimated window accuracy), `check_input`, `to_schedule` (picks to the WIT
-`schedule`), `resolve_retrain` (a configuration by name, or `cfg1`/`cfg2`), and the parameter
+`schedule`), `resolve_retrain` (a configuration by name, or `cfg1`/`cfg2`), `pin_running` (a
+job in progress offered alone), and the parameter
 every reference policy takes, `min_accuracy_param` (a_MIN).
 
 Iteration orders, tie-breaks and the order of floating-point operations follow the Rust code
 exactly, so a policy ported from it decides bit for bit as the original does.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -110,6 +112,19 @@ def check_input(input) -> None:
             raise invalid_input(f"stream `{s.state.id}` has no inference configuration")
         if not _finite_profiles(s):
             raise invalid_input(f"stream `{s.state.id}` has a non-finite or non-positive profile")
+
+
+def pin_running(input):
+    """`input` with each stream's job in progress offered alone, with what it has left (what
+    `tandem:plugin@0.1.0` promised): for a policy that does not weigh switching a running job
+    to another configuration, which restarts it from scratch."""
+    streams = []
+    for s in input.streams:
+        if s.running is not None:
+            kept = [r for r in s.retrain if r.config.name == s.running]
+            s = dataclasses.replace(s, retrain=kept)
+        streams.append(s)
+    return dataclasses.replace(input, streams=streams)
 
 
 def cheapest_infer(s: t.StreamInput) -> int:
