@@ -15,6 +15,7 @@
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
+//! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns.
 
 pub mod calibrate;
 pub mod cost;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod slicer;
 pub mod stream;
 pub mod window;
+pub mod zoo;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,7 +44,8 @@ pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 
 use crate::plugin::types::{
-    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule, StreamState,
+    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule,
+    SelectionRequest, StreamState,
 };
 use crate::plugin::{Plugin, PluginError, PluginHost};
 
@@ -59,7 +62,7 @@ pub enum EngineError {
     Setup(String),
 }
 
-/// The three plugins a run uses, loaded, with their parameters.
+/// The plugins a run uses, loaded, with their parameters.
 #[derive(Clone)]
 pub struct Plugins {
     pub host: Arc<PluginHost>,
@@ -69,6 +72,10 @@ pub struct Plugins {
     pub space_params: Vec<Param>,
     pub estimator: Arc<Plugin>,
     pub estimator_params: Vec<Param>,
+    /// The zoo's selector, with its parameters (none: no zoo).
+    pub selector: Option<(Arc<Plugin>, Vec<Param>)>,
+    /// Zoo models checked per stream and window, at most.
+    pub zoo_candidates: u32,
 }
 
 impl Plugins {
@@ -83,6 +90,12 @@ impl Plugins {
     pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
         self.host
             .predict(&self.estimator, request, &self.estimator_params)
+    }
+
+    /// The selector's short list (`None` without a zoo).
+    pub fn select(&self, request: &SelectionRequest) -> Option<Result<Vec<String>, PluginError>> {
+        let (plugin, params) = self.selector.as_ref()?;
+        Some(self.host.select(plugin, request, params))
     }
 
     pub fn policy_name(&self) -> String {

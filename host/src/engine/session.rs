@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::scenario::{PluginRef, ProfileTiming, SourceKind};
+use super::scenario::{PluginRef, ProfileTiming, SourceKind, ZooStart};
+use super::zoo::{PRETRAINED, Zoo};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
+use crate::data::Look;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
 use crate::plugin::Catalog;
 
@@ -23,6 +25,11 @@ pub struct Session<B: Backend> {
     pub cost: CostModel,
     /// Where the pretrained model is cached.
     pub pretrained_path: PathBuf,
+    /// Where the zoo is kept (`<data dir>/zoo`).
+    pub zoo_dir: PathBuf,
+    /// The pretrained model's scene signature (what the images it learnt from look like)
+    /// and accuracy on held-out undrifted images: its entry in every zoo.
+    pretrained_look: (Vec<f64>, f64),
 }
 
 impl<B: Backend> Session<B> {
@@ -92,6 +99,11 @@ impl<B: Backend> Session<B> {
                 .map_err(|e| EngineError::Setup(e.to_string()))?;
             m
         };
+        let mut held_out = pretrained.duplicate(be);
+        let pretrained_look = (
+            Look::of(&pool.train.take(s.pretrain.samples as usize)).mean,
+            model::evaluate(be, &mut held_out, &pool.frames.take(512), 256) as f64,
+        );
         let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
         // Default capacity: one camera's inference at full rate and resolution needs a
         // quarter GPU, as in Ekya's setting.
@@ -105,6 +117,8 @@ impl<B: Backend> Session<B> {
             pretrained,
             cost: CostModel { arch, gpu_flops },
             pretrained_path,
+            zoo_dir: data_dir.join("zoo"),
+            pretrained_look,
         })
     }
 
@@ -132,7 +146,38 @@ impl<B: Backend> Session<B> {
             space_params: params(&s.config_space)?,
             estimator: load(&s.estimator)?,
             estimator_params: params(&s.estimator)?,
+            selector: if s.zoo.enabled {
+                Some((load(&s.zoo.selector)?, params(&s.zoo.selector)?))
+            } else {
+                None
+            },
+            zoo_candidates: s.zoo.max_candidates,
         })
+    }
+
+    /// The zoo a run of `s` starts from: the data dir's (`start = "keep"`, corrupt or
+    /// missing models skipped with a warning on stderr) or an empty one, with the pretrained
+    /// model in it.
+    pub fn zoo(&self, be: &B, s: &Scenario) -> Zoo {
+        let (max_models, max_bytes) = (
+            s.zoo.max_models as usize,
+            (s.zoo.max_mib * 1024.0 * 1024.0) as u64,
+        );
+        let mut zoo = match s.zoo.start {
+            ZooStart::Keep => {
+                let (zoo, warnings) = Zoo::open(&self.zoo_dir, max_models, max_bytes);
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                zoo
+            }
+            ZooStart::Fresh => Zoo::new(max_models, max_bytes),
+        };
+        if !zoo.models().any(|m| m.id == PRETRAINED) {
+            let (look, accuracy) = self.pretrained_look.clone();
+            zoo.insert(be, &self.pretrained, (PRETRAINED, 0), look, accuracy);
+        }
+        zoo
     }
 
     /// A fresh engine for `s` under `policy`, every camera starting from the pretrained model.
@@ -156,14 +201,8 @@ impl<B: Backend> Session<B> {
         let mut s = s.clone();
         options.apply(&mut s);
         let plugins = self.plugins(&s, &policy)?;
-        Ok(Engine::new(
-            be,
-            s,
-            plugins,
-            cameras,
-            &self.pretrained,
-            self.cost.clone(),
-        ))
+        let zoo = s.zoo.enabled.then(|| self.zoo(be, &s));
+        Ok(Engine::new(be, s, plugins, cameras, &self.pretrained, self.cost.clone()).with_zoo(zoo))
     }
 }
 
@@ -180,6 +219,8 @@ pub struct HostOptions {
     pub reuse: Option<bool>,
     /// `lean=true|false` overrides `[profiler] lean`.
     pub lean: Option<bool>,
+    /// `zoo=true|false` overrides `[zoo] enabled`: the same streams with and without reuse.
+    pub zoo: Option<bool>,
 }
 
 impl HostOptions {
@@ -196,6 +237,9 @@ impl HostOptions {
         }
         if let Some(lean) = self.lean {
             s.profiler.lean = lean;
+        }
+        if let Some(zoo) = self.zoo {
+            s.zoo.enabled = zoo;
         }
     }
 }
@@ -214,14 +258,19 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
         Some(v) => Err(bad(key, "true or false", v)),
     };
-    let (profile, reuse, lean) = (flag("profile")?, flag("reuse")?, flag("lean")?);
+    let (profile, reuse, lean, zoo) = (
+        flag("profile")?,
+        flag("reuse")?,
+        flag("lean")?,
+        flag("zoo")?,
+    );
     let timing = match policy.params.get("timing") {
         None => None,
         Some(toml::Value::String(t)) if t == "before" => Some(ProfileTiming::Before),
         Some(toml::Value::String(t)) if t == "beside" => Some(ProfileTiming::Beside),
         Some(v) => return Err(bad("timing", "before or beside", v)),
     };
-    for key in ["profile", "timing", "reuse", "lean"] {
+    for key in ["profile", "timing", "reuse", "lean", "zoo"] {
         policy.params.remove(key);
     }
     Ok((
@@ -231,6 +280,7 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
             timing,
             reuse,
             lean,
+            zoo,
         },
     ))
 }

@@ -12,13 +12,14 @@ use super::calibrate::Calibration;
 use super::cost::CostModel;
 use super::executor::Executor;
 use super::profiler::{Profile, ProfileTask};
-use super::report::{StreamReport, WindowReport};
+use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooReport, ZooUse};
 use super::scenario::{ClockKind, ProfileTiming, Scenario};
 use super::schedule::{
     Outcome, Policy, Records, Scheduler, Step, best_infer, inference_only, start_infer,
 };
 use super::serve::{self, LiveServed};
 use super::stream::{Camera, Recent, Stream, StreamWindow};
+use super::zoo::{self, Zoo};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
 use crate::model::{self, Model};
@@ -36,6 +37,8 @@ pub struct Engine<'a, B: Backend> {
     streams: Vec<Stream<B>>,
     next: u32,
     calibration: Calibration,
+    /// Models retrained for earlier scenes, shared by the streams (none: no zoo).
+    zoo: Option<Zoo>,
 }
 
 /// A window in progress: the scheduler, each stream's window and micro-profile, and the
@@ -83,7 +86,19 @@ impl<'a, B: Backend> Engine<'a, B> {
             streams,
             next: 0,
             calibration: Calibration::default(),
+            zoo: None,
         }
+    }
+
+    /// The engine with `zoo` shared by its streams (none: no zoo).
+    pub fn with_zoo(mut self, zoo: Option<Zoo>) -> Self {
+        self.zoo = zoo;
+        self
+    }
+
+    /// Its zoo as it stands (to save it at the end of a run).
+    pub fn zoo(&self) -> Option<&Zoo> {
+        self.zoo.as_ref()
     }
 
     /// The policy plugin's sha256 digest.
@@ -114,7 +129,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 &self.scenario,
                 self.next,
                 &self.plugins,
-                &self.cost,
+                (&self.cost, self.zoo.as_ref()),
             )?;
             streams.push(window);
             inputs.push(input);
@@ -368,80 +383,35 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
     }
 
-    /// Score what each stream served, fold the window into each stream and the calibration,
-    /// and report it.
+    /// Score what each stream served, fold the window into each stream, the calibration and
+    /// the zoo, and report it.
     fn close(
         &mut self,
         windows: Vec<StreamWindow<B>>,
         (exec, records, inputs): (Executor, Records, Vec<StreamInput>),
         mut clocked: Clocked,
     ) -> WindowReport {
-        let (s, w) = (&self.scenario, self.next);
+        let w = self.next;
         let n = windows.len();
         let saved = windows.iter().map(|wd| wd.profile_saved).sum();
+        let mut zoo = self.zoo.as_ref().map(|_| ZooReport::default());
         let mut streams = Vec::with_capacity(n);
         for (i, (mut window, input)) in windows.into_iter().zip(inputs).enumerate() {
-            let segments = exec.infer_segments(i);
             let live = clocked.live[i].take();
-            let infer_shares = live.as_ref().map(|l| l.shares);
-            let fps = self.streams[i].camera.spec.frame_rate;
-            let served = serve::serve(
-                self.be,
-                &window.data,
-                fps,
-                &segments,
-                &mut window.versions,
-                live,
+            let report = self.score(i, &mut window, (&exec, &records), live);
+            let ended = (
+                report.end_accuracy,
+                (exec.infer_share(i), report.infer_config.clone()),
             );
-            let serving = window
-                .versions
-                .last_mut()
-                .expect("at least the starting model");
-            let end_accuracy = model::evaluate(self.be, serving, &window.val, 256) as f64;
-            let infer_config = exec.infer_config(i).to_string();
-            streams.push(StreamReport {
-                stream: input.state.id.clone(),
-                accuracy: served.accuracy,
-                chunks: served.chunks,
-                start_accuracy: window.start_accuracy,
-                end_accuracy,
-                frames: served.frames,
-                frames_processed: served.frames_processed,
-                retrain: records.jobs[i].clone(),
-                infer_config: infer_config.clone(),
-                infer_share: exec.mean_infer_share(i),
-                infer_allocated_share: infer_shares.map(|s| s.0),
-                infer_delivered_share: infer_shares.map(|s| s.1),
-            });
-            for raw in &window.uncorrected {
-                let outcome = records
-                    .predictions
-                    .iter()
-                    .find(|r| r.stream == input.state.id && r.config == raw.config);
-                if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
-                    self.calibration.observe(raw, actual);
-                }
-            }
-            self.streams[i].recent = Recent {
-                start: window.start_accuracy,
-                end: end_accuracy,
-                val: window.val.len(),
-                look: window.look.clone(),
-                predicted: window
-                    .offered
-                    .iter()
-                    .filter(|r| r.accuracy_error > 0.0)
-                    .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
-                    .collect(),
-                ran: records.jobs[i]
-                    .as_ref()
-                    .and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
-            };
-            let last = exec.infer_share(i);
-            self.streams[i].close(window, (last, infer_config), &input.infer, s.seed, w);
+            streams.push(report);
+            self.fold(i, window, (&input, &records), ended, zoo.as_mut());
+        }
+        if let (Some(report), Some(z)) = (zoo.as_mut(), &self.zoo) {
+            (report.models, report.bytes) = (z.len(), z.bytes());
         }
         let mean_accuracy = streams.iter().map(|r| r.accuracy).sum::<f64>() / n.max(1) as f64;
         self.next += 1;
+        let s = &self.scenario;
         let (gpus, horizon) = (s.gpus as f64, s.window_seconds);
         WindowReport {
             window: w,
@@ -454,8 +424,129 @@ impl<'a, B: Backend> Engine<'a, B> {
             policy_calls: records.calls,
             allocations: records.allocations,
             predictions: records.predictions,
+            zoo,
             gpus: s.gpus,
             window_seconds: horizon,
         }
+    }
+
+    /// Stream `i`'s window as its users saw it: the frames served (as the executor's
+    /// allocation affords them, or as the real clock's inference job `live` really served
+    /// them) scored against the truth, and the model serving at the end measured.
+    fn score(
+        &self,
+        i: usize,
+        window: &mut StreamWindow<B>,
+        (exec, records): (&Executor, &Records),
+        live: Option<LiveServed>,
+    ) -> StreamReport {
+        let segments = exec.infer_segments(i);
+        let infer_shares = live.as_ref().map(|l| l.shares);
+        let fps = self.streams[i].camera.spec.frame_rate;
+        let served = serve::serve(
+            self.be,
+            &window.data,
+            fps,
+            &segments,
+            &mut window.versions,
+            live,
+        );
+        let serving = window
+            .versions
+            .last_mut()
+            .expect("at least the starting model");
+        StreamReport {
+            stream: self.streams[i].id().to_string(),
+            accuracy: served.accuracy,
+            chunks: served.chunks,
+            start_accuracy: window.start_accuracy,
+            end_accuracy: model::evaluate(self.be, serving, &window.val, 256) as f64,
+            frames: served.frames,
+            frames_processed: served.frames_processed,
+            retrain: records.jobs[i].clone(),
+            infer_config: exec.infer_config(i).to_string(),
+            infer_share: exec.mean_infer_share(i),
+            infer_allocated_share: infer_shares.map(|s| s.0),
+            infer_delivered_share: infer_shares.map(|s| s.1),
+        }
+    }
+
+    /// Fold stream `i`'s window in: the calibration learns from its jobs' outcomes, the
+    /// stream remembers what was predicted and done (`ended`: its end accuracy and inference
+    /// allocation), the zoo records its checks, the zoo model it used and the model it
+    /// retrained, and the stream carries its model and memory on.
+    fn fold(
+        &mut self,
+        i: usize,
+        window: StreamWindow<B>,
+        (input, records): (&StreamInput, &Records),
+        (end_accuracy, infer): (f64, (f64, String)),
+        zoo: Option<&mut ZooReport>,
+    ) {
+        let (s, w) = (&self.scenario, self.next);
+        for raw in &window.uncorrected {
+            let outcome = records
+                .predictions
+                .iter()
+                .find(|r| r.stream == input.state.id && r.config == raw.config);
+            if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
+                self.calibration.observe(raw, actual);
+            }
+        }
+        let job = records.jobs[i].as_ref();
+        self.streams[i].recent = Recent {
+            start: window.start_accuracy,
+            end: end_accuracy,
+            val: window.val.len(),
+            look: window.look.clone(),
+            predicted: window
+                .offered
+                .iter()
+                .filter(|r| r.accuracy_error > 0.0 && r.config.start_from.is_none())
+                .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
+                .collect(),
+            ran: job.and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
+        };
+        if let (Some(report), Some(z)) = (zoo, self.zoo.as_mut()) {
+            let deployed = job.filter(|j| j.deployed && j.finished_at.is_some());
+            let st = &mut self.streams[i];
+            let id = st.id().to_string();
+            report.check_gpu_seconds +=
+                self.cost
+                    .infer_seconds(window.val.h, window.val.w, window.val.len())
+                    * window.zoo_checks.len() as f64;
+            report
+                .checks
+                .extend(window.zoo_checks.iter().map(|c| ZooCheckRecord {
+                    stream: id.clone(),
+                    model: c.model.clone(),
+                    accuracy: c.accuracy,
+                }));
+            report.errors.extend(window.zoo_error.clone());
+            if let Some(job) = deployed {
+                let from = zoo::source(&job.config);
+                if let Some((model, as_is)) = from {
+                    z.used(model, w);
+                    report.uses.push(ZooUse {
+                        stream: id.clone(),
+                        model: model.to_string(),
+                        as_is,
+                    });
+                }
+                match from {
+                    Some((model, true)) => st.serving_zoo = Some(model.to_string()),
+                    _ => {
+                        let serving = window.versions.last().expect("at least the starting model");
+                        let look = window.look.mean.clone();
+                        let (added, evicted) =
+                            z.insert(self.be, serving, (&id, w), look, end_accuracy);
+                        st.serving_zoo = Some(added.clone());
+                        report.added.push(added);
+                        report.evicted.extend(evicted.into_iter().map(|m| m.id));
+                    }
+                }
+            }
+        }
+        self.streams[i].close(window, infer, &input.infer, s.seed, w);
     }
 }
