@@ -101,6 +101,44 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
 /// Run every window of `s` under `policy` on a fresh engine.
 fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<WindowReport> {
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(be, &pool, (300, 1));
+    engine(be, s, (policy, params), &pool, &pre).run_all()
+}
+
+/// Run every window of `s` under `policy` with a zoo (its selector `nearest`) holding a
+/// model pretrained well enough for scenes to matter (1500 samples, 2 epochs).
+fn run_with_zoo(
+    be: &CpuBackend,
+    s: &Scenario,
+    policy: &str,
+    params: Vec<Param>,
+) -> Vec<WindowReport> {
+    use tandem::data::Look;
+    use tandem::engine::zoo::{PRETRAINED, Zoo};
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(be, &pool, (1500, 2));
+    let mut zoo = Zoo::new(8, 1 << 24);
+    let look = Look::of(&pool.train.take(1500)).mean;
+    zoo.insert(be, &pre, (PRETRAINED, 0), look, 0.5);
+    let mut plugins = plugins(s, policy, params);
+    plugins.selector = Some((
+        engine_host()
+            .load("nearest", &guest_bytes("nearest"))
+            .unwrap(),
+        vec![],
+    ));
+    plugins.zoo_candidates = s.zoo.max_candidates;
+    let mut e = engine(be, s, (policy, vec![]), &pool, &pre).with_zoo(Some(zoo));
+    e.set_plugins(plugins);
+    e.run_all()
+}
+
+/// A model of the tiny architecture trained on `samples` of `pool` for `epochs`.
+fn pretrained(
+    be: &CpuBackend,
+    pool: &SourcePool,
+    (samples, epochs): (usize, usize),
+) -> Model<CpuBackend> {
     let arch = Arch {
         in_channels: 3,
         channels: [8, 16, 16],
@@ -109,11 +147,29 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
     };
     let mut pre = Model::new(be, arch, 1);
     let cfg = TrainConfig {
-        epochs: 1,
+        epochs,
         batch_size: 32,
         ..TrainConfig::default()
     };
-    model::train(be, &mut pre, &pool.train.take(300), &cfg, &mut |_, _| {});
+    model::train(
+        be,
+        &mut pre,
+        &pool.train.take(samples),
+        &cfg,
+        &mut |_, _| {},
+    );
+    pre
+}
+
+/// An engine for `s` under `policy`, every camera drawing from `pool`, starting from `pre`.
+fn engine<'a>(
+    be: &'a CpuBackend,
+    s: &Scenario,
+    (policy, params): (&str, Vec<Param>),
+    pool: &std::sync::Arc<SourcePool>,
+    pre: &Model<CpuBackend>,
+) -> Engine<'a, CpuBackend> {
+    let arch = pre.arch();
     let cameras = s
         .cameras
         .iter()
@@ -130,15 +186,27 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
             .gpu_gflops
             .map_or(4.0 * 2.0 * arch.forward_flops(32, 32), |g| g * 1e9),
     };
-    let mut e = Engine::new(
+    Engine::new(
         be,
         s.clone(),
         plugins(s, policy, params),
         cameras,
-        &pre,
+        pre,
         cost,
-    );
-    (0..s.windows).map(|_| e.run_window().unwrap()).collect()
+    )
+}
+
+/// Every window of an engine's scenario.
+trait RunAll {
+    fn run_all(self) -> Vec<WindowReport>;
+}
+
+impl RunAll for Engine<'_, CpuBackend> {
+    fn run_all(mut self) -> Vec<WindowReport> {
+        (0..self.scenario().windows)
+            .map(|_| self.run_window().unwrap())
+            .collect()
+    }
 }
 
 /// Reports with the timing fields (the only non-deterministic ones) zeroed, and the policy's
@@ -963,4 +1031,71 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
     }
     // Camera b's scene changed: profiled afresh.
     assert_ne!(offered(&reused[0], "b"), offered(r, "b"));
+}
+
+#[test]
+fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_model() {
+    use tandem::engine::scenario::DriftPoint;
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 2;
+    // A GPU fast enough that every job finishes early in its window.
+    s.gpu_gflops = Some(5.0);
+    for c in &mut s.cameras {
+        c.train_samples = 400;
+        // Busy enough that the detector has its objects within a few seconds.
+        c.frame_rate = 10.0;
+        c.objects_per_frame = 4;
+    }
+    // Camera a: a dark scene in window 0; back to normal at window 1's start, and dark
+    // again from 100 s into it. Camera b never changes.
+    let point = |w: u32, at: f64, brightness: f32| {
+        let mut p: DriftPoint = toml::from_str(&format!("window = {w}")).unwrap();
+        (p.at_seconds, p.brightness) = (at, brightness);
+        p
+    };
+    s.cameras[0].drift = vec![point(0, 0.0, 0.4), point(1, 0.0, 1.0), point(1, 100.0, 0.4)];
+    s.cameras[1].drift = vec![];
+    let fixed = || {
+        vec![Param {
+            name: "retrain-config".into(),
+            value: ParamValue::Text("head-d1.0-e5".into()),
+        }]
+    };
+    let with = |detect: bool| {
+        let mut s = s.clone();
+        s.profiler.enabled = false;
+        s.zoo.detect = detect;
+        run_with_zoo(&be, &s, "fair", fixed())
+    };
+    let (on, off) = (with(true), with(false));
+    let zoo0 = on[0].zoo.as_ref().unwrap();
+    let zoo1 = on[1].zoo.as_ref().unwrap();
+    // No change inside window 0: no alarm. Window 1: camera a's change seen within seconds,
+    // and window 0's model for the dark scene swapped in; camera b quiet.
+    assert!(zoo0.detections.is_empty(), "{:?}", zoo0.detections);
+    let d = zoo1
+        .detections
+        .iter()
+        .find(|d| d.stream == "a")
+        .expect("the change was seen");
+    assert_eq!(d.changed_at, Some(100.0));
+    assert!(d.at > 100.0 && d.at <= 120.0, "seen at {}", d.at);
+    let dark = zoo0
+        .added
+        .first()
+        .expect("window 0 retrained camera a's model into the zoo");
+    assert_eq!(d.swapped_to.as_ref(), Some(dark));
+    assert!(zoo1.detections.iter().all(|d| d.stream != "b"));
+    // Served accuracy after the change is higher with the swap than without it.
+    let after = |ws: &[WindowReport]| -> f64 {
+        let a = ws[1].streams.iter().find(|st| st.stream == "a").unwrap();
+        a.chunks[6..].iter().sum::<f64>() / 4.0
+    };
+    assert!(
+        after(&on) > after(&off) + 0.02,
+        "{} vs {}",
+        after(&on),
+        after(&off)
+    );
 }

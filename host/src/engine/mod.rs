@@ -15,10 +15,12 @@
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
-//! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns.
+//! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns;
+//!   [`detect`]: scene changes inside a window, seen on the frames, and the zoo model to swap in.
 
 pub mod calibrate;
 pub mod cost;
+pub mod detect;
 pub mod executor;
 pub mod memory;
 pub mod profiler;

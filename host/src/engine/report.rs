@@ -154,6 +154,21 @@ pub struct ZooReport {
     /// Why a selector call failed (the stream went without candidates), per failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Scene changes seen inside the window on the streams' frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detections: Vec<ZooDetection>,
+}
+
+/// A scene change the detector saw on a stream's frames.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooDetection {
+    pub stream: String,
+    /// When it was seen, seconds into the window.
+    pub at: f64,
+    /// When the scene really changed (`None`: it did not, a false alarm).
+    pub changed_at: Option<f64>,
+    /// The zoo model swapped in then, if one fitted.
+    pub swapped_to: Option<String>,
 }
 
 /// A zoo model checked for a stream.

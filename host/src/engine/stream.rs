@@ -22,9 +22,10 @@ use rand_pcg::Pcg64Mcg;
 
 use super::calibrate::Raw;
 use super::cost::CostModel;
+use super::detect::{Detection, Detector, best_match};
 use super::memory::ExemplarMemory;
 use super::profiler::{self, JobPlan, ProfileData, ProfileTask};
-use super::scenario::{CameraSpec, Scenario, SourceKind};
+use super::scenario::{CameraSpec, Scenario, SourceKind, ZooSettings};
 use super::serve;
 use super::zoo::{PRETRAINED, Zoo, ZooCheck};
 use super::{EngineError, Plugins};
@@ -113,6 +114,10 @@ pub struct WindowData {
     pub slots: usize,
     /// The track in view in each (frame, slot): `track_of[frame * slots + slot]`.
     pub track_of: Vec<u32>,
+    /// The frame each track comes into view.
+    pub first_frame: Vec<usize>,
+    /// When the scene changed inside the window, seconds (see `DriftPoint::at_seconds`).
+    pub changed_at: Option<f64>,
     /// Fraction per class of the labelled samples.
     pub class_mix: Vec<f64>,
 }
@@ -167,23 +172,44 @@ impl Camera {
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 4);
         let mut track_of = vec![0u32; frames * slots];
         let mut tracks = 0u32;
+        // The frame each track comes into view.
+        let mut first_frame = Vec::new();
         // Geometric dwell: an object leaves after each frame with probability 1/dwell.
         let leave = 1.0 / self.spec.object_dwell_frames;
         for s in 0..slots {
             let mut current = tracks;
             tracks += 1;
+            first_frame.push(0);
             for f in 0..frames {
                 if f > 0 && rng.random::<f64>() < leave {
                     current = tracks;
                     tracks += 1;
+                    first_frame.push(f);
                 }
                 track_of[f * slots + s] = current;
             }
         }
-        let crops = look.apply(
+        let mut crops = look.apply(
             &drift::resample_mix(&self.pool.frames, mix, tracks as usize, seed ^ 5),
             seed ^ 6,
         );
+        // A scene change inside the window: objects that come into view from then on are
+        // the new scene's (those already in view stay as they were).
+        let change = scenario.mid_scene(self.index, w).map(|d| {
+            let at = (d.at_seconds * self.spec.frame_rate).round() as usize;
+            let later: Vec<usize> = (0..tracks as usize)
+                .filter(|&t| first_frame[t] >= at)
+                .collect();
+            let mix = d.class_mix.as_deref().unwrap_or(&uniform);
+            let new = d.appearance().apply(
+                &drift::resample_mix(&self.pool.frames, mix, later.len(), seed ^ 7),
+                seed ^ 8,
+            );
+            for (k, &t) in later.iter().enumerate() {
+                crops.replace(t, new.image(k), new.labels[k]);
+            }
+            d.at_seconds
+        });
         // resample_mix draws in order, so track t is crop t.
         WindowData {
             train,
@@ -191,7 +217,9 @@ impl Camera {
             frames,
             slots,
             track_of,
+            first_frame,
             class_mix,
+            changed_at: change,
         }
     }
 }
@@ -277,6 +305,13 @@ pub struct StreamWindow<B: Backend> {
     /// The zoo models checked for it, and why the selector found none, if it failed.
     pub zoo_checks: Vec<ZooCheck>,
     pub zoo_error: Option<String>,
+    /// A scene change seen on its frames inside the window, and the zoo model swapped in then
+    /// (its id, and the model until it is swapped in).
+    pub detection: Option<Detection>,
+    pub swap: Option<String>,
+    pub swap_model: Option<Model<B>>,
+    /// The zoo's id of the model serving at the window's start, if it is one of the zoo's.
+    pub start_zoo: Option<String>,
 }
 
 impl<B: Backend> Stream<B> {
@@ -430,6 +465,12 @@ impl<B: Backend> Stream<B> {
             None => (Vec::new(), None),
         };
         let check_gpu = cost.infer_seconds(val.h, val.w, val.len()) * zoo_checks.len() as f64;
+        let (detection, swap) = match zoo.filter(|_| s.zoo.detect) {
+            Some(zoo) => self.watch(zoo, &s.zoo, &data, &look),
+            None => (None, None),
+        };
+        let swap_model = swap.as_ref().and_then(|id| zoo?.load(be, id));
+        let swap = swap.filter(|_| swap_model.is_some());
         plans.extend(self.zoo_plans(
             &zoo_checks,
             &plans,
@@ -470,6 +511,10 @@ impl<B: Backend> Stream<B> {
             look,
             zoo_checks,
             zoo_error,
+            detection,
+            swap,
+            swap_model,
+            start_zoo: self.serving_zoo.clone(),
         };
         let input = StreamInput {
             state,
@@ -550,6 +595,27 @@ impl<B: Backend> Stream<B> {
             })
             .collect();
         (checks, error)
+    }
+
+    /// Watch the window's frames for a scene change away from what its labelled images
+    /// (`look`) show, and find the zoo model that fits it.
+    fn watch(
+        &self,
+        zoo: &Zoo,
+        settings: &ZooSettings,
+        data: &WindowData,
+        look: &Look,
+    ) -> (Option<Detection>, Option<String>) {
+        let detector = Detector {
+            min_objects: settings.detect_objects as usize,
+            z: settings.detect_z,
+        };
+        let Some(d) = detector.detect(data, self.camera.spec.frame_rate, look) else {
+            return (None, None);
+        };
+        // Which model will be serving by then is not known yet: the swap checks it then.
+        let swap = best_match(zoo, &d.look, None, settings.match_z);
+        (Some(d), swap)
     }
 
     /// Plans for the checked zoo models: each deployed as it is (0 epochs, the check already

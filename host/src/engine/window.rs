@@ -12,7 +12,7 @@ use super::calibrate::Calibration;
 use super::cost::CostModel;
 use super::executor::Executor;
 use super::profiler::{Profile, ProfileTask};
-use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooReport, ZooUse};
+use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
 use super::scenario::{ClockKind, ProfileTiming, Scenario};
 use super::schedule::{
     Outcome, Policy, Records, Scheduler, Step, best_infer, inference_only, start_infer,
@@ -48,6 +48,92 @@ struct Window<'p, B: Backend> {
     streams: Vec<StreamWindow<B>>,
     tasks: Vec<ProfileTask<B>>,
     profiler_share: f64,
+}
+
+/// What comes at known times in a window besides completions: zoo swaps where a scene
+/// change was seen, and (timing `beside`) the profile coming in.
+struct Timed {
+    /// (time, stream), in time order.
+    swaps: std::collections::VecDeque<(f64, usize)>,
+    profile: Option<f64>,
+    /// Whether a profile beside the jobs has yet to be offered (it may come after the end).
+    profile_pending: bool,
+    horizon: f64,
+}
+
+/// One of [`Timed`]'s events.
+enum Timing {
+    Swap(usize, f64),
+    Profile(f64),
+}
+
+impl Timed {
+    fn new<B: Backend>(streams: &[StreamWindow<B>], profile: Option<f64>, horizon: f64) -> Self {
+        let mut swaps: Vec<(f64, usize)> = streams
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| st.swap.is_some())
+            .filter_map(|(i, st)| Some((st.detection.as_ref()?.at, i)))
+            .filter(|(at, _)| *at < horizon)
+            .collect();
+        swaps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Timed {
+            swaps: swaps.into(),
+            profile: profile.filter(|&t| t < horizon),
+            profile_pending: profile.is_some(),
+            horizon,
+        }
+    }
+
+    /// When the next event comes (the window's end if none does).
+    fn next_at(&self) -> f64 {
+        let swap = self.swaps.front().map_or(self.horizon, |s| s.0);
+        swap.min(self.profile.unwrap_or(self.horizon))
+    }
+
+    /// The next event, taken off (`None` when none comes before the window's end).
+    fn pop(&mut self) -> Option<Timing> {
+        let swap = self.swaps.front().map_or(f64::INFINITY, |s| s.0);
+        match self.profile {
+            Some(p) if p <= swap => {
+                (self.profile, self.profile_pending) = (None, false);
+                Some(Timing::Profile(p))
+            }
+            _ => self.swaps.pop_front().map(|(at, i)| Timing::Swap(i, at)),
+        }
+    }
+
+    /// Swaps due before the scheduler's first decision at `first` happen right away.
+    fn swaps_before<B: Backend>(
+        &mut self,
+        first: f64,
+        sched: &mut Scheduler<'_>,
+        streams: &mut [StreamWindow<B>],
+    ) {
+        while self.swaps.front().is_some_and(|s| s.0 <= first) {
+            let (at, i) = self.swaps.pop_front().expect("checked");
+            if swap_in(&mut streams[i], i, at).is_some() {
+                sched.swap(i, at);
+            }
+        }
+    }
+}
+
+/// Stream `i`'s zoo model for the scene change seen at `at` joins its window's model
+/// versions (the scheduler serves it from `at`); `None` when it is the model serving
+/// already (the window's starting model, nothing deployed since).
+fn swap_in<B: Backend>(window: &mut StreamWindow<B>, i: usize, at: f64) -> Option<Step> {
+    let already = window.versions.len() == 1 && window.swap == window.start_zoo;
+    let model = window
+        .swap_model
+        .take()
+        .expect("a swap comes with its model");
+    if already {
+        window.swap = None;
+        return None;
+    }
+    window.versions.push(model);
+    Some(Step::Swapped(i, at))
 }
 
 /// What a clock reports of a window besides the scheduler's records.
@@ -94,6 +180,11 @@ impl<'a, B: Backend> Engine<'a, B> {
     pub fn with_zoo(mut self, zoo: Option<Zoo>) -> Self {
         self.zoo = zoo;
         self
+    }
+
+    /// Run with `plugins` from the next window on.
+    pub fn set_plugins(&mut self, plugins: Plugins) {
+        self.plugins = plugins;
     }
 
     /// Its zoo as it stands (to save it at the end of a run).
@@ -220,27 +311,37 @@ impl<'a, B: Backend> Engine<'a, B> {
             }
         };
         let first = if start.is_some() { golden } else { profiled_at };
-        let mut pending = start.is_some();
+        let horizon = self.scenario.window_seconds;
+        let mut timed = Timed::new(streams, start.is_some().then_some(profiled_at), horizon);
+        timed.swaps_before(first, sched, streams);
         sched.run(first, start, &mut |sched| {
-            let until = if pending { profiled_at } else { f64::INFINITY };
-            let Some(done) = sched.next_completion(until) else {
-                if !pending {
-                    return None;
+            loop {
+                if let Some(done) = sched.next_completion(timed.next_at()) {
+                    let i = done.stream;
+                    let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
+                    model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
+                    let shares = sched.job_shares(i);
+                    let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
+                    return Some(Step::Completed(done, outcome));
                 }
-                // The profile is in: offer its predictions and let the policy re-plan (if the
-                // window lasts that long; the predictions are recorded either way).
-                pending = false;
-                self.estimate(sched, streams, tasks, &profiles);
-                return (profiled_at < self.scenario.window_seconds)
-                    .then_some(Step::Profiled(profiled_at));
-            };
-            let i = done.stream;
-            let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
-            model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
-            let shares = sched.job_shares(i);
-            let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
-            Some(Step::Completed(done, outcome))
+                match timed.pop()? {
+                    Timing::Swap(i, at) => {
+                        if let Some(step) = swap_in(&mut streams[i], i, at) {
+                            return Some(step);
+                        }
+                    }
+                    // The profile is in: offer its predictions and let the policy re-plan.
+                    Timing::Profile(at) => {
+                        self.estimate(sched, streams, tasks, &profiles);
+                        return Some(Step::Profiled(at));
+                    }
+                }
+            }
         });
+        if timed.profile_pending {
+            // The window ended first: the predictions are recorded all the same.
+            self.estimate(sched, streams, tasks, &profiles);
+        }
         let n = streams.len();
         Clocked {
             decision_at: profiled_at,
@@ -523,7 +624,19 @@ impl<'a, B: Backend> Engine<'a, B> {
                     accuracy: c.accuracy,
                 }));
             report.errors.extend(window.zoo_error.clone());
-            if let Some(job) = deployed {
+            if let Some(d) = &window.detection {
+                report.detections.push(ZooDetection {
+                    stream: id.clone(),
+                    at: d.at,
+                    changed_at: window.data.changed_at,
+                    swapped_to: window.swap.clone(),
+                });
+            }
+            if let Some(model) = &window.swap {
+                // The swapped-in model serves to the end (its stream retrained no more).
+                z.used(model, w);
+                st.serving_zoo = Some(model.clone());
+            } else if let Some(job) = deployed {
                 let from = zoo::source(&job.config);
                 if let Some((model, as_is)) = from {
                     z.used(model, w);
