@@ -113,6 +113,17 @@ fn run_with_zoo(
     policy: &str,
     params: Vec<Param>,
 ) -> Vec<WindowReport> {
+    run_with_zoo_of(be, s, (policy, params), &mut |_, _, _| {})
+}
+
+/// As [`run_with_zoo`], `more` adding models to the zoo first (given the pool and the
+/// pretrained model).
+fn run_with_zoo_of(
+    be: &CpuBackend,
+    s: &Scenario,
+    (policy, params): (&str, Vec<Param>),
+    more: &mut dyn FnMut(&mut tandem::engine::zoo::Zoo, &SourcePool, &Model<CpuBackend>),
+) -> Vec<WindowReport> {
     use tandem::data::Look;
     use tandem::engine::zoo::{PRETRAINED, Zoo};
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
@@ -120,6 +131,7 @@ fn run_with_zoo(
     let mut zoo = Zoo::new(8, 1 << 24);
     let look = Look::of(&pool.train.take(1500)).mean;
     zoo.insert(be, &pre, (PRETRAINED, 0), look, 0.5);
+    more(&mut zoo, &pool, &pre);
     let mut plugins = plugins(s, policy, params);
     plugins.selector = Some((
         engine_host()
@@ -1098,4 +1110,56 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
         after(&on),
         after(&off)
     );
+}
+
+#[test]
+fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
+    use tandem::data::{Drift, Look};
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 1;
+    s.gpu_gflops = Some(5.0);
+    s.profiler.enabled = false;
+    let dark = Drift {
+        brightness: 0.4,
+        ..Drift::default()
+    };
+    for c in &mut s.cameras {
+        c.train_samples = 400;
+        c.drift = vec![toml::from_str("window = 0\nbrightness = 0.4").unwrap()];
+    }
+    // A model that learnt the dark scene earlier, in the zoo under that scene's signature.
+    let reuse = vec![Param {
+        name: "retrain-config".into(),
+        value: ParamValue::Text("zoo".into()),
+    }];
+    let ws = run_with_zoo_of(&be, &s, ("fair", reuse), &mut |zoo, pool, pre| {
+        let data = dark.apply(&pool.train.take(1200), 9);
+        let mut m = pre.duplicate(&be);
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 32,
+            ..TrainConfig::default()
+        };
+        model::train(&be, &mut m, &data, &cfg, &mut |_, _| {});
+        zoo.insert(&be, &m, ("earlier", 0), Look::of(&data).mean, 0.0);
+    });
+    let w = &ws[0];
+    let zoo = w.zoo.as_ref().unwrap();
+    for st in &w.streams {
+        let check = zoo
+            .checks
+            .iter()
+            .find(|c| c.stream == st.stream && c.model == "m1")
+            .expect("the dark model was short-listed and checked");
+        let job = st.retrain.as_ref().expect("reuse deployed it");
+        assert_eq!(job.config, "zoo:m1");
+        // The model deployed is the zoo's: measured again on the same split, it scores what
+        // its check did, and it serves from the decision, not after a retraining.
+        assert_eq!(job.actual_accuracy, Some(check.accuracy));
+        assert!(job.deployed && check.accuracy > st.start_accuracy);
+        assert!(job.finished_at.unwrap() - job.started_at < 1.0);
+        assert_eq!(st.end_accuracy, check.accuracy);
+    }
+    assert_eq!(zoo.uses.len(), 2);
 }

@@ -422,7 +422,8 @@ impl<'a, B: Backend> Engine<'a, B> {
     }
 
     /// Stream `i`'s job `config` in the window now running, ready to train from the model
-    /// the window started with.
+    /// the window started with, or from the zoo model the configuration names (deployed as
+    /// it is when it trains for no epochs).
     fn job(
         &self,
         i: usize,
@@ -438,7 +439,12 @@ impl<'a, B: Backend> Engine<'a, B> {
         let w = self.next as u64;
         let seed = self.scenario.seed ^ ((i as u64) << 24) ^ (w << 12) ^ 0x7E7;
         let memory = self.streams[i].memory.samples();
-        plan.job(self.be, &window.versions[0], &window.fit, memory, seed)
+        let from_zoo = plan.config.start_from.as_ref().and_then(|id| {
+            let zoo = self.zoo.as_ref()?;
+            zoo.load(self.be, id)
+        });
+        let start = from_zoo.as_ref().unwrap_or(&window.versions[0]);
+        plan.job(self.be, start, &window.fit, memory, seed)
     }
 
     /// What stream `i`'s finished job `m` brings: its accuracy on the validation split, and
