@@ -126,48 +126,48 @@ macro_rules! common_conversions {
     };
 }
 
+/// Both conversions of a retraining configuration: the fields every version has, then those
+/// only some have, given as tokens (`$x` is the value converted).
+macro_rules! retrain_config_conversions {
+    ($x:ident => { $($to:tt)* } { $($back:tt)* }) => {
+        retrain_config_conversions!(
+            @ [name, epochs, layers_trained, data_fraction, width, batch_size, learning_rate]
+            $x { $($to)* } { $($back)* }
+        );
+    };
+    (@ [$($f:ident),*] $x:ident { $($to:tt)* } { $($back:tt)* }) => {
+        #[allow(dead_code)]
+        pub(crate) fn retrain_config($x: &d::RetrainConfig) -> w::RetrainConfig {
+            let $x = $x.clone();
+            w::RetrainConfig { $($f: $x.$f,)* $($to)* }
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn retrain_config_back($x: w::RetrainConfig) -> d::RetrainConfig {
+            d::RetrainConfig { $($f: $x.$f,)* $($back)* }
+        }
+    };
+}
+
+/// The plugin kinds a version knows, each to its domain kind.
+macro_rules! kind_conversion {
+    ($($k:ident),*) => {
+        fn kind(k: w::PluginKind) -> d::PluginKind {
+            match k {
+                $(w::PluginKind::$k => d::PluginKind::$k,)*
+            }
+        }
+    };
+}
+
 /// `tandem:plugin@0.2.0`'s `types` conversions.
 macro_rules! v2_conversions {
     () => {
         common_conversions!();
 
-        fn kind(k: w::PluginKind) -> d::PluginKind {
-            match k {
-                w::PluginKind::Policy => d::PluginKind::Policy,
-                w::PluginKind::ConfigSpace => d::PluginKind::ConfigSpace,
-                w::PluginKind::Estimator => d::PluginKind::Estimator,
-                w::PluginKind::Selector => d::PluginKind::Selector,
-                w::PluginKind::Lifecycle => d::PluginKind::Lifecycle,
-            }
-        }
+        kind_conversion!(Policy, ConfigSpace, Estimator, Selector, Lifecycle);
 
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config(x: &d::RetrainConfig) -> w::RetrainConfig {
-            w::RetrainConfig {
-                name: x.name.clone(),
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
-                start_from: x.start_from.clone(),
-            }
-        }
-
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config_back(x: w::RetrainConfig) -> d::RetrainConfig {
-            d::RetrainConfig {
-                name: x.name,
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
-                start_from: x.start_from,
-            }
-        }
+        retrain_config_conversions!(x => { start_from: x.start_from } { start_from: x.start_from });
     };
 }
 
@@ -177,88 +177,51 @@ macro_rules! v1_conversions {
     () => {
         common_conversions!();
 
-        fn kind(k: w::PluginKind) -> d::PluginKind {
-            match k {
-                w::PluginKind::Policy => d::PluginKind::Policy,
-                w::PluginKind::ConfigSpace => d::PluginKind::ConfigSpace,
-                w::PluginKind::Estimator => d::PluginKind::Estimator,
-            }
-        }
+        kind_conversion!(Policy, ConfigSpace, Estimator);
 
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config(x: &d::RetrainConfig) -> w::RetrainConfig {
-            w::RetrainConfig {
-                name: x.name.clone(),
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
-            }
-        }
+        retrain_config_conversions!(x => {} { start_from: None });
+    };
+}
 
-        #[allow(dead_code)]
-        pub(crate) fn retrain_config_back(x: w::RetrainConfig) -> d::RetrainConfig {
-            d::RetrainConfig {
-                name: x.name,
-                epochs: x.epochs,
-                layers_trained: x.layers_trained,
-                data_fraction: x.data_fraction,
-                width: x.width,
-                batch_size: x.batch_size,
-                learning_rate: x.learning_rate,
-                start_from: None,
+/// World `policy`'s input conversion: the retraining profiles `keep` (a filter) lets through,
+/// with the fields only some versions have given as tokens (`$x` the input, `$st` a stream,
+/// `$r` a profile).
+macro_rules! policy_input {
+    ($x:ident, $st:ident, $r:ident => keep: $keep:expr,
+        { $($profile:tt)* } { $($stream:tt)* }) => {
+        pub(crate) fn input($x: &d::PolicyInput) -> s::PolicyInput {
+            s::PolicyInput {
+                streams: $x
+                    .streams
+                    .iter()
+                    .map(|$st| w::StreamInput {
+                        state: state(&$st.state),
+                        retrain: $st
+                            .retrain
+                            .iter()
+                            .filter($keep)
+                            .map(|$r| w::RetrainProfile {
+                                config: retrain_config(&$r.config),
+                                accuracy_after: $r.accuracy_after,
+                                gpu_seconds: $r.gpu_seconds,
+                                $($profile)*
+                            })
+                            .collect(),
+                        infer: $st.infer.iter().map(infer_profile).collect(),
+                        $($stream)*
+                    })
+                    .collect(),
+                gpus: $x.gpus,
+                window_seconds: $x.window_seconds,
+                elapsed_seconds: $x.elapsed_seconds,
             }
         }
     };
 }
 
-/// `tandem:plugin@0.2.0`.
-pub(crate) mod v2 {
-    use super::d;
-
-    /// World `policy`.
-    pub(crate) mod policy {
-        wasmtime::component::bindgen!({ world: "policy", path: "../wit" });
-        v2_conversions!();
-
-        use self::exports::tandem::plugin::scheduler as s;
-
-        pub(crate) fn input(x: &d::PolicyInput) -> s::PolicyInput {
-            s::PolicyInput {
-                streams: x
-                    .streams
-                    .iter()
-                    .map(|st| w::StreamInput {
-                        state: state(&st.state),
-                        retrain: st
-                            .retrain
-                            .iter()
-                            .map(|r| w::RetrainProfile {
-                                config: retrain_config(&r.config),
-                                accuracy_after: r.accuracy_after,
-                                gpu_seconds: r.gpu_seconds,
-                                accuracy_error: r.accuracy_error,
-                                progress: r.progress,
-                            })
-                            .collect(),
-                        infer: st.infer.iter().map(infer_profile).collect(),
-                        running: st.running.clone(),
-                    })
-                    .collect(),
-                gpus: x.gpus,
-                window_seconds: x.window_seconds,
-                elapsed_seconds: x.elapsed_seconds,
-            }
-        }
-    }
-
-    /// World `config-space`.
-    pub(crate) mod config_space {
-        wasmtime::component::bindgen!({ world: "config-space", path: "../wit" });
-        v2_conversions!();
-
+/// World `config-space`'s conversions, the same in every version.
+macro_rules! config_space_conversions {
+    () => {
         use self::exports::tandem::plugin::configurations as c;
 
         pub(crate) fn config_set(x: c::ConfigSet) -> d::ConfigSet {
@@ -267,13 +230,14 @@ pub(crate) mod v2 {
                 infer: infer_configs(x.infer),
             }
         }
-    }
+    };
+}
 
-    /// World `estimator`.
-    pub(crate) mod estimator {
-        wasmtime::component::bindgen!({ world: "estimator", path: "../wit" });
-        v2_conversions!();
-
+/// World `estimator`'s conversions: the request as every version has it (`retrain_config` is
+/// the version's own), the prediction with the fields only some versions have given as
+/// tokens (`$x` the prediction).
+macro_rules! estimator_conversions {
+    ($x:ident => { $($prediction:tt)* }) => {
         use self::exports::tandem::plugin::estimate as e;
 
         pub(crate) fn request(x: &d::EstimateRequest) -> e::EstimateRequest {
@@ -303,15 +267,56 @@ pub(crate) mod v2 {
             }
         }
 
-        pub(crate) fn prediction(x: e::Prediction) -> d::Prediction {
+        pub(crate) fn prediction($x: e::Prediction) -> d::Prediction {
             d::Prediction {
-                accuracy: x.accuracy,
-                accuracy_error: x.accuracy_error,
-                gpu_seconds: x.gpu_seconds,
-                seconds_at: x.seconds_at,
+                accuracy: $x.accuracy,
+                gpu_seconds: $x.gpu_seconds,
+                seconds_at: $x.seconds_at,
+                $($prediction)*
             }
         }
+    };
+}
+
+/// A world's module: its bindings from the package at `$path`, the version's `types`
+/// conversions and the world's own.
+macro_rules! world {
+    ($(#[$doc:meta])* $name:ident, $world:tt, $path:tt, $($conversions:ident),* $(; $($body:tt)*)?) => {
+        $(#[$doc])*
+        pub(crate) mod $name {
+            wasmtime::component::bindgen!({ world: $world, path: $path });
+            $($conversions!();)*
+            $($($body)*)?
+        }
+    };
+}
+
+/// `tandem:plugin@0.2.0`.
+pub(crate) mod v2 {
+    use super::d;
+
+    /// World `policy`.
+    pub(crate) mod policy {
+        wasmtime::component::bindgen!({ world: "policy", path: "../wit" });
+        v2_conversions!();
+
+        use self::exports::tandem::plugin::scheduler as s;
+
+        policy_input!(x, st, r => keep: |_| true,
+            { accuracy_error: r.accuracy_error, progress: r.progress, }
+            { running: st.running.clone(), });
     }
+
+    world!(
+        /// World `config-space`.
+        config_space, "config-space", "../wit", v2_conversions, config_space_conversions
+    );
+
+    world!(
+        /// World `estimator`.
+        estimator, "estimator", "../wit", v2_conversions;
+        estimator_conversions!(x => { accuracy_error: x.accuracy_error, });
+    );
 
     /// World `selector`.
     pub(crate) mod selector {
@@ -398,94 +403,20 @@ pub(crate) mod v1 {
 
         use self::exports::tandem::plugin::scheduler as s;
 
-        /// A 0.1.0 policy is offered a job in progress alone (with what it has left), and no
-        /// configuration that starts from the zoo.
-        pub(crate) fn input(x: &d::PolicyInput) -> s::PolicyInput {
-            s::PolicyInput {
-                streams: x
-                    .streams
-                    .iter()
-                    .map(|st| w::StreamInput {
-                        state: state(&st.state),
-                        retrain: st
-                            .retrain
-                            .iter()
-                            .filter(|r| {
-                                r.config.start_from.is_none()
-                                    && st.running.as_ref().is_none_or(|n| *n == r.config.name)
-                            })
-                            .map(|r| w::RetrainProfile {
-                                config: retrain_config(&r.config),
-                                accuracy_after: r.accuracy_after,
-                                gpu_seconds: r.gpu_seconds,
-                            })
-                            .collect(),
-                        infer: st.infer.iter().map(infer_profile).collect(),
-                    })
-                    .collect(),
-                gpus: x.gpus,
-                window_seconds: x.window_seconds,
-                elapsed_seconds: x.elapsed_seconds,
-            }
-        }
+        // A 0.1.0 policy is offered a job in progress alone (with what it has left), and no
+        // configuration that starts from the zoo.
+        policy_input!(x, st, r => keep: |r: &&d::RetrainProfile| r.config.start_from.is_none()
+            && st.running.as_ref().is_none_or(|n| *n == r.config.name), {} {});
     }
 
-    /// World `config-space`.
-    pub(crate) mod config_space {
-        wasmtime::component::bindgen!({ world: "config-space", path: "../wit/0.1.0" });
-        v1_conversions!();
+    world!(
+        /// World `config-space`.
+        config_space, "config-space", "../wit/0.1.0", v1_conversions, config_space_conversions
+    );
 
-        use self::exports::tandem::plugin::configurations as c;
-
-        pub(crate) fn config_set(x: c::ConfigSet) -> d::ConfigSet {
-            d::ConfigSet {
-                retrain: x.retrain.into_iter().map(retrain_config_back).collect(),
-                infer: infer_configs(x.infer),
-            }
-        }
-    }
-
-    /// World `estimator`.
-    pub(crate) mod estimator {
-        wasmtime::component::bindgen!({ world: "estimator", path: "../wit/0.1.0" });
-        v1_conversions!();
-
-        use self::exports::tandem::plugin::estimate as e;
-
-        pub(crate) fn request(x: &d::EstimateRequest) -> e::EstimateRequest {
-            e::EstimateRequest {
-                config: retrain_config(&x.config),
-                start_accuracy: x.start_accuracy,
-                observations: x
-                    .observations
-                    .iter()
-                    .map(|o| e::Observation {
-                        epochs: o.epochs,
-                        accuracy: o.accuracy,
-                        gpu_seconds: o.gpu_seconds,
-                    })
-                    .collect(),
-                profiled_data_fraction: x.profiled_data_fraction,
-                epochs_at: x.epochs_at.clone(),
-                shares: x.shares.clone(),
-                throughput: x
-                    .throughput
-                    .iter()
-                    .map(|t| e::ThroughputPoint {
-                        share: t.share,
-                        speed: t.speed,
-                    })
-                    .collect(),
-            }
-        }
-
-        pub(crate) fn prediction(x: e::Prediction) -> d::Prediction {
-            d::Prediction {
-                accuracy: x.accuracy,
-                accuracy_error: Vec::new(),
-                gpu_seconds: x.gpu_seconds,
-                seconds_at: x.seconds_at,
-            }
-        }
-    }
+    world!(
+        /// World `estimator`.
+        estimator, "estimator", "../wit/0.1.0", v1_conversions;
+        estimator_conversions!(x => { accuracy_error: Vec::new(), });
+    );
 }
