@@ -74,7 +74,10 @@ fn sources(dir: &Path, ext: &str, deep: bool) -> Vec<(String, PathBuf)> {
 }
 
 fn scaffold_sources(out_dir: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Read at run time, not `env!`: a build script binary is reused across checkouts that
+    // share a target dir, and a baked-in path would point at the other checkout.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("..");
     let mut code = String::new();
     // `wit/` holds the newest package; older, frozen ones sit in its subdirectories.
     for (name, doc, dir, ext, deep) in [

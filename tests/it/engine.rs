@@ -94,6 +94,7 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
         estimator_params: vec![],
         selector: None,
         zoo_candidates: 0,
+        lifecycle: None,
         host,
     }
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
+use crate::engine::report::{LifecycleReport, LifecycleSummary};
 use crate::engine::scenario::PluginRef;
 use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
 use crate::history::{Recorder, RunMeta};
@@ -270,6 +271,7 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
         "mean_accuracy": r.mean_accuracy(),
         "profiler_median_abs_error": r.profiler_median_abs_error(),
         "profiler_cost_fraction": r.profiler_cost_fraction(),
+        "lifecycle": r.lifecycle(),
         "windows": r.windows.iter().map(|w| json!({
             "window": w.window,
             "mean_accuracy": w.mean_accuracy,
@@ -278,6 +280,13 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
             "decision_at": w.decision_at,
             "policy_calls": w.policy_calls.len(),
             "policy_failures": w.policy_calls.iter().filter(|c| c.error.is_some()).count(),
+            "lifecycle": w.lifecycle.as_ref().map(|l| json!({
+                "memory_mean_bytes": l.memory_mean_bytes,
+                "memory_peak_bytes": l.memory_peak_bytes,
+                "cold_starts": l.cold_start_count(),
+                "frames_lost": l.frames_lost(),
+                "end_phases": l.streams.iter().map(|s| (s.stream.clone(), s.end_phase.name())).collect::<std::collections::BTreeMap<_, _>>(),
+            })),
             "streams": w.streams.iter().map(|s| json!({
                 "stream": s.stream,
                 "accuracy": s.accuracy,
@@ -304,6 +313,7 @@ fn compare_json(s: &Scenario, reports: &[RunReport], seconds: f64) -> serde_json
                     "profiler_cost_fraction": r.profiler_cost_fraction(),
                     "gpu_utilization": r.windows.iter().map(|w| w.gpu_utilization).sum::<f64>() / r.windows.len().max(1) as f64,
                     "retraining_jobs_finished": r.windows.iter().flat_map(|w| &w.streams).filter(|s| s.retrain.as_ref().is_some_and(|j| j.finished_at.is_some())).count(),
+                    "lifecycle": r.lifecycle(),
                 }),
             )
         })
@@ -370,6 +380,9 @@ fn print_summary(r: &RunReport) {
             100.0 * f
         );
     }
+    if let Some(l) = r.lifecycle() {
+        print_lifecycle(&l, r.windows.last().and_then(|w| w.lifecycle.as_ref()));
+    }
     // Per job: delivered/allocated and the allocated GPU-seconds over its life, which
     // weighs the summary (a job of a few batches can be a batch off on the real clock).
     let mut alloc = Vec::new();
@@ -424,7 +437,57 @@ fn print_summary(r: &RunReport) {
     }
 }
 
+/// The serverless figures of a run, and each stream's phase and resident bytes at its end.
+fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    let budget = l.memory_budget_bytes.map_or_else(
+        || "no budget".into(),
+        |b| format!("budget {:.1} MiB", mib(b as f64)),
+    );
+    println!(
+        "lifecycle {}: {} cold starts (median {}), {} pre-warmed starts, {} of {} frames lost ({:.2}%); resident memory mean {:.2} MiB, peak {:.2} MiB ({budget})",
+        l.policy,
+        l.cold_starts,
+        l.cold_start_p50_seconds
+            .map_or_else(|| "-".into(), |s| format!("{:.1} ms", 1000.0 * s)),
+        l.prewarmed_starts,
+        l.frames_lost,
+        l.frames,
+        100.0 * l.frames_lost as f64 / l.frames.max(1) as f64,
+        mib(l.memory_mean_bytes),
+        mib(l.memory_peak_bytes as f64),
+    );
+    if l.plugin_errors > 0 {
+        println!(
+            "lifecycle plugin: {} calls failed, the decisions in force stood (errors in the history)",
+            l.plugin_errors
+        );
+    }
+    if let Some(last) = last {
+        let states: Vec<String> = last
+            .streams
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} ({:.2} MiB)",
+                    s.stream,
+                    s.end_phase.name(),
+                    mib(s.resident_bytes as f64)
+                )
+            })
+            .collect();
+        println!("streams at the end: {}", states.join(", "));
+    }
+}
+
 fn print_compare(reports: &[RunReport]) {
+    let lives: Vec<Option<LifecycleSummary>> = reports.iter().map(RunReport::lifecycle).collect();
+    // The first column holds the lifecycle rows' names too, when there are any.
+    let first = if lives.iter().any(Option::is_some) {
+        12
+    } else {
+        6
+    };
     let windows = reports.iter().map(|r| r.windows.len()).max().unwrap_or(0);
     // Long policy labels get a number in the header and a line of their own below it.
     let long = reports.iter().any(|r| r.policy.chars().count() > 16);
@@ -433,7 +496,7 @@ fn print_compare(reports: &[RunReport]) {
             println!("[{}] {}", k + 1, r.policy);
         }
     }
-    print!("{:>6}", "window");
+    print!("{:>first$}", "window");
     for (k, r) in reports.iter().enumerate() {
         let head = if long {
             truncate(&format!("[{}] {}", k + 1, r.policy), 16, None)
@@ -444,7 +507,7 @@ fn print_compare(reports: &[RunReport]) {
     }
     println!();
     for w in 0..windows {
-        print!("{w:>6}");
+        print!("{w:>first$}");
         for r in reports {
             match r.windows.get(w) {
                 Some(x) => print!(" {:>16.3}", x.mean_accuracy),
@@ -453,9 +516,35 @@ fn print_compare(reports: &[RunReport]) {
         }
         println!();
     }
-    print!("{:>6}", "mean");
+    print!("{:>first$}", "mean");
     for r in reports {
         print!(" {:>16.3}", r.mean_accuracy());
     }
     println!();
+    if lives.iter().any(Option::is_some) {
+        type Row = (&'static str, fn(&LifecycleSummary) -> String);
+        let rows: [Row; 5] = [
+            ("cold starts", |l| l.cold_starts.to_string()),
+            ("pre-warmed", |l| l.prewarmed_starts.to_string()),
+            ("frames lost", |l| {
+                format!(
+                    "{:.2}%",
+                    100.0 * l.frames_lost as f64 / l.frames.max(1) as f64
+                )
+            }),
+            ("mem mean MiB", |l| {
+                format!("{:.2}", l.memory_mean_bytes / (1u64 << 20) as f64)
+            }),
+            ("mem peak MiB", |l| {
+                format!("{:.2}", l.memory_peak_bytes as f64 / (1u64 << 20) as f64)
+            }),
+        ];
+        for (name, cell) in rows {
+            print!("{name:>first$}");
+            for l in &lives {
+                print!(" {:>16}", l.as_ref().map_or_else(|| "-".into(), cell));
+            }
+            println!();
+        }
+    }
 }

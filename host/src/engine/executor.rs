@@ -6,6 +6,12 @@
 //! GPU. Inference jobs are recorded as segments of constant share and configuration, which
 //! [`super::serve`] turns into processed frames. Because progress is counted in modelled
 //! GPU-seconds (see [`super::cost`]), a run is reproducible on any machine.
+//!
+//! Streams that come and go ([`super::phases`]) tell it when they have frames and when
+//! their weights are loaded ([`Avail`]): the share of an inference job with no frames, and
+//! of a job whose stream is scaled to zero (paused, its progress kept), is handed to the
+//! jobs that can run, evenly, each up to one GPU. Without such a timeline a stream is
+//! always there.
 
 use super::serve::InferSegment;
 use crate::plugin::types::InferProfile;
@@ -35,10 +41,26 @@ struct RetrainJob {
     running: bool,
 }
 
+/// When a stream can use its shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Avail {
+    /// Its camera sends frames and it serves them.
+    pub frames: bool,
+    /// Its weights are resident: its retraining job can run.
+    pub loaded: bool,
+}
+
+const ALWAYS: Avail = Avail {
+    frames: true,
+    loaded: true,
+};
+
 #[derive(Debug)]
 pub struct Executor {
     horizon: f64,
     now: f64,
+    /// Per stream: (from, availability) in time order; empty: always available.
+    avail: Vec<Vec<(f64, Avail)>>,
     infer: Vec<Vec<InferSegment>>,
     infer_config: Vec<String>,
     retrain: Vec<Option<RetrainJob>>,
@@ -50,6 +72,7 @@ impl Executor {
         Self {
             horizon,
             now: 0.0,
+            avail: Vec::new(),
             infer: Vec::new(),
             infer_config: Vec::new(),
             retrain: Vec::new(),
@@ -59,6 +82,7 @@ impl Executor {
 
     fn ensure(&mut self, i: usize) {
         while self.infer.len() <= i {
+            self.avail.push(Vec::new());
             self.infer.push(Vec::new());
             self.infer_config.push(String::new());
             self.retrain.push(None);
@@ -161,52 +185,135 @@ impl Executor {
             .map(|j| j.remaining)
     }
 
-    /// Move the clock to `to`, progressing every running job by its share.
-    pub fn advance(&mut self, to: f64) {
-        let dt = (to - self.now).max(0.0);
-        for j in self.retrain.iter_mut().flatten().filter(|j| j.running) {
-            let work = (j.share * dt).min(j.remaining);
-            j.remaining -= work;
-            j.consumed += work;
-            j.share_time += j.share * dt;
-            self.retrain_used += work;
+    /// Stream `i`'s availability over the window: `(from, availability)` in time order.
+    pub fn set_availability(&mut self, i: usize, timeline: Vec<(f64, Avail)>) {
+        self.ensure(i);
+        self.avail[i] = timeline;
+    }
+
+    /// Stream `i`'s availability at `t`.
+    fn avail_at(&self, i: usize, t: f64) -> Avail {
+        self.avail
+            .get(i)
+            .and_then(|a| a.iter().take_while(|(from, _)| *from <= t).last())
+            .map_or(ALWAYS, |(_, a)| *a)
+    }
+
+    /// The next change of any stream's availability after the clock, if before `until`.
+    fn next_change(&self, until: f64) -> f64 {
+        self.avail
+            .iter()
+            .flat_map(|a| a.iter().map(|(from, _)| *from))
+            .filter(|&t| t > self.now + 1e-12)
+            .fold(until, f64::min)
+    }
+
+    /// Each job's share in effect now (0 while paused): its own, plus an even part of the
+    /// shares lent by streams with no frames and by paused jobs, up to one GPU.
+    fn effective_shares(&self) -> Vec<f64> {
+        let now = self.now;
+        let avail: Vec<Avail> = (0..self.retrain.len())
+            .map(|i| self.avail_at(i, now))
+            .collect();
+        let mut lent = 0.0;
+        let mut takers = 0usize;
+        for (i, a) in avail.iter().enumerate() {
+            if !a.frames {
+                lent += self.infer_share(i);
+            }
+            match self.retrain[i].as_ref().filter(|j| j.running) {
+                Some(j) if !a.loaded => lent += j.share,
+                Some(_) => takers += 1,
+                None => {}
+            }
         }
-        self.now = to;
+        let bonus = lent / takers.max(1) as f64;
+        self.retrain
+            .iter()
+            .zip(&avail)
+            .map(
+                |(j, a)| match j.as_ref().filter(|j| j.running && a.loaded) {
+                    Some(j) if bonus > 0.0 => (j.share + bonus).min(1.0).max(j.share),
+                    Some(j) => j.share,
+                    None => 0.0,
+                },
+            )
+            .collect()
+    }
+
+    /// Move the clock to `to`, progressing every running job by the share in effect.
+    pub fn advance(&mut self, to: f64) {
+        while self.now < to {
+            let step_end = self.next_change(to);
+            let shares = self.effective_shares();
+            let dt = (step_end - self.now).max(0.0);
+            for (j, effective) in self.retrain.iter_mut().zip(shares) {
+                let Some(j) = j.as_mut().filter(|j| j.running) else {
+                    continue;
+                };
+                let work = (effective * dt).min(j.remaining);
+                j.remaining -= work;
+                j.consumed += work;
+                j.share_time += j.share * dt;
+                self.retrain_used += work;
+            }
+            self.now = step_end;
+        }
+        self.now = self.now.max(to);
     }
 
     /// Advance to the next retraining completion before `until` (at most the window's end)
     /// and return it; or, if none comes before, advance to `until` and return `None`.
     pub fn run_to_next_completion(&mut self, until: f64) -> Option<Completion> {
         let until = until.min(self.horizon);
-        let next = self
-            .retrain
-            .iter()
-            .enumerate()
-            .filter_map(|(i, j)| {
-                j.as_ref()
-                    .filter(|j| j.running && j.share > 0.0)
-                    .map(|j| (i, self.now + j.remaining / j.share))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match next {
-            Some((i, at)) if at < until => {
-                self.advance(at);
-                let j = self.retrain[i].as_mut().expect("job exists");
-                j.remaining = 0.0;
-                j.running = false;
-                j.ended = Some(at);
-                Some(Completion {
-                    stream: i,
-                    at,
-                    config: j.config.clone(),
-                    gpu_seconds: j.total,
+        loop {
+            let step_end = self.next_change(until);
+            let shares = self.effective_shares();
+            let next = self
+                .retrain
+                .iter()
+                .zip(&shares)
+                .enumerate()
+                .filter_map(|(i, (j, &share))| {
+                    j.as_ref()
+                        .filter(|j| j.running && share > 0.0)
+                        .map(|j| (i, self.now + j.remaining / share))
                 })
-            }
-            _ => {
-                self.advance(until);
-                None
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match next {
+                Some((i, at)) if at < step_end => {
+                    self.advance(at);
+                    let j = self.retrain[i].as_mut().expect("job exists");
+                    j.remaining = 0.0;
+                    j.running = false;
+                    j.ended = Some(at);
+                    return Some(Completion {
+                        stream: i,
+                        at,
+                        config: j.config.clone(),
+                        gpu_seconds: j.total,
+                    });
+                }
+                _ if step_end < until => self.advance(step_end),
+                _ => {
+                    self.advance(until);
+                    return None;
+                }
             }
         }
+    }
+
+    /// Seconds of `[a, b)` in which stream `i` has frames.
+    fn frames_time(&self, i: usize, a: f64, b: f64) -> f64 {
+        let (mut total, mut from, mut frames) = (0.0, f64::NEG_INFINITY, true);
+        let end = (f64::INFINITY, ALWAYS);
+        for (t, av) in self.avail[i].iter().chain(std::iter::once(&end)) {
+            if frames {
+                total += (t.min(b) - from.max(a)).max(0.0);
+            }
+            (from, frames) = (*t, av.frames);
+        }
+        total
     }
 
     /// GPUs allocated now: every inference share and every running job's share.
@@ -311,17 +418,19 @@ impl Executor {
     }
 
     /// Modelled GPU-seconds used: retraining work done, plus what each inference job could
-    /// use of its share at its configuration.
+    /// use of its share at its configuration while its stream had frames.
     pub fn gpu_seconds_used(&self) -> f64 {
         let infer: f64 = self
             .infer
             .iter()
-            .map(|segs| {
+            .enumerate()
+            .map(|(i, segs)| {
                 segs.iter()
                     .enumerate()
                     .map(|(j, s)| {
                         let end = segs.get(j + 1).map_or(self.horizon, |n| n.start);
-                        s.share.min(s.full_rate_cost / s.sampling as f64) * (end - s.start).max(0.0)
+                        s.share.min(s.full_rate_cost / s.sampling as f64)
+                            * self.frames_time(i, s.start, end)
                     })
                     .sum::<f64>()
             })

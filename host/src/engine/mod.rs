@@ -18,11 +18,13 @@
 //! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns;
 //!   [`detect`]: scene changes inside a window, seen on the frames, and the zoo model to swap in.
 
+pub mod activity;
 pub mod calibrate;
 pub mod cost;
 pub mod detect;
 pub mod executor;
 pub mod memory;
+pub mod phases;
 pub mod profiler;
 pub mod replay;
 pub mod report;
@@ -46,8 +48,8 @@ pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 
 use crate::plugin::types::{
-    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule,
-    SelectionRequest, StreamState,
+    ConfigSet, EstimateRequest, LifecycleDecision, LifecycleInput, Param, ParamValue, PolicyInput,
+    Prediction, Schedule, SelectionRequest, StreamState,
 };
 use crate::plugin::{Plugin, PluginError, PluginHost};
 
@@ -78,6 +80,8 @@ pub struct Plugins {
     pub selector: Option<(Arc<Plugin>, Vec<Param>)>,
     /// Zoo models checked per stream and window, at most.
     pub zoo_candidates: u32,
+    /// The lifecycle policy, with its parameters (none: streams never come and go).
+    pub lifecycle: Option<(Arc<Plugin>, Vec<Param>)>,
 }
 
 impl Plugins {
@@ -92,6 +96,32 @@ impl Plugins {
     pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
         self.host
             .predict(&self.estimator, request, &self.estimator_params)
+    }
+
+    /// The lifecycle policy's decisions (every stream always warm without one).
+    pub fn plan_lifecycle(
+        &self,
+        input: &LifecycleInput,
+    ) -> Result<Vec<LifecycleDecision>, PluginError> {
+        match &self.lifecycle {
+            Some((plugin, params)) => self.host.plan_lifecycle(plugin, input, params),
+            None => Ok(input
+                .streams
+                .iter()
+                .map(|s| LifecycleDecision {
+                    stream_id: s.id.clone(),
+                    keep_alive_seconds: f64::MAX,
+                    prewarm_after_seconds: None,
+                })
+                .collect()),
+        }
+    }
+
+    /// The lifecycle plugin's name (`always-warm` without one).
+    pub fn lifecycle_name(&self) -> String {
+        self.lifecycle
+            .as_ref()
+            .map_or_else(|| "always-warm".into(), |(p, _)| p.name().to_string())
     }
 
     /// The selector's short list (`None` without a zoo).

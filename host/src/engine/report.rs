@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::phases::{Phase, WakeCosts, WakeKind};
 use crate::plugin::types::{PolicyInput, Schedule};
 
 /// One window of one run.
@@ -31,6 +32,10 @@ pub struct WindowReport {
     /// What the zoo did this window (absent without a zoo).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zoo: Option<ZooReport>,
+    /// Each stream's serverless life this window (absent when no camera has an activity
+    /// schedule and no memory budget is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleReport>,
     /// GPUs of the modelled server (absent in reports written before it was recorded).
     #[serde(default)]
     pub gpus: u32,
@@ -215,6 +220,48 @@ impl RunReport {
         })
     }
 
+    /// The streams' lives over the run, when they come and go.
+    pub fn lifecycle(&self) -> Option<LifecycleSummary> {
+        let lives: Vec<(&WindowReport, &LifecycleReport)> = self
+            .windows
+            .iter()
+            .filter_map(|w| Some((w, w.lifecycle.as_ref()?)))
+            .collect();
+        let (_, first) = lives.first()?;
+        let n = lives.len() as f64;
+        let mut wakes: Vec<f64> = lives
+            .iter()
+            .flat_map(|(_, l)| &l.cold_starts)
+            .filter(|c| c.path != WakeKind::Prewarmed)
+            .map(|c| c.seconds)
+            .collect();
+        wakes.sort_by(f64::total_cmp);
+        Some(LifecycleSummary {
+            policy: first.policy.clone(),
+            cold_starts: wakes.len(),
+            prewarmed_starts: lives
+                .iter()
+                .flat_map(|(_, l)| &l.cold_starts)
+                .filter(|c| c.path == WakeKind::Prewarmed)
+                .count(),
+            cold_start_p50_seconds: wakes.get(wakes.len() / 2).copied(),
+            frames_lost: lives.iter().map(|(_, l)| l.frames_lost()).sum(),
+            frames: lives
+                .iter()
+                .flat_map(|(w, _)| &w.streams)
+                .map(|s| s.frames)
+                .sum(),
+            memory_mean_bytes: lives.iter().map(|(_, l)| l.memory_mean_bytes).sum::<f64>() / n,
+            memory_peak_bytes: lives
+                .iter()
+                .map(|(_, l)| l.memory_peak_bytes)
+                .max()
+                .unwrap_or(0),
+            memory_budget_bytes: first.memory_budget_bytes,
+            plugin_errors: lives.iter().map(|(_, l)| l.errors.len()).sum(),
+        })
+    }
+
     /// Median absolute error of predicted vs actual accuracy over jobs that ran.
     pub fn profiler_median_abs_error(&self) -> Option<f64> {
         let mut errs: Vec<f64> = self
@@ -229,4 +276,86 @@ impl RunReport {
         errs.sort_by(f64::total_cmp);
         Some(errs[errs.len() / 2])
     }
+}
+
+/// The streams' lives in one window: phases, cold starts, resident memory (see
+/// [`super::phases`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LifecycleReport {
+    /// The lifecycle policy.
+    pub policy: String,
+    pub memory_budget_bytes: Option<u64>,
+    /// Bytes the resident streams held, averaged over the window, and at most.
+    pub memory_mean_bytes: f64,
+    pub memory_peak_bytes: u64,
+    /// Every wake-up from cold or pre-warmed, in time order.
+    pub cold_starts: Vec<ColdStartRecord>,
+    pub streams: Vec<StreamLife>,
+    /// Calls to the lifecycle plugin, and the errors of those that failed (the decisions
+    /// in force stood).
+    pub calls: u32,
+    pub errors: Vec<String>,
+    /// What a wake-up costs by path, as measured for this run.
+    pub wake_costs: WakeCosts,
+}
+
+impl LifecycleReport {
+    /// Wake-ups from cold (pre-warmed ones left out).
+    pub fn cold_start_count(&self) -> usize {
+        self.cold_starts
+            .iter()
+            .filter(|c| c.path != WakeKind::Prewarmed)
+            .count()
+    }
+
+    pub fn frames_lost(&self) -> usize {
+        self.streams.iter().map(|s| s.frames_lost).sum()
+    }
+}
+
+/// A run's serverless figures ([`RunReport::lifecycle`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleSummary {
+    pub policy: String,
+    /// Wake-ups from cold, their median length, and wake-ups of pre-warmed streams.
+    pub cold_starts: usize,
+    pub cold_start_p50_seconds: Option<f64>,
+    pub prewarmed_starts: usize,
+    /// Frames lost to cold starts and memory waits, of the frames the cameras sent.
+    pub frames_lost: usize,
+    pub frames: usize,
+    /// Resident bytes: the windows' means averaged, and the highest at any second.
+    pub memory_mean_bytes: f64,
+    pub memory_peak_bytes: u64,
+    pub memory_budget_bytes: Option<u64>,
+    /// Lifecycle plugin calls that failed (the decisions in force stood).
+    pub plugin_errors: usize,
+}
+
+/// One wake-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColdStartRecord {
+    pub stream: String,
+    /// Seconds into the window its frames came back.
+    pub at: f64,
+    pub path: WakeKind,
+    /// Until its first inference.
+    pub seconds: f64,
+}
+
+/// One stream's life in one window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StreamLife {
+    pub stream: String,
+    /// (seconds into the window, phase from then on).
+    pub phases: Vec<(f64, Phase)>,
+    pub end_phase: Phase,
+    /// Frames sent while it was starting or waiting for memory, served nothing.
+    pub frames_lost: usize,
+    /// Bytes it holds while resident, and averaged over the window.
+    pub resident_bytes: u64,
+    pub resident_mean_bytes: f64,
+    /// Times the memory budget released it, and seconds it waited cold for room.
+    pub evictions: u32,
+    pub memory_wait_seconds: u32,
 }

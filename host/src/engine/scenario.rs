@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::activity::ActivitySpec;
 use crate::data::Drift;
 
 /// A scenario: cameras, windows, GPUs and the plugins that decide.
@@ -60,6 +61,8 @@ pub struct Scenario {
     pub memory: MemorySettings,
     #[serde(default)]
     pub zoo: ZooSettings,
+    #[serde(default)]
+    pub lifecycle: LifecycleSettings,
     #[serde(default = "defaults::policy")]
     pub policy: PluginRef,
     #[serde(default = "defaults::config_space")]
@@ -301,6 +304,42 @@ pub struct ZooSettings {
     pub match_z: f64,
 }
 
+/// Serverless streams (see [`super::phases`]): which lifecycle policy scales idle streams
+/// to zero and pre-warms them, and the server's memory budget. In force when a camera has an
+/// activity schedule or a budget is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    /// The lifecycle plugin (world `lifecycle`); a policy spec's `lifecycle=NAME` overrides
+    /// it for that policy alone.
+    pub policy: PluginRef,
+    /// Bytes the resident streams may hold together, in MiB (none: no limit).
+    pub memory_budget_mib: Option<f64>,
+    /// A scale-down leaves load-ready artifacts (weights, memory and pending labels as raw
+    /// tensors, plugins precompiled); `false`: a cold start rebuilds everything.
+    pub preprocess: bool,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            policy: PluginRef {
+                name: "always-warm".into(),
+                params: Default::default(),
+            },
+            memory_budget_mib: None,
+            preprocess: true,
+        }
+    }
+}
+
+impl LifecycleSettings {
+    /// The budget in bytes.
+    pub fn budget_bytes(&self) -> Option<u64> {
+        self.memory_budget_mib.map(|m| (m * 1024.0 * 1024.0) as u64)
+    }
+}
+
 /// Which zoo a run starts from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -400,6 +439,9 @@ pub struct CameraSpec {
     /// Drift schedule: each point applies from its window on, until the next point.
     #[serde(default)]
     pub drift: Vec<DriftPoint>,
+    /// When it sends frames (none: always).
+    #[serde(default)]
+    pub activity: Option<ActivitySpec>,
 }
 
 /// The scene from `window` on.
@@ -627,6 +669,13 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// Whether streams come and go: a camera has an activity schedule, or a memory budget
+    /// is set (see [`LifecycleSettings`]).
+    pub fn serverless(&self) -> bool {
+        self.lifecycle.memory_budget_mib.is_some()
+            || self.cameras.iter().any(|c| c.activity.is_some())
+    }
+
     /// Semantic checks; the error is (key path, reason).
     fn check(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
@@ -668,6 +717,20 @@ impl Scenario {
         }
         self.profiler.check()?;
         self.zoo.check()?;
+        if let Some(m) = self.lifecycle.memory_budget_mib
+            && !(m.is_finite() && m > 0.0)
+        {
+            return bad(
+                "lifecycle.memory_budget_mib",
+                &format!("{m} is not a positive size in MiB"),
+            );
+        }
+        if self.serverless() && self.clock == ClockKind::Real {
+            return bad(
+                "clock",
+                "activity schedules and memory budgets run on the virtual clock (cold starts are measured on this machine and charged to it)",
+            );
+        }
         if self.cameras.is_empty() {
             return bad("cameras", "at least one camera is needed");
         }
@@ -703,6 +766,10 @@ impl Scenario {
                     key("samplelist"),
                     "a samplelist camera needs the CSV file's path".into(),
                 ));
+            }
+            if let Some(a) = &cam.activity {
+                a.check()
+                    .map_err(|(field, reason)| (key(&format!("activity.{field}")), reason))?;
             }
             let mut last = None;
             for (j, d) in cam.drift.iter().enumerate() {

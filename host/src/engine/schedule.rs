@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use tandem_plugin_sdk::policy::{Fair, Policy as _};
 
-use super::executor::{Completion, Executor};
+use super::executor::{Avail, Completion, Executor};
 use super::report::{Allocation, JobReport, PolicyCall, PredictionRecord};
 use crate::plugin::PluginError;
 use crate::plugin::types::{
@@ -436,6 +436,12 @@ impl<'p> Scheduler<'p> {
             streams,
             estimated_accuracy: None,
         }
+    }
+
+    /// Stream `i`'s availability over the window (when it comes and goes): the executor
+    /// lends its shares while it cannot use them.
+    pub fn set_availability(&mut self, i: usize, timeline: Vec<(f64, Avail)>) {
+        self.exec.set_availability(i, timeline);
     }
 
     /// Stream `i`'s policy input as it stands.

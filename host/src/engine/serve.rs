@@ -67,16 +67,19 @@ pub struct LiveServed {
 /// Score a stream's window. `segments` must be sorted by start and begin at 0; `models`
 /// are the window's model versions. Frames are processed as the segments' shares allow, or,
 /// on the real clock, as `live` says the inference job processed them. Predictions not
-/// made already are computed once per (model, resolution, object) and batched.
+/// made already are computed once per (model, resolution, object) and batched. Frames the
+/// camera did not send count for nothing; frames that came while the stream was starting
+/// from cold (`lost`) count, served nothing.
 pub fn serve<B: Backend>(
     be: &B,
     data: &WindowData,
-    frame_rate: f64,
+    (frame_rate, lost): (f64, &[bool]),
     segments: &[InferSegment],
     models: &mut [Model<B>],
     live: Option<LiveServed>,
 ) -> Served {
     let (frames, slots) = (data.frames, data.slots);
+    let servable = |f: usize| data.present[f] && !lost.get(f).copied().unwrap_or(false);
     // Pass 1: which frames are processed, by which model version at which resolution.
     let (processed, mut predictions) = match live {
         Some(live) => {
@@ -86,7 +89,10 @@ pub fn serve<B: Backend>(
             }
             (processed, live.predictions)
         }
-        None => (planned(frames, frame_rate, segments), Predictions::new()),
+        None => (
+            planned(frames, frame_rate, segments, &servable),
+            Predictions::new(),
+        ),
     };
     // Pass 2: predictions for every (model, resolution) and object still needed.
     let mut needed: HashMap<(usize, u32), Vec<u32>> = HashMap::new();
@@ -114,10 +120,17 @@ pub fn serve<B: Backend>(
             predictions.insert((model, res, *t), p);
         }
     }
-    // Pass 3: served results and accuracy per frame.
+    // Pass 3: served results and accuracy per frame (a stream starting from cold serves
+    // nothing until its first inference).
     let mut served: Vec<Option<u8>> = vec![None; slots];
     let mut per_frame = Vec::with_capacity(frames);
     for (f, p) in processed.iter().enumerate() {
+        if !data.present[f] {
+            continue;
+        }
+        if !servable(f) {
+            served.iter_mut().for_each(|s| *s = None);
+        }
         let in_view = &data.track_of[f * slots..(f + 1) * slots];
         if let Some((model, res)) = *p {
             for (slot, &t) in in_view.iter().enumerate() {
@@ -131,8 +144,8 @@ pub fn serve<B: Backend>(
             .count();
         per_frame.push(right as f64 / slots as f64);
     }
-    let accuracy = per_frame.iter().sum::<f64>() / frames.max(1) as f64;
-    let chunk = frames.div_ceil(10).max(1);
+    let accuracy = per_frame.iter().sum::<f64>() / per_frame.len().max(1) as f64;
+    let chunk = per_frame.len().div_ceil(10).max(1);
     let chunks = per_frame
         .chunks(chunk)
         .map(|c| c.iter().sum::<f64>() / c.len() as f64)
@@ -141,17 +154,25 @@ pub fn serve<B: Backend>(
         accuracy,
         chunks,
         frames_processed: processed.iter().filter(|p| p.is_some()).count(),
-        frames,
+        frames: per_frame.len(),
     }
 }
 
 /// Frames a job processes at `min(1/k, share / cost)` of the frame rate under each
-/// segment: by which model version, at which resolution.
-fn planned(frames: usize, frame_rate: f64, segments: &[InferSegment]) -> Vec<Option<(usize, u32)>> {
+/// segment (of the frames it can serve): by which model version, at which resolution.
+fn planned(
+    frames: usize,
+    frame_rate: f64,
+    segments: &[InferSegment],
+    servable: &dyn Fn(usize) -> bool,
+) -> Vec<Option<(usize, u32)>> {
     let mut processed = vec![None; frames];
     let mut credit = 0.0f64;
     let mut seg = 0;
     for (f, p) in processed.iter_mut().enumerate() {
+        if !servable(f) {
+            continue;
+        }
         let t = f as f64 / frame_rate;
         while seg + 1 < segments.len() && segments[seg + 1].start <= t {
             seg += 1;

@@ -152,6 +152,12 @@ impl<B: Backend> Session<B> {
                 None
             },
             zoo_candidates: s.zoo.max_candidates,
+            lifecycle: if s.serverless() {
+                let l = &s.lifecycle.policy;
+                Some((load(l)?, params(l)?))
+            } else {
+                None
+            },
         })
     }
 
@@ -208,7 +214,7 @@ impl<B: Backend> Session<B> {
 
 /// The host's own options in a policy spec, taken out before the plugin sees its parameters,
 /// so a compare can run policies under different host settings on the same streams.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostOptions {
     /// `profile=true|false` overrides `[profiler] enabled`: a baseline that never reads
     /// predictions runs without paying for the profiler.
@@ -221,6 +227,9 @@ pub struct HostOptions {
     pub lean: Option<bool>,
     /// `zoo=true|false` overrides `[zoo] enabled`: the same streams with and without reuse.
     pub zoo: Option<bool>,
+    /// `lifecycle=NAME` overrides `[lifecycle] policy` (its parameters stay the scenario's
+    /// when the name is the same, and are dropped otherwise).
+    pub lifecycle: Option<String>,
 }
 
 impl HostOptions {
@@ -240,6 +249,16 @@ impl HostOptions {
         }
         if let Some(zoo) = self.zoo {
             s.zoo.enabled = zoo;
+        }
+        if let Some(name) = self
+            .lifecycle
+            .as_ref()
+            .filter(|n| **n != s.lifecycle.policy.name)
+        {
+            s.lifecycle.policy = PluginRef {
+                name: name.clone(),
+                params: Default::default(),
+            };
         }
     }
 }
@@ -264,13 +283,18 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         flag("lean")?,
         flag("zoo")?,
     );
+    let lifecycle = match policy.params.get("lifecycle") {
+        None => None,
+        Some(toml::Value::String(n)) => Some(n.clone()),
+        Some(v) => return Err(bad("lifecycle", "a lifecycle plugin's name", v)),
+    };
     let timing = match policy.params.get("timing") {
         None => None,
         Some(toml::Value::String(t)) if t == "before" => Some(ProfileTiming::Before),
         Some(toml::Value::String(t)) if t == "beside" => Some(ProfileTiming::Beside),
         Some(v) => return Err(bad("timing", "before or beside", v)),
     };
-    for key in ["profile", "timing", "reuse", "lean", "zoo"] {
+    for key in ["profile", "timing", "reuse", "lean", "zoo", "lifecycle"] {
         policy.params.remove(key);
     }
     Ok((
@@ -281,6 +305,7 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
             reuse,
             lean,
             zoo,
+            lifecycle,
         },
     ))
 }

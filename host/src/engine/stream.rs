@@ -20,6 +20,7 @@ use std::sync::Arc;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
+use super::activity::Activity;
 use super::calibrate::Raw;
 use super::cost::CostModel;
 use super::detect::{Detection, Detector, best_match};
@@ -118,6 +119,9 @@ pub struct WindowData {
     pub first_frame: Vec<usize>,
     /// When the scene changed inside the window, seconds (see `DriftPoint::at_seconds`).
     pub changed_at: Option<f64>,
+    /// Per frame: whether the camera sent it (its activity schedule); frames it did not send
+    /// are neither served nor scored.
+    pub present: Vec<bool>,
     /// Fraction per class of the labelled samples.
     pub class_mix: Vec<f64>,
 }
@@ -211,6 +215,21 @@ impl Camera {
             d.at_seconds
         });
         // resample_mix draws in order, so track t is crop t.
+        // When the camera sends frames (all the time without a schedule).
+        let present = match &self.spec.activity {
+            None => vec![true; frames],
+            Some(a) => {
+                let w0 = w as f64 * scenario.window_seconds;
+                let activity = Activity::new(
+                    a,
+                    w0 + scenario.window_seconds,
+                    scenario.seed ^ self.index as u64,
+                );
+                (0..frames)
+                    .map(|f| activity.busy(w0 + f as f64 / self.spec.frame_rate))
+                    .collect()
+            }
+        };
         WindowData {
             train,
             crops,
@@ -220,6 +239,7 @@ impl Camera {
             first_frame,
             class_mix,
             changed_at: change,
+            present,
         }
     }
 }
@@ -679,6 +699,14 @@ impl<B: Backend> Stream<B> {
     /// on, with the inference allocation `infer` it ended with; its labelled samples join
     /// the memory; the sampling factors of its tracks for the configurations `offered`
     /// stand for the next window's.
+    /// Bytes it holds while resident: its model's weights with their gradients and
+    /// momentum, and its exemplar memory.
+    pub fn resident_bytes(&self, be: &B) -> u64 {
+        let weights = crate::model::weights::to_bytes(be, &self.model).len() as u64;
+        let memory = self.memory.samples();
+        3 * weights + 4 * memory.images.len() as u64 + memory.labels.len() as u64
+    }
+
     pub fn close(
         &mut self,
         mut window: StreamWindow<B>,

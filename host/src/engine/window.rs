@@ -10,7 +10,8 @@
 
 use super::calibrate::Calibration;
 use super::cost::CostModel;
-use super::executor::Executor;
+use super::executor::{Avail, Executor};
+use super::phases::{Phase, PhaseWindow, Phases, StreamTick, WakeCosts};
 use super::profiler::{Profile, ProfileTask};
 use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
 use super::scenario::{ClockKind, ProfileTiming, Scenario};
@@ -39,6 +40,8 @@ pub struct Engine<'a, B: Backend> {
     calibration: Calibration,
     /// Models retrained for earlier scenes, shared by the streams (none: no zoo).
     zoo: Option<Zoo>,
+    /// The streams' serverless lives (none: every stream always there).
+    phases: Option<Phases>,
 }
 
 /// A window in progress: the scheduler, each stream's window and micro-profile, and the
@@ -48,6 +51,8 @@ struct Window<'p, B: Backend> {
     streams: Vec<StreamWindow<B>>,
     tasks: Vec<ProfileTask<B>>,
     profiler_share: f64,
+    /// The streams' phases this window, when they come and go.
+    life: Option<PhaseWindow>,
 }
 
 /// What comes at known times in a window besides completions: zoo swaps where a scene
@@ -160,10 +165,19 @@ impl<'a, B: Backend> Engine<'a, B> {
         cost: CostModel,
     ) -> Self {
         let capacity = scenario.memory.capacity as usize;
-        let streams = cameras
+        let streams: Vec<Stream<B>> = cameras
             .into_iter()
             .map(|c| Stream::new(be, c, pretrained, capacity))
             .collect();
+        let phases = scenario.serverless().then(|| {
+            let l = &scenario.lifecycle;
+            Phases::new(
+                streams.iter().map(|st| st.id().to_string()).collect(),
+                (l.budget_bytes(), l.preprocess),
+                WakeCosts::default(),
+                plugins.lifecycle_name(),
+            )
+        });
         Self {
             be,
             scenario,
@@ -173,7 +187,16 @@ impl<'a, B: Backend> Engine<'a, B> {
             next: 0,
             calibration: Calibration::default(),
             zoo: None,
+            phases,
         }
+    }
+
+    /// The engine with cold starts charged at `costs` (measured by the session).
+    pub fn with_wake_costs(mut self, costs: WakeCosts) -> Self {
+        if let Some(p) = self.phases.as_mut() {
+            p.set_costs(costs);
+        }
+        self
     }
 
     /// The engine with `zoo` shared by its streams (none: no zoo).
@@ -226,6 +249,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             inputs.push(input);
             tasks.push(task);
         }
+        let life = self.step_phases(&streams, &inputs);
         let beside = self.beside_share(&tasks).is_some();
         let (start, profiler_share) = self.start_allocation(&inputs, !beside);
         let plugins = &self.plugins;
@@ -236,18 +260,50 @@ impl<'a, B: Backend> Engine<'a, B> {
             decide: &mut decide,
         };
         let s = &self.scenario;
+        let mut sched = Scheduler::new(s.gpus, s.window_seconds, inputs, &start, policy);
+        for (i, timeline) in life.iter().flat_map(|l| l.phases.iter()).enumerate() {
+            sched.set_availability(i, availability(timeline));
+        }
         let mut window = Window {
-            sched: Scheduler::new(s.gpus, s.window_seconds, inputs, &start, policy),
+            sched,
             streams,
             tasks,
             profiler_share,
+            life,
         };
         let clocked = match s.clock {
             ClockKind::Virtual => self.run_virtual(&mut window),
             ClockKind::Real => self.run_real(&mut window),
         };
         let closed = window.sched.close(&clocked.measured);
-        Ok(self.close(window.streams, closed, clocked))
+        Ok(self.close((window.streams, window.life), closed, clocked))
+    }
+
+    /// Step the streams' lives through the window now opening (when they come and go): the
+    /// lifecycle plugin decides as the cameras' frames stop and return.
+    fn step_phases(
+        &mut self,
+        windows: &[StreamWindow<B>],
+        inputs: &[StreamInput],
+    ) -> Option<PhaseWindow> {
+        let phases = self.phases.as_mut()?;
+        let s = &self.scenario;
+        let ticks: Vec<StreamTick<'_>> = windows
+            .iter()
+            .zip(inputs)
+            .zip(&self.streams)
+            .map(|((w, input), st)| StreamTick {
+                present: &w.data.present,
+                frame_rate: st.camera.spec.frame_rate,
+                bytes: st.resident_bytes(self.be),
+                accuracy: input.state.accuracy,
+            })
+            .collect();
+        let plugins = &self.plugins;
+        let w0 = self.next as f64 * s.window_seconds;
+        Some(phases.window((w0, s.window_seconds), &ticks, &mut |input| {
+            plugins.plan_lifecycle(input)
+        }))
     }
 
     /// Inference allocation until the first decision, and the profiler's share: inference
@@ -281,6 +337,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             streams,
             tasks,
             profiler_share,
+            ..
         } = window;
         let profiles: Vec<Vec<Profile>> = tasks
             .iter()
@@ -494,7 +551,7 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// the zoo, and report it.
     fn close(
         &mut self,
-        windows: Vec<StreamWindow<B>>,
+        (windows, life): (Vec<StreamWindow<B>>, Option<PhaseWindow>),
         (exec, records, inputs): (Executor, Records, Vec<StreamInput>),
         mut clocked: Clocked,
     ) -> WindowReport {
@@ -505,7 +562,8 @@ impl<'a, B: Backend> Engine<'a, B> {
         let mut streams = Vec::with_capacity(n);
         for (i, (mut window, input)) in windows.into_iter().zip(inputs).enumerate() {
             let live = clocked.live[i].take();
-            let report = self.score(i, &mut window, (&exec, &records), live);
+            let lost = life.as_ref().map_or(&[][..], |l| &l.lost[i][..]);
+            let report = self.score(i, &mut window, (&exec, &records), (live, lost));
             let ended = (
                 report.end_accuracy,
                 (exec.infer_share(i), report.infer_config.clone()),
@@ -516,7 +574,13 @@ impl<'a, B: Backend> Engine<'a, B> {
         if let (Some(report), Some(z)) = (zoo.as_mut(), &self.zoo) {
             (report.models, report.bytes) = (z.len(), z.bytes());
         }
-        let mean_accuracy = streams.iter().map(|r| r.accuracy).sum::<f64>() / n.max(1) as f64;
+        // A stream whose camera sent nothing this window has no accuracy to count.
+        let seen: Vec<f64> = streams
+            .iter()
+            .filter(|r| r.frames > 0)
+            .map(|r| r.accuracy)
+            .collect();
+        let mean_accuracy = seen.iter().sum::<f64>() / seen.len().max(1) as f64;
         self.next += 1;
         let s = &self.scenario;
         let (gpus, horizon) = (s.gpus as f64, s.window_seconds);
@@ -532,6 +596,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             allocations: records.allocations,
             predictions: records.predictions,
             zoo,
+            lifecycle: life.map(|l| l.report),
             gpus: s.gpus,
             window_seconds: horizon,
         }
@@ -545,7 +610,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         i: usize,
         window: &mut StreamWindow<B>,
         (exec, records): (&Executor, &Records),
-        live: Option<LiveServed>,
+        (live, lost): (Option<LiveServed>, &[bool]),
     ) -> StreamReport {
         let segments = exec.infer_segments(i);
         let infer_shares = live.as_ref().map(|l| l.shares);
@@ -553,7 +618,7 @@ impl<'a, B: Backend> Engine<'a, B> {
         let served = serve::serve(
             self.be,
             &window.data,
-            fps,
+            (fps, lost),
             &segments,
             &mut window.versions,
             live,
@@ -668,4 +733,19 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
         self.streams[i].close(window, infer, &input.infer, s.seed, w);
     }
+}
+
+/// What the executor needs of a stream's phases: when it has frames to serve and when its
+/// weights are loaded for its job.
+fn availability(timeline: &[(f64, Phase)]) -> Vec<(f64, Avail)> {
+    timeline
+        .iter()
+        .map(|&(at, phase)| {
+            let avail = Avail {
+                frames: phase == Phase::Active,
+                loaded: phase.loaded(),
+            };
+            (at, avail)
+        })
+        .collect()
 }

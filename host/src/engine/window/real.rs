@@ -30,6 +30,7 @@ impl<B: Backend> Engine<'_, B> {
             streams: windows,
             tasks,
             profiler_share,
+            ..
         } = window;
         let scale = self.scenario.real_time_scale;
         let (golden, horizon) = (
