@@ -1,15 +1,16 @@
 //! The model zoo outside the window loop: its history rows (every check, use, addition and
 //! eviction, read back as recorded); its bound over a long run (the eviction rule checked
 //! against one written out here, the files on disk after each save, a restart); corrupt and
-//! missing files; `tandem zoo list|show|prune` on a saved zoo.
+//! missing files; `tandem zoo list|show|prune` on a saved zoo; the live run saving it.
 
 use std::path::Path;
 
 use tandem::compute::cpu::CpuBackend;
-use tandem::engine::WindowReport;
 use tandem::engine::report::{ZooCheckRecord, ZooReport, ZooUse};
 use tandem::engine::zoo::{PRETRAINED, Zoo, ZooModel};
+use tandem::engine::{Scenario, WindowReport};
 use tandem::history::{History, ZooEvent};
+use tandem::http::{AppState, runner};
 use tandem::model::{Arch, Model, weights};
 
 use super::support::{Rng, new_run, runtime};
@@ -579,4 +580,76 @@ fn tandem_zoo_lists_shows_and_prunes_a_saved_zoo() {
     let (again, _) = Zoo::open(&dir, usize::MAX, u64::MAX);
     assert_eq!(again.len(), 1);
     assert_on_disk(&dir, &again);
+}
+
+/// A scenario small enough for a live window in a debug build.
+const LIVE: &str = r#"
+name = "live-zoo"
+windows = 1
+seed = 7
+hidden = 32
+channels = [8, 16, 16]
+
+[pretrain]
+samples = 300
+epochs = 1
+
+[profiler]
+epochs = 2
+
+[config_space]
+name = "ekya-space"
+params = { learning-rate = 0.02, head-width = 32, wide-width = 32, model-layers = 5 }
+
+[[cameras]]
+name = "a"
+source = "synthetic"
+frame_rate = 1.0
+objects_per_frame = 2
+train_samples = 64
+"#;
+
+#[test]
+fn the_live_run_saves_its_zoo_after_every_window() {
+    let data = super::data::tempdir();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = rt
+        .block_on(AppState::open(&data, "token".into(), vec![]))
+        .unwrap();
+    let scenario = Scenario::parse(LIVE, Path::new("live-zoo.toml")).unwrap();
+    // A long pace: after its first window the live thread sleeps until the test is over.
+    rt.block_on(async {
+        runner::spawn_live(&state, scenario, std::time::Duration::from_secs(3600))
+    });
+    let started = std::time::Instant::now();
+    while state.live.snapshot().windows.is_empty() {
+        let status = state.live.snapshot().status;
+        assert!(!status.starts_with("stopped"), "{status}");
+        assert!(
+            started.elapsed().as_secs() < 600,
+            "no live window in 10 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (saved, warnings) = Zoo::open(&data.join("zoo"), usize::MAX, u64::MAX);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(saved.models().any(|m| m.id == PRETRAINED));
+    assert_on_disk(&data.join("zoo"), &saved);
+    // What the window recorded about the zoo is what was saved.
+    let w = state.live.snapshot().windows[0].clone();
+    let z = w.zoo.expect("the live run has a zoo");
+    assert_eq!((z.models, z.bytes), (saved.len(), saved.bytes()));
+    for id in &z.added {
+        assert!(saved.models().any(|m| &m.id == id), "{id} not saved");
+    }
+    let run = rt
+        .block_on(state.history.latest_zoo_run())
+        .unwrap()
+        .unwrap();
+    let recorded = rt.block_on(state.history.zoo_report(run, 0)).unwrap();
+    assert_eq!(recorded.map(|r| r.models), Some(saved.len()));
 }

@@ -12,7 +12,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::data::look;
-use crate::engine::zoo::{PRETRAINED, Zoo, ZooModel};
+use crate::engine::zoo::{Zoo, ZooModel};
 use crate::history::{History, ZooEvent};
 use crate::text::truncate;
 
@@ -155,14 +155,7 @@ fn story(data_dir: &Path, m: &ZooModel) -> anyhow::Result<Option<Vec<ZooEvent>>>
         .build()?;
     rt.block_on(async {
         let h = History::open(&db).await?;
-        // A zoo started afresh gives its ids out again: the story starts at the run that made
-        // this model (the pretrained model is the same one in every run).
-        let since = if m.id == PRETRAINED {
-            None
-        } else {
-            h.zoo_model_origin(&m.id, m.origin_window.into()).await?
-        };
-        Ok(Some(h.zoo_model_events(&m.id, since).await?))
+        Ok(Some(h.zoo_model_story(m).await?))
     })
 }
 

@@ -7,6 +7,7 @@ use sqlx::SqliteConnection;
 
 use super::{History, HistoryError};
 use crate::engine::report::{ZooCheckRecord, ZooReport, ZooUse};
+use crate::engine::zoo::{PRETRAINED, ZooModel};
 
 /// Write window `win` of run `run`'s zoo report (inside the window's transaction).
 pub(super) async fn record(
@@ -205,6 +206,18 @@ impl History {
         .bind(window)
         .fetch_one(self.pool())
         .await?)
+    }
+
+    /// What the history says model `m` of a kept zoo did: its events from the run that made
+    /// it on (a zoo started afresh gives its ids out again; the pretrained model is the same
+    /// one in every run).
+    pub async fn zoo_model_story(&self, m: &ZooModel) -> Result<Vec<ZooEvent>, HistoryError> {
+        let since = if m.id == PRETRAINED {
+            None
+        } else {
+            self.zoo_model_origin(&m.id, m.origin_window.into()).await?
+        };
+        self.zoo_model_events(&m.id, since).await
     }
 
     /// The latest evictions from zoos that were kept (runs not compared side by side),
