@@ -653,3 +653,43 @@ fn the_live_run_saves_its_zoo_after_every_window() {
     let recorded = rt.block_on(state.history.zoo_report(run, 0)).unwrap();
     assert_eq!(recorded.map(|r| r.models), Some(saved.len()));
 }
+
+#[test]
+fn bench_zoo_prints_its_figures() {
+    // Figures only (a bench, not a timed test): the parts, the short list, the checks' cost.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["bench", "zoo", "--json", "--calls", "20", "--models", "12"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["zoo_models"], 12);
+    let sel = &v["selection"];
+    for key in [
+        "selection_ms",
+        "signature_ms",
+        "plugin_call_ms",
+        "native_select_ms",
+    ] {
+        let (p50, p95) = (
+            sel[key]["p50"].as_f64().unwrap(),
+            sel[key]["p95"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p95 >= p50, "{key}: {sel}");
+    }
+    // The demo's default selector: the 3 nearest of the 12.
+    assert_eq!(sel["short_list"].as_array().unwrap().len(), 3, "{sel}");
+    // 3 cameras x 3 candidates x 50 validation images on a 200 s window of one GPU.
+    let c = &v["checks"];
+    assert_eq!(
+        (c["streams"].as_u64(), c["candidates_per_stream"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let per_check = c["modelled_gpu_seconds_per_check"].as_f64().unwrap();
+    let fraction = c["fraction_of_window"].as_f64().unwrap();
+    assert!((fraction - 9.0 * per_check / 200.0).abs() < 1e-12, "{c}");
+}

@@ -14,6 +14,7 @@ mod scaffold;
 mod serve;
 mod train;
 mod zoo;
+mod zoo_bench;
 
 #[derive(Parser)]
 #[command(
