@@ -31,7 +31,8 @@ pub enum ZooCommand {
         at: At,
     },
     /// Evict models by the zoo's own rule (fewest uses, then longest unused, then oldest;
-    /// the pretrained model is never evicted); the files and the index stay consistent.
+    /// the pretrained model is never evicted); the files and the index stay consistent. A run
+    /// in progress on the same data dir saves its own zoo over the pruned one.
     Prune {
         /// Keep this many models (the pretrained one included).
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
