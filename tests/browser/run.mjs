@@ -2,7 +2,8 @@
 // `tandem demo`. It opens the live page and waits for an SSE update, signs in, uploads a bad
 // plugin (refused), a good one and the Python port of `fair` (plugins/python/fair), starts a
 // comparison of thief, fair and the Python fair and waits for it (the Python fair decides every
-// window itself, choosing what fair chooses), then opens a run and a window in history.
+// window itself, choosing what fair chooses), then opens a run and a window in history, and the
+// Zoo page (the live run's saved zoo and its checks window by window).
 // Screenshots of each page go to $OUT (default target/browser-test).
 //
 // Usage: node run.mjs <tandem binary> <a valid plugin> <the Python fair component>
@@ -140,6 +141,17 @@ await Promise.all([page.waitForNavigation(), page.click("#windows tbody tr:first
 await page.waitForSelector("details.call");
 await shot("window.png");
 console.log("history: run and window opened");
+
+// 6. Zoo: the live run saves its zoo after every window, so the page lists at least the
+// pretrained model, and shows the live run's windows (checks and uses).
+await page.click("header nav a[href='/zoo']");
+await page.waitForSelector("#zoo-models");
+const zooModels = await page.$$eval("#zoo-models tbody tr", (rows) => rows.map((r) => r.textContent));
+if (!zooModels.some((r) => r.includes("pretrained"))) fail(`zoo models: ${zooModels}`);
+const zooWindows = await page.$$eval("#zoo-windows tbody tr", (rows) => rows.length);
+if (zooWindows < 1) fail("the Zoo page shows no window of the live run");
+await shot("zoo.png");
+console.log(`zoo: ${zooModels.length} models, ${zooWindows} windows of the live run`);
 
 await browser.close();
 stop();

@@ -8,10 +8,15 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use tandem::compute::cpu::CpuBackend;
 use tandem::engine::WindowReport;
-use tandem::engine::report::{Allocation, JobReport, PredictionRecord, StreamReport};
+use tandem::engine::report::{
+    Allocation, JobReport, PredictionRecord, StreamReport, ZooCheckRecord, ZooReport, ZooUse,
+};
+use tandem::engine::zoo::{PRETRAINED, Zoo};
 use tandem::history::NewRun;
 use tandem::http::{self, AppState};
+use tandem::model::{Arch, Model};
 
 const TOKEN: &str = "test-admin-token";
 const CSRF: &str = "0123456789abcdef0123456789abcdef";
@@ -86,7 +91,33 @@ fn window() -> WindowReport {
         }],
         profiler_gpu_seconds: 1.5,
         profiler_saved_gpu_seconds: 0.0,
-        zoo: None,
+        // Two zoo models checked for the stream, the better deployed as it is, and a selector
+        // failure whose text needs escaping.
+        zoo: Some(ZooReport {
+            checks: vec![
+                ZooCheckRecord {
+                    stream: "<cam>".into(),
+                    model: "m1".into(),
+                    accuracy: 0.875,
+                },
+                ZooCheckRecord {
+                    stream: "<cam>".into(),
+                    model: "pretrained".into(),
+                    accuracy: 0.5,
+                },
+            ],
+            uses: vec![ZooUse {
+                stream: "<cam>".into(),
+                model: "m1".into(),
+                as_is: true,
+            }],
+            added: vec![],
+            evicted: vec!["m2".into()],
+            models: 2,
+            bytes: 4880,
+            check_gpu_seconds: 0.25,
+            errors: vec!["selector <script>alert(1)</script> failed".into()],
+        }),
         gpus: 1,
         window_seconds: 200.0,
         decision_at: 10.0,
@@ -112,6 +143,81 @@ fn window() -> WindowReport {
     }
 }
 
+/// A zoo as a run saves it into `dir`: the pretrained model and `m1`, used once.
+fn save_zoo(dir: &std::path::Path) {
+    let be = CpuBackend::new(1);
+    let arch = Arch {
+        in_channels: 1,
+        channels: [4, 4, 4],
+        hidden: 8,
+        classes: 4,
+    };
+    let mut zoo = Zoo::new(24, u64::MAX);
+    let model = Model::new(&be, arch, 1);
+    zoo.insert(&be, &model, (PRETRAINED, 0), vec![0.25; 18], 0.5);
+    let (id, _) = zoo.insert(&be, &model, ("<cam>", 0), vec![0.5; 18], 0.75);
+    assert_eq!(id, "m1");
+    zoo.used(&id, 0);
+    zoo.save(dir).unwrap();
+}
+
+/// The Zoo page, its JSON, and the window page's zoo part.
+async fn zoo_pages(app: &Router) {
+    let (status, body) = call(app, get("/zoo")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(r#"<a href="/zoo" class="here">Zoo</a>"#),
+        "{body}"
+    );
+    // The saved models, with origin, uses and signature summary.
+    assert!(body.contains("&#60;cam&#62;, window 0"), "{body}");
+    assert!(body.contains("brightness 0.50, contrast 0.50"), "{body}");
+    // The latest run's windows: what was checked, what it measured, what served.
+    assert!(body.contains("<code>m1</code> 0.875"), "{body}");
+    assert!(body.contains("(deployed as it is)"), "{body}");
+    assert!(body.contains("deployed as it is m1"), "{body}");
+    assert!(body.contains("selector &#60;script&#62;"), "{body}");
+    let (status, _) = call(app, get("/zoo?run=999")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(app, get("/api/zoo")).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["models"][1]["id"], "m1");
+    assert_eq!(v["models"][1]["uses"], 1);
+    assert_eq!(v["evictions"][0]["model"], "m2");
+    let (status, body) = call(app, get("/api/zoo/m1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["model"]["origin_stream"], "<cam>");
+    // Both recorded runs checked and deployed it (neither was compared side by side).
+    let story: Vec<(i64, &str)> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["run_id"].as_i64().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        story,
+        [
+            (1, "checked"),
+            (1, "deployed"),
+            (2, "checked"),
+            (2, "deployed")
+        ],
+        "{v}"
+    );
+    let (status, _) = call(app, get("/api/zoo/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The window page and its JSON carry the window's zoo part.
+    let (_, body) = call(app, get("/history/runs/1/windows/0")).await;
+    assert!(body.contains("<h2>Model zoo</h2>"), "{body}");
+    assert!(body.contains("<code>pretrained</code> 0.500"), "{body}");
+    assert!(body.contains("evicted from the zoo: m2"), "{body}");
+    let (_, body) = call(app, get("/api/runs/1/windows/0")).await;
+    let w: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["zoo"]["uses"][0]["model"], "m1", "{w}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_routes() {
     let dir = super::data::tempdir();
@@ -134,6 +240,7 @@ async fn dashboard_routes() {
         .unwrap();
     state.history.record_window(run, &window()).await.unwrap();
     state.history.finish_run(run, Ok(0.75)).await.unwrap();
+    save_zoo(&dir.join("zoo"));
     let app = http::app(state.clone());
 
     // Pages render, and a fresh browser gets a CSRF cookie.
@@ -149,6 +256,8 @@ async fn dashboard_routes() {
         "/compare",
         "/history",
         "/plugins",
+        "/zoo",
+        "/zoo?run=1",
         "/history/runs/1",
         "/history/runs/1/windows/0",
     ] {
@@ -252,6 +361,8 @@ async fn dashboard_routes() {
         body.contains("export.csv?policy=a%2Cb%20c%26d%C3%A9&#38;comparison=3"),
         "{body}"
     );
+
+    zoo_pages(&app).await;
 
     // Metrics in Prometheus text format.
     state.metrics.observe("live", "thief", &window());

@@ -18,3 +18,4 @@ mod scaffold; // `tandem plugin new` outside the repository: Rust and Python, sc
 mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
 mod slicer; // the real clock's time slicer: delivered vs allocated share on real training steps
 mod support; // seeded inputs, tolerance checks, the shared wgpu backend, history helpers
+mod zoo; // the model zoo: its history rows, `tandem zoo`, its bound under overflow, restarts, corrupt files

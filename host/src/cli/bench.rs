@@ -41,6 +41,22 @@ pub enum BenchCommand {
         #[arg(long)]
         python_fair: Option<std::path::PathBuf>,
     },
+    /// Model zoo: selection time (signature, request, the nearest selector through the
+    /// sandbox) for a zoo of 30 models, and the checks' modelled GPU cost per window.
+    Zoo {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Models in the zoo.
+        #[arg(long, default_value_t = 30)]
+        models: usize,
+        /// Selections timed (p50/p95 over them).
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+        /// The scenario whose images, camera and GPU the figures use [default: the demo's].
+        #[arg(long)]
+        scenario: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -60,6 +76,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Plugins { json, python_fair } => super::plugin_bench::run(json, python_fair),
+        BenchCommand::Zoo {
+            json,
+            models,
+            calls,
+            scenario,
+        } => super::zoo_bench::run(json, models, calls, scenario),
     }
 }
 

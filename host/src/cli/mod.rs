@@ -13,6 +13,8 @@ mod run;
 mod scaffold;
 mod serve;
 mod train;
+mod zoo;
+mod zoo_bench;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +43,9 @@ enum Command {
     /// WebAssembly plugins: validate, list, scaffold.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The model zoo a data dir keeps: list, show, prune.
+    #[command(subcommand)]
+    Zoo(zoo::ZooCommand),
     /// The web dashboard (127.0.0.1 by default): live streams, comparisons, history, plugins.
     Serve(serve::ServeArgs),
     /// The dashboard with the embedded demo scenario running live, continuously.
@@ -56,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Compare(args) => run::compare(args),
         Command::Replay(args) => replay::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Zoo(cmd) => zoo::run(cmd),
         Command::Serve(args) => serve::serve(args),
         Command::Demo(args) => serve::demo(args),
     };

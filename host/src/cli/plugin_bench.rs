@@ -26,7 +26,7 @@ use crate::plugin::types::{Param, ParamValue, PolicyInput};
 use crate::plugin::{Limits, Plugin, PluginHost};
 use tandem_plugin_sdk::policy::{Allocation, Policy, Thief, evaluate};
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(super) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let i = ((samples.len() - 1) as f64 * p).round() as usize;
     samples[i]
@@ -138,7 +138,7 @@ pub fn run(as_json: bool, python_fair: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn builtin(name: &str) -> anyhow::Result<&'static [u8]> {
+pub(super) fn builtin(name: &str) -> anyhow::Result<&'static [u8]> {
     Ok(builtins()
         .into_iter()
         .find(|b| b.name == name)

@@ -232,7 +232,7 @@ fn run_policy<B: Backend>(
         backend: &be.describe(),
         comparison,
     };
-    recorder.run(&mut engine, &meta, Some(s.windows), &mut |w| {
+    recorder.run(&mut engine, &meta, Some(s.windows), &mut |_, w| {
         bar.inc(1);
         if verbose {
             bar.println(format!(

@@ -65,6 +65,29 @@ impl Look {
     }
 }
 
+/// A signature made of looks' means (`Look::mean`) in a few words: brightness and contrast
+/// (each channel's pixel mean and spread, averaged over channels) and the range of the grid
+/// cells' means (where the light is); any other vector by its length and mean.
+pub fn summary(signature: &[f64]) -> String {
+    let per_channel = 2 + GRID * GRID;
+    let n = signature.len();
+    if n == 0 || !n.is_multiple_of(per_channel) {
+        let mean = signature.iter().sum::<f64>() / n.max(1) as f64;
+        return format!("{n} values, mean {mean:.2}");
+    }
+    let channels: Vec<&[f64]> = signature.chunks_exact(per_channel).collect();
+    let avg = |k: usize| channels.iter().map(|c| c[k]).sum::<f64>() / channels.len() as f64;
+    let cells = channels.iter().flat_map(|c| c[2..].iter().copied());
+    let (lo, hi) = cells.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    format!(
+        "brightness {:.2}, contrast {:.2}, grid {lo:.2}-{hi:.2}",
+        avg(0),
+        avg(1)
+    )
+}
+
 /// One image's components into `out`: per channel its pixels' mean and standard deviation,
 /// then the mean of each grid cell.
 fn features(img: &[f32], (h, w, c): (usize, usize, usize), out: &mut [f64]) {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::Scenario;
 use crate::compute::{Backend, SgdStep};
 use crate::model::{Arch, Model};
 
@@ -20,6 +21,17 @@ pub struct CostModel {
 }
 
 impl CostModel {
+    /// The modelled GPU of scenario `s` for `arch` on `h`×`w` images: `s.gpu_gflops`, or by
+    /// default one on which the first camera's inference at full rate and resolution needs a
+    /// quarter GPU, as in Ekya's setting.
+    pub fn of(s: &Scenario, arch: Arch, h: usize, w: usize) -> CostModel {
+        let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
+        let gpu_flops = s
+            .gpu_gflops
+            .map_or_else(|| 4.0 * per_second * arch.forward_flops(h, w), |g| g * 1e9);
+        CostModel { arch, gpu_flops }
+    }
+
     /// GPU-seconds (at a full GPU) to train `samples` samples for one epoch.
     pub fn train_seconds(&self, h: usize, w: usize, layers: usize, samples: usize) -> f64 {
         self.arch.train_flops(h, w, layers) * samples as f64 / self.gpu_flops

@@ -104,18 +104,12 @@ impl<B: Backend> Session<B> {
             Look::of(&pool.train.take(s.pretrain.samples as usize)).mean,
             model::evaluate(be, &mut held_out, &pool.frames.take(512), 256) as f64,
         );
-        let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
-        // Default capacity: one camera's inference at full rate and resolution needs a
-        // quarter GPU, as in Ekya's setting.
-        let gpu_flops = s.gpu_gflops.map_or_else(
-            || 4.0 * per_second * arch.forward_flops(pool.train.h, pool.train.w),
-            |g| g * 1e9,
-        );
+        let cost = CostModel::of(s, arch, pool.train.h, pool.train.w);
         Ok(Self {
             catalog,
             pools,
             pretrained,
-            cost: CostModel { arch, gpu_flops },
+            cost,
             pretrained_path,
             zoo_dir: data_dir.join("zoo"),
             pretrained_look,

@@ -206,6 +206,16 @@ impl Zoo {
         (id, evicted)
     }
 
+    /// Evict the least useful models (by the same rule as the bounds) until at most `keep`
+    /// are left, never the pretrained model (`keep` = 0 leaves only it); returns them, in
+    /// eviction order. The bounds stay as they were.
+    pub fn prune(&mut self, keep: usize) -> Vec<ZooModel> {
+        let bound = std::mem::replace(&mut self.max_models, keep);
+        let evicted = self.evict(None);
+        self.max_models = bound;
+        evicted
+    }
+
     /// Evict the least useful models until within bounds, never `keep` nor the pretrained
     /// model; returns them.
     fn evict(&mut self, keep: Option<&str>) -> Vec<ZooModel> {

@@ -4,8 +4,9 @@
 //! window in [`History::record_window`], [`History::finish_run`] at the end. A crash therefore
 //! loses at most the window in progress; runs left `running` by a crash are marked
 //! `interrupted` the next time the history is opened. [`Recorder`] drives an engine and
-//! records it, for the CLI and the dashboard alike. The streams' lives (phases, cold starts,
-//! resident memory) have their own tables and reads (`lifecycle`).
+//! records it, for the CLI and the dashboard alike. The zoo's part of a window (checks, uses,
+//! models added and evicted) and the streams' lives (phases, cold starts, resident memory) have
+//! their own tables and reads (`zoo`, `lifecycle`).
 
 mod read;
 pub mod recorder;
@@ -48,6 +49,8 @@ macro_rules! insert {
 
 // After `insert!`, which it uses.
 mod lifecycle;
+mod zoo;
+pub use zoo::ZooEvent;
 
 /// The run history.
 #[derive(Clone, Debug)]
@@ -196,6 +199,9 @@ impl History {
         for p in &w.predictions {
             insert!(tx, "INSERT INTO predictions (run_id, window, stream, config, predicted_accuracy, predicted_gpu_seconds,
                  actual_accuracy, actual_gpu_seconds, estimator_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, &p.stream, &p.config, p.predicted_accuracy, p.predicted_gpu_seconds, p.actual_accuracy, p.actual_gpu_seconds, &p.estimator_error);
+        }
+        if let Some(z) = &w.zoo {
+            zoo::record(&mut tx, run, win, z).await?;
         }
         if let Some(l) = &w.lifecycle {
             lifecycle::record(&mut tx, run, win, l).await?;

@@ -85,13 +85,14 @@ impl Recorder {
     }
 
     /// Run `engine` for `windows` windows (None: until `on_window` breaks), recording each
-    /// window before handing it to `on_window`. A failure is recorded on the run too.
+    /// window before handing it to `on_window` with the engine as the window left it (its
+    /// zoo, to save). A failure is recorded on the run too.
     pub fn run<B: Backend>(
         &self,
         engine: &mut Engine<'_, B>,
         meta: &RunMeta<'_>,
         windows: Option<u32>,
-        on_window: &mut dyn FnMut(&WindowReport) -> ControlFlow<()>,
+        on_window: &mut dyn FnMut(&Engine<'_, B>, &WindowReport) -> ControlFlow<()>,
     ) -> Result<RunOutcome, RecordError> {
         let s = engine.scenario().clone();
         let run_id = self.block_on(self.history.start_run(&NewRun {
@@ -116,7 +117,7 @@ impl Recorder {
             self.block_on(self.history.record_window(run_id, &w))?;
             done += 1;
             sum += w.mean_accuracy;
-            if on_window(&w).is_break() {
+            if on_window(engine, &w).is_break() {
                 break;
             }
         }

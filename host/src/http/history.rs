@@ -1,6 +1,6 @@
 //! The History pages: runs and comparisons from SQLite, filtered by policy, scenario and date;
 //! a run's windows and accuracy chart; a window's streams, policy calls (input, output, time)
-//! and allocation timeline; CSV and JSON exports; and the `/api/runs` and `/api/comparisons`
+//! and allocation timeline, and its zoo checks and uses; CSV and JSON exports; and the `/api/runs` and `/api/comparisons`
 //! JSON endpoints.
 
 use askama::Template;
@@ -14,8 +14,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::charts::{self, Series};
+use super::zoo::{StreamZoo, stream_rows};
 use super::{AppError, AppState, Nav, Visitor, f3, pct};
-use crate::engine::report::{Allocation, PredictionRecord};
+use crate::engine::report::{Allocation, PredictionRecord, ZooReport};
 use crate::history::{
     AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
     WindowRow,
@@ -204,6 +205,32 @@ struct WindowPage {
     jobs: Vec<JobRow>,
     predictions: Vec<PredictionRecord>,
     chart: String,
+    /// The window's zoo checks and uses by stream, and what the zoo gained and lost (`None`:
+    /// the run had no zoo).
+    zoo: Option<WindowZooView>,
+}
+
+/// A window's zoo part on its page.
+struct WindowZooView {
+    streams: Vec<StreamZoo>,
+    added: String,
+    evicted: String,
+    size: String,
+    check_gpu: String,
+    errors: Vec<String>,
+}
+
+impl From<&ZooReport> for WindowZooView {
+    fn from(z: &ZooReport) -> Self {
+        WindowZooView {
+            streams: stream_rows(z),
+            added: z.added.join(", "),
+            evicted: z.evicted.join(", "),
+            size: format!("{} models, {:.1} KiB", z.models, z.bytes as f64 / 1024.0),
+            check_gpu: format!("{:.2} s", z.check_gpu_seconds),
+            errors: z.errors.clone(),
+        }
+    }
 }
 
 /// Everything history holds about one window: its page and its API both show all of it.
@@ -213,6 +240,7 @@ struct WindowDetail {
     allocations: Vec<AllocationRow>,
     jobs: Vec<JobRow>,
     predictions: Vec<PredictionRecord>,
+    zoo: Option<ZooReport>,
 }
 
 async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowDetail, AppError> {
@@ -227,6 +255,7 @@ async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowD
         allocations: h.allocations(id, window).await?,
         jobs: h.jobs(id, window).await?,
         predictions: h.predictions(id, window).await?,
+        zoo: h.zoo_report(id, window).await?,
     })
 }
 
@@ -272,6 +301,7 @@ async fn window_page(
         allocations,
         jobs: detail.jobs,
         predictions: detail.predictions,
+        zoo: detail.zoo.as_ref().map(WindowZooView::from),
     })
 }
 
@@ -455,7 +485,7 @@ async fn api_window(
         .collect();
     Ok(Json(
         json!({ "run": id, "window": window, "streams": d.streams, "policy_calls": calls, "allocations": d.allocations,
-                "jobs": d.jobs, "predictions": d.predictions }),
+                "jobs": d.jobs, "predictions": d.predictions, "zoo": d.zoo }),
     ))
 }
 

@@ -6,6 +6,7 @@
 //! - [`compare`]: several policies, each in its own arena on identical streams.
 //! - [`history`]: runs and comparisons from SQLite, drill-down and export.
 //! - [`plugins`]: the registry: list, upload (validated), disable, delete.
+//! - [`zoo`]: the model zoo the data dir keeps, and its checks and uses window by window.
 //! - [`metrics`]: Prometheus text format.
 //!
 //! Support: [`runner`] (engine threads and their shared state), [`security`] (admin token,
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod runner;
 pub mod security;
+pub mod zoo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,6 +212,7 @@ pub fn app(state: AppState) -> Router {
         .merge(compare::router())
         .merge(history::router())
         .merge(plugins::router())
+        .merge(zoo::router())
         .merge(metrics::router())
         .merge(security::router())
         .layer(axum::middleware::from_fn(security::csrf_cookie))

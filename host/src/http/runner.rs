@@ -188,9 +188,16 @@ fn run_live(
         s.window_started = Some(Instant::now());
     });
     let mut started = Instant::now();
-    recorder.run(&mut engine, &meta, None, &mut |w| {
+    recorder.run(&mut engine, &meta, None, &mut |engine, w| {
         let compute = started.elapsed();
         app.metrics.observe("live", policy, w);
+        // The live run keeps its zoo in the data dir window by window, where the Zoo page
+        // and the next run find it; a failed save costs this window's models, not the run.
+        if let Some(zoo) = engine.zoo()
+            && let Err(e) = zoo.save(&session.zoo_dir)
+        {
+            eprintln!("live engine: saving the zoo: {e}");
+        }
         live.update(|s| {
             s.windows.push_back(w.clone());
             while s.windows.len() > LIVE_KEEP {
@@ -425,7 +432,8 @@ fn run_lane(
         comparison: Some(c.id),
     };
     let planned = c.scenario.windows;
-    let outcome = recorder.run(&mut engine, &meta, Some(planned), &mut |w| {
+    // Compared runs keep no zoo: each works on its own copy, so none sees another's.
+    let outcome = recorder.run(&mut engine, &meta, Some(planned), &mut |_, w| {
         app.metrics
             .observe(&format!("comparison-{}", c.id), &label, w);
         c.state.update(|s| s.lanes[lane].windows.push(w.clone()));
