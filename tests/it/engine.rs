@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
 use tandem::engine::{Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport};
-use tandem::history::History;
+use tandem::history::{History, LEASE, RunEnd};
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
 use tandem::plugin::{Limits, PluginHost};
@@ -84,6 +85,7 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
         estimator: load("optimus"),
         estimator_params: vec![],
         host,
+        seed: s.seed,
     }
 }
 
@@ -352,8 +354,10 @@ fn history_keeps_every_window_and_survives_a_crash() {
         for w in &ws {
             h.record_window(id, w).await.unwrap();
         }
+        // Dropped without finish_run: as if the process died before window 3, a minute ago
+        // (its lease lapsed).
+        age_lease(&h, id, 60.0).await;
         id
-        // Dropped without finish_run: as if the process died before window 3.
     });
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
@@ -361,6 +365,9 @@ fn history_keeps_every_window_and_survives_a_crash() {
         let r = runs.iter().find(|r| r.id == run_id).unwrap();
         assert_eq!(r.status, "interrupted");
         assert_eq!(r.windows_done, 2);
+        // Its mean accuracy is the mean over the windows it committed.
+        let mean = (ws[0].mean_accuracy + ws[1].mean_accuracy) / 2.0;
+        assert!((r.mean_accuracy.unwrap() - mean).abs() < 1e-12, "{r:?}");
         let rows = h.windows(run_id).await.unwrap();
         assert_eq!(rows.len(), 2);
         let policies = vec!["thief".to_string(), "fair:profile=false".to_string()];
@@ -477,10 +484,18 @@ fn a_killed_run_keeps_its_committed_windows() {
     child.wait().unwrap();
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let runs = h.runs().await.unwrap();
-        assert_eq!(runs.len(), 1);
-        let r = &runs[0];
+        // Running until its lease lapses, then interrupted, with no restart of the reader.
+        let started = std::time::Instant::now();
+        let r = loop {
+            let r = h.runs().await.unwrap().remove(0);
+            if r.status != "running" {
+                break r;
+            }
+            assert!(started.elapsed() < LEASE + Duration::from_secs(10), "{r:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         assert_eq!(r.status, "interrupted");
+        assert!(r.mean_accuracy.is_some(), "{r:?}");
         assert!(r.windows_done >= 2 && r.windows_done < 500, "{r:?}");
         let rows = h.windows(r.id).await.unwrap();
         assert_eq!(rows.len() as i64, r.windows_done);
@@ -497,37 +512,45 @@ fn a_killed_run_keeps_its_committed_windows() {
     });
 }
 
+/// Move run `id`'s lease `seconds` into the past, as if its writer had stopped then.
+async fn age_lease(h: &History, id: i64, seconds: f64) {
+    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - ? WHERE id = ?")
+        .bind(seconds)
+        .bind(id)
+        .execute(h.pool())
+        .await
+        .unwrap();
+}
+
 #[test]
-fn opening_the_history_leaves_another_process_live_run_alone() {
-    // A dashboard opened beside a `tandem run` must not call that run interrupted.
+fn a_run_reads_as_interrupted_once_its_lease_lapses() {
+    // No restart and no process-id guess: any reader sees the lease.
     let dir = super::data::tempdir();
     let db = dir.join("history.sqlite");
-    let mut other = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
     let rt = runtime();
-    let status = |db: &Path| {
-        rt.block_on(async {
-            let h = History::open(db).await.unwrap();
-            h.runs().await.unwrap()[0].status.clone()
-        })
-    };
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
+        let other = History::open(&db).await.unwrap();
+        let status = || async { other.runs().await.unwrap()[0].status.clone() };
         let id = h.start_run(&new_run("tiny")).await.unwrap();
-        // As if that other process had started it.
-        sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
-            .bind(i64::from(other.id()))
-            .bind(id)
-            .execute(h.pool())
-            .await
-            .unwrap();
+        assert_eq!(status().await, "running");
+        age_lease(&h, id, LEASE.as_secs_f64() - 3.0).await;
+        assert_eq!(status().await, "running", "the lease still holds");
+        age_lease(&h, id, 6.0).await;
+        assert_eq!(status().await, "interrupted", "the lease lapsed");
+        // A writer that was only slow renews it and is running again.
+        h.heartbeat(id).await.unwrap();
+        assert_eq!(status().await, "running");
+        h.finish_run(id, RunEnd::Interrupted(0.5)).await.unwrap();
+        let r = other.run(id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.mean_accuracy),
+            ("interrupted", Some(0.5))
+        );
+        // A closed run's lease is not renewed any more.
+        h.heartbeat(id).await.unwrap();
+        assert_eq!(status().await, "interrupted");
     });
-    assert_eq!(status(&db), "running");
-    other.kill().unwrap();
-    other.wait().unwrap();
-    assert_eq!(status(&db), "interrupted");
 }
 
 #[test]

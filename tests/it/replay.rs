@@ -28,7 +28,7 @@ fn fixture() -> Vec<PathBuf> {
 fn run_policy(profiles: &Profiles, name: &str) -> Vec<ReplayWindow> {
     let p = plugin(name);
     replay::replay(profiles, &ReplayOptions::default(), &mut |input| {
-        host().decide(&p, input, &[])
+        host().decide(&p, input, &[], 0)
     })
 }
 

@@ -56,7 +56,7 @@ pub fn run(as_json: bool) -> anyhow::Result<()> {
     let mut estimate = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let s = host.decide(&thief, &input, &[])?;
+        let s = host.decide(&thief, &input, &[], 0)?;
         wasm.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         let n = Thief::schedule(&input, &[]).map_err(|e| anyhow::anyhow!("native thief: {e}"))?;

@@ -23,8 +23,8 @@ pub struct RunArgs {
     /// parameters, or a .wasm file).
     #[arg(long)]
     pub policy: Option<String>,
-    /// Run only this many windows.
-    #[arg(long)]
+    /// Run only this many windows (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub windows: Option<u32>,
     #[command(flatten)]
     pub common: Common,
@@ -37,7 +37,8 @@ pub struct CompareArgs {
     /// scenario's `compare` list, or thief,fair,no-retrain.
     #[arg(long)]
     pub policies: Option<String>,
-    #[arg(long)]
+    /// Run only this many windows (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub windows: Option<u32>,
     #[command(flatten)]
     pub common: Common,
@@ -62,7 +63,7 @@ pub struct Common {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(&args.scenario)?;
     if let Some(w) = args.windows {
-        scenario.windows = w.min(scenario.windows).max(1);
+        scenario.windows = w.min(scenario.windows);
     }
     let policy = match &args.policy {
         Some(p) => parse_policy(p).map_err(anyhow::Error::msg)?,
@@ -85,13 +86,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         print_summary(report);
     }
+    fail_if_the_policy_never_decided(&reports)
+}
+
+/// A run whose policy failed every call is not a success, whatever the fallback achieved.
+fn fail_if_the_policy_never_decided(reports: &[RunReport]) -> anyhow::Result<()> {
+    let never: Vec<String> = reports
+        .iter()
+        .filter(|r| r.fallbacks().all_failed())
+        .map(|r| format!("{}: {}", r.policy, r.fallbacks().describe()))
+        .collect();
+    if !never.is_empty() {
+        bail!(
+            "the policy failed every call, so every decision was the fallback's\n  {}",
+            never.join("\n  ")
+        );
+    }
     Ok(())
 }
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(&args.scenario)?;
     if let Some(w) = args.windows {
-        scenario.windows = w.min(scenario.windows).max(1);
+        scenario.windows = w.min(scenario.windows);
     }
     let named = match &args.policies {
         Some(p) => p.clone(),
@@ -126,7 +143,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         print_compare(&reports);
         eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
     }
-    Ok(())
+    fail_if_the_policy_never_decided(&reports)
 }
 
 fn write_report(path: Option<&Path>, reports: &[RunReport]) -> anyhow::Result<()> {
@@ -170,6 +187,8 @@ impl WithBackend for Job {
             bar.set_position(d as u64);
         })?;
         bar.finish_and_clear();
+        // Every policy and parameter is checked before the first window of the first runs.
+        session.check(&scenario, &policies)?;
         if verbose {
             let (device, modelled) = session.calibrate(be);
             eprintln!(
@@ -254,6 +273,7 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
         "mean_accuracy": r.mean_accuracy(),
         "profiler_median_abs_error": r.profiler_median_abs_error(),
         "profiler_cost_fraction": r.profiler_cost_fraction(),
+        "policy_fallbacks": r.fallbacks(),
         "windows": r.windows.iter().map(|w| json!({
             "window": w.window,
             "mean_accuracy": w.mean_accuracy,
@@ -288,6 +308,7 @@ fn compare_json(s: &Scenario, reports: &[RunReport], seconds: f64) -> serde_json
                     "profiler_cost_fraction": r.profiler_cost_fraction(),
                     "gpu_utilization": r.windows.iter().map(|w| w.gpu_utilization).sum::<f64>() / r.windows.len().max(1) as f64,
                     "retraining_jobs_finished": r.windows.iter().flat_map(|w| &w.streams).filter(|s| s.retrain.as_ref().is_some_and(|j| j.finished_at.is_some())).count(),
+                    "policy_fallbacks": r.fallbacks(),
                 }),
             )
         })
@@ -329,6 +350,10 @@ fn print_summary(r: &RunReport) {
         "mean accuracy {:.3}   (* retrained this window, ! retrained but the new model validated worse and was not deployed, ~ retraining did not finish)",
         r.mean_accuracy()
     );
+    let fallbacks = r.fallbacks();
+    if fallbacks.failed > 0 {
+        println!("policy: {}", fallbacks.describe());
+    }
     match r.profiler_median_abs_error() {
         Some(e) => println!(
             "profiler: median |predicted - actual| accuracy {:.3} over jobs that ran",
@@ -442,6 +467,12 @@ fn print_compare(reports: &[RunReport]) {
         print!(" {:>16.3}", r.mean_accuracy());
     }
     println!();
+    for r in reports {
+        let f = r.fallbacks();
+        if f.failed > 0 {
+            println!("{}: {}", r.policy, f.describe());
+        }
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -142,6 +142,13 @@ pub fn load(csv: &Path) -> Result<(Dataset, Vec<String>), DataError> {
         if frames.contains_key(&r.frame) {
             continue;
         }
+        if !super::inside_folder(Path::new(&r.frame)) {
+            return Err(bad_row(
+                csv,
+                r.line,
+                format!("frame image `{}` is outside the CSV's folder", r.frame),
+            ));
+        }
         let path = frame_path(dir, &r.frame).ok_or_else(|| {
             bad_row(
                 csv,

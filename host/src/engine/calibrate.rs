@@ -11,7 +11,7 @@
 pub type Kind = (usize, u32);
 
 /// The errors seen so far, per kind.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Calibration {
     errors: Vec<(Kind, f64)>,
 }

@@ -14,8 +14,10 @@
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
+//! - [`checkpoint`]: each committed window's engine state on disk, for `tandem run --resume`.
 
 pub mod calibrate;
+pub mod checkpoint;
 pub mod cost;
 pub mod executor;
 pub mod memory;
@@ -67,20 +69,24 @@ pub struct Plugins {
     pub space_params: Vec<Param>,
     pub estimator: Arc<Plugin>,
     pub estimator_params: Vec<Param>,
+    /// The run's seed: every call's WASI random numbers derive from it.
+    pub seed: u64,
 }
 
 impl Plugins {
     pub fn decide(&self, input: &PolicyInput) -> Result<Schedule, PluginError> {
-        self.host.decide(&self.policy, input, &self.policy_params)
+        self.host
+            .decide(&self.policy, input, &self.policy_params, self.seed)
     }
 
     pub fn configs(&self, state: &StreamState) -> Result<ConfigSet, PluginError> {
-        self.host.configs(&self.space, state, &self.space_params)
+        self.host
+            .configs(&self.space, state, &self.space_params, self.seed)
     }
 
     pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
         self.host
-            .predict(&self.estimator, request, &self.estimator_params)
+            .predict(&self.estimator, request, &self.estimator_params, self.seed)
     }
 
     pub fn policy_name(&self) -> String {

@@ -12,7 +12,8 @@ use super::scenario::{PluginRef, SourceKind};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
-use crate::plugin::{Limits, Plugin, PluginHost, Registry};
+use crate::plugin::types::{Param, PluginKind};
+use crate::plugin::{Limits, Plugin, PluginHost, Registry, validate};
 
 pub struct Session<B: Backend> {
     pub host: Arc<PluginHost>,
@@ -138,21 +139,48 @@ impl<B: Backend> Session<B> {
         Ok(self.registry.load(&self.host, &entry.digest)?)
     }
 
-    /// The scenario's plugins, with `policy` as the policy.
+    /// A plugin and its parameters, checked against the ones it declares.
+    fn checked(&self, r: &PluginRef) -> Result<(Arc<Plugin>, Vec<Param>), EngineError> {
+        let params = super::params_from_toml(&r.params)
+            .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+        let plugin = self.load_plugin(r)?;
+        validate::params(plugin.description(), &params)
+            .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+        Ok((plugin, params))
+    }
+
+    /// The scenario's plugins, with `policy` as the policy, each one's parameters checked.
     pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
-        let params = |r: &PluginRef| {
-            super::params_from_toml(&r.params)
-                .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))
-        };
+        let (policy, policy_params) = self.checked(policy)?;
+        let (space, space_params) = self.checked(&s.config_space)?;
+        let (estimator, estimator_params) = self.checked(&s.estimator)?;
         Ok(Plugins {
             host: self.host.clone(),
-            policy: self.load_plugin(policy)?,
-            policy_params: params(policy)?,
-            space: self.load_plugin(&s.config_space)?,
-            space_params: params(&s.config_space)?,
-            estimator: self.load_plugin(&s.estimator)?,
-            estimator_params: params(&s.estimator)?,
+            policy,
+            policy_params,
+            space,
+            space_params,
+            estimator,
+            estimator_params,
+            seed: s.seed,
         })
+    }
+
+    /// Check every policy (and the scenario's other plugins) before anything runs: each
+    /// loads, is a policy, and is given only parameters it declares.
+    pub fn check(&self, s: &Scenario, policies: &[PluginRef]) -> Result<(), EngineError> {
+        for policy in policies {
+            let (policy, _) = host_options(policy)?;
+            let plugins = self.plugins(s, &policy)?;
+            if plugins.policy.kind() != PluginKind::Policy {
+                return Err(EngineError::Setup(format!(
+                    "`{}` is a {} plugin, not a policy",
+                    policy.name,
+                    plugins.policy.kind().world()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A fresh engine for `s` under `policy`, every camera starting from the pretrained model.

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::calibrate::{self, Calibration};
+use super::checkpoint;
 use super::cost::CostModel;
 use super::executor::{self, Completion, Executor};
 use super::memory::ExemplarMemory;
@@ -115,6 +116,40 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// Windows run so far.
     pub fn windows_done(&self) -> u32 {
         self.next
+    }
+
+    /// What the next window starts from, for a checkpoint ([`super::checkpoint`]).
+    pub fn checkpoint_state(&self) -> checkpoint::EngineView<'_, B> {
+        checkpoint::EngineView {
+            be: self.be,
+            next: self.next,
+            calibration: &self.calibration,
+            streams: self
+                .streams
+                .iter()
+                .map(|s| checkpoint::StreamView {
+                    id: &s.id,
+                    model: &s.model,
+                    memory: &s.memory,
+                    infer: &s.infer,
+                    sampling: &s.sampling,
+                })
+                .collect(),
+        }
+    }
+
+    /// Continue from a checkpoint: its next window, and each stream's model, memory,
+    /// inference choice and sampling factors, and the calibration.
+    pub fn restore(&mut self, c: checkpoint::Restored<B>) {
+        self.next = c.next;
+        self.calibration = c.calibration;
+        for (st, r) in self.streams.iter_mut().zip(c.streams) {
+            st.model = r.model;
+            st.memory =
+                ExemplarMemory::with_samples(self.scenario.memory.capacity as usize, r.memory);
+            st.infer = r.infer;
+            st.sampling = r.sampling;
+        }
     }
 
     /// Run the next window.

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -40,6 +40,15 @@ struct ScenarioOption {
     summary: String,
 }
 
+/// A policy offered on the form: the plugin that name runs (the latest enabled one added),
+/// shown with its own description and digest.
+struct PolicyOption {
+    name: String,
+    version: String,
+    summary: String,
+    digest: String,
+}
+
 struct Started {
     id: i64,
     scenario: String,
@@ -52,7 +61,7 @@ struct Started {
 struct ComparePage {
     nav: Nav,
     scenarios: Vec<ScenarioOption>,
-    policies: Vec<(String, String)>,
+    policies: Vec<PolicyOption>,
     started: Vec<Started>,
 }
 
@@ -62,15 +71,27 @@ async fn page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<ComparePage, AppError> {
-    let mut policies: Vec<(String, String)> = state
+    let mut names: Vec<String> = state
         .registry
         .list()?
         .into_iter()
         .filter(|e| e.description.kind == PluginKind::Policy && !e.disabled)
-        .map(|e| (e.description.name, e.description.summary))
+        .map(|e| e.description.name)
         .collect();
-    // Several versions of one name: the form offers the name once (the latest is used).
-    policies.dedup_by(|a, b| a.0 == b.0);
+    names.dedup();
+    // Several versions of one name: the form offers the name once, described by the plugin
+    // a run under that name uses.
+    let mut policies = Vec::new();
+    for name in names {
+        if let Some(e) = state.registry.find(&name)? {
+            policies.push(PolicyOption {
+                name,
+                version: e.description.version,
+                summary: e.description.summary,
+                digest: e.digest.chars().take(12).collect(),
+            });
+        }
+    }
     Ok(ComparePage {
         nav: Nav::new(&state, &headers, &csrf, "compare", uri.path()),
         scenarios: state
@@ -158,10 +179,15 @@ async fn start(
         )));
     }
     let windows = match get("windows").map(str::trim).filter(|w| !w.is_empty()) {
-        Some(w) => Some(
-            w.parse::<u32>()
-                .map_err(|_| AppError::BadRequest(format!("windows: `{w}` is not a number")))?,
-        ),
+        Some(w) => match w.parse::<u32>() {
+            Ok(n @ 1..=runner::MAX_WINDOWS) => Some(n),
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "windows: `{w}` is not a number from 1 to {}",
+                    runner::MAX_WINDOWS
+                )));
+            }
+        },
         None => None,
     };
     let cmp = runner::start_comparison(&state, &choice, policies, windows).await?;
@@ -340,7 +366,10 @@ async fn events(
         .arenas
         .get(id)
         .ok_or_else(|| AppError::NotFound(format!("comparison {id} on this server")))?;
-    Ok(Sse::new(compare_stream(c)).keep_alive(KeepAlive::default()))
+    // The stream ends when the server shuts down, so shutdown never waits for a browser.
+    let shutdown = state.shutdown.clone();
+    let stream = compare_stream(c).take_until(async move { shutdown.wait().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 fn compare_stream(c: Arc<Comparison>) -> impl Stream<Item = Result<Event, Infallible>> {

@@ -22,10 +22,14 @@ use tokio::sync::broadcast;
 use super::{AppError, AppState, ScenarioChoice};
 use crate::compute::Backend;
 use crate::compute::cpu::CpuBackend;
+use crate::engine::report::Fallbacks;
 use crate::engine::scenario::PluginRef;
-use crate::engine::{Scenario, Session, WindowReport, policy_label};
+use crate::engine::{
+    Scenario, Session, WindowReport, host_options, params_from_toml, policy_label,
+};
 use crate::history::{Recorder, RunMeta};
 use crate::plugin::types::PluginKind;
+use crate::plugin::validate;
 
 /// Windows the live page keeps for its charts.
 pub const LIVE_KEEP: usize = 30;
@@ -118,6 +122,7 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
     );
     let data_dir = state.data_dir.clone();
     let handle = Handle::current();
+    let shutdown = state.shutdown.clone();
     let policy = policy_label(&scenario.policy);
     live.update(|s| {
         s.scenario = Some(scenario.clone());
@@ -128,6 +133,7 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
     let spawned = std::thread::Builder::new()
         .name("live-engine".into())
         .spawn(move || {
+            let _running = shutdown.engine();
             let be = CpuBackend::new(1);
             let result = (|| -> anyhow::Result<()> {
                 let session = Session::new(&be, &scenario, &data_dir, &mut |d, t| {
@@ -147,19 +153,31 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
                     s.window_started = Some(Instant::now());
                 });
                 let mut started = Instant::now();
+                let mut fallbacks = Fallbacks::default();
                 recorder.run(&mut engine, &meta, None, &mut |w| {
                     let compute = started.elapsed();
                     metrics.observe("live", &policy, w);
+                    for c in &w.policy_calls {
+                        fallbacks.add(c.error.as_deref());
+                    }
                     live.update(|s| {
                         s.windows.push_back(w.clone());
                         while s.windows.len() > LIVE_KEEP {
                             s.windows.pop_front();
                         }
                         s.last_compute = Some(compute);
+                        // A policy that fails is never shown as plainly running.
+                        s.status = if fallbacks.failed == 0 {
+                            "running".into()
+                        } else {
+                            format!("running; {}", fallbacks.describe())
+                        };
                     });
-                    // Pace without busy work: sleep only what is left of this window's tick.
-                    if compute < pace {
-                        std::thread::sleep(pace - compute);
+                    // Pace without busy work: sleep only what is left of this window's tick
+                    // (woken by a shutdown, which ends the run after this window).
+                    shutdown.sleep(pace.saturating_sub(compute));
+                    if shutdown.is_set() {
+                        return ControlFlow::Break(());
                     }
                     started = Instant::now();
                     live.update(|s| s.window_started = Some(started));
@@ -263,6 +281,8 @@ impl Arenas {
 
 /// At most this many comparisons compute at once (each takes a core per policy).
 pub const MAX_RUNNING: usize = 2;
+/// The most windows a comparison started from the dashboard may run.
+pub const MAX_WINDOWS: u32 = 50;
 
 /// Check `policies` against the registry (enabled policy plugins only; no file paths from the
 /// web), record the comparison and start it: a setup thread pretrains (or loads) the starting
@@ -291,6 +311,11 @@ pub async fn start_comparison(
                 entry.description.kind.world()
             )));
         }
+        // Parameters are checked before anything runs, against what the plugin declares.
+        let (plugin_ref, _) = host_options(p).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let params = params_from_toml(&plugin_ref.params)
+            .map_err(|e| AppError::BadRequest(format!("policy `{}`: {e}", p.name)))?;
+        validate::params(&entry.description, &params).map_err(AppError::BadRequest)?;
     }
     if state.arenas.running() >= MAX_RUNNING {
         return Err(AppError::BadRequest(format!(
@@ -299,7 +324,12 @@ pub async fn start_comparison(
     }
     let mut scenario = choice.scenario.clone();
     if let Some(w) = windows {
-        scenario.windows = w.clamp(1, 50);
+        if !(1..=MAX_WINDOWS).contains(&w) {
+            return Err(AppError::BadRequest(format!(
+                "windows: {w} is not from 1 to {MAX_WINDOWS}"
+            )));
+        }
+        scenario.windows = w;
     }
     let labels: Vec<String> = policies.iter().map(policy_label).collect();
     let id = state
@@ -335,9 +365,11 @@ pub async fn start_comparison(
     );
     let handle = Handle::current();
     let c = cmp.clone();
+    let shutdown = state.shutdown.clone();
     std::thread::Builder::new()
         .name(format!("compare-{id}"))
         .spawn(move || {
+            let _running = shutdown.engine();
             let be = CpuBackend::new(1);
             let session = Session::new(&be, &scenario, &data_dir, &mut |d, t| {
                 c.update(|s| s.status = format!("pretraining the starting model: {d}/{t} samples"));
@@ -357,13 +389,14 @@ pub async fn start_comparison(
             // and owns its backend, engine and models: identical streams, separate state.
             std::thread::scope(|scope| {
                 for (lane, policy) in policies.iter().enumerate() {
-                    let (c, session, scenario, history, metrics, handle) = (
+                    let (c, session, scenario, history, metrics, handle, shutdown) = (
                         &c,
                         &session,
                         &scenario,
                         history.clone(),
                         &metrics,
                         handle.clone(),
+                        &shutdown,
                     );
                     scope.spawn(move || {
                         let be = CpuBackend::new(1);
@@ -384,7 +417,7 @@ pub async fn start_comparison(
                                 &mut |w| {
                                     metrics.observe(&format!("comparison-{id}"), &label, w);
                                     c.update(|s| s.lanes[lane].windows.push(w.clone()));
-                                    if c.cancel.load(Ordering::Relaxed) {
+                                    if c.cancel.load(Ordering::Relaxed) || shutdown.is_set() {
                                         ControlFlow::Break(())
                                     } else {
                                         ControlFlow::Continue(())
@@ -393,9 +426,21 @@ pub async fn start_comparison(
                             )?;
                             let stopped = outcome.windows < scenario.windows;
                             c.update(|s| {
-                                s.lanes[lane].run_id = Some(outcome.run_id);
-                                s.lanes[lane].status =
-                                    if stopped { "stopped" } else { "finished" }.into();
+                                let l = &mut s.lanes[lane];
+                                l.run_id = Some(outcome.run_id);
+                                let end = if stopped { "stopped" } else { "finished" };
+                                // A policy that failed is never shown as a clean finish.
+                                let fallbacks = Fallbacks::count(
+                                    l.windows
+                                        .iter()
+                                        .flat_map(|w| &w.policy_calls)
+                                        .map(|c| c.error.as_deref()),
+                                );
+                                l.status = if fallbacks.failed == 0 {
+                                    end.into()
+                                } else {
+                                    format!("{end}; {}", fallbacks.describe())
+                                };
                             });
                             Ok(())
                         })();
