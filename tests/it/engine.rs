@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
-use tandem::engine::{Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport};
+use tandem::engine::{
+    Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport, checkpoint,
+};
 use tandem::history::{History, LEASE, RunEnd};
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
@@ -17,7 +19,7 @@ use tandem::plugin::{Limits, PluginHost};
 use super::plugins::guest_bytes;
 use super::support::{new_run, runtime};
 
-const TINY: &str = r#"
+pub(crate) const TINY: &str = r#"
 name = "tiny"
 windows = 2
 seed = 5
@@ -91,6 +93,17 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
 
 /// Run every window of `s` under `policy` on a fresh engine.
 fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<WindowReport> {
+    let mut e = engine(be, s, policy, params);
+    (0..s.windows).map(|_| e.run_window().unwrap()).collect()
+}
+
+/// A fresh engine for `s` under `policy`, every camera from the same pretrained model.
+fn engine<'a>(
+    be: &'a CpuBackend,
+    s: &Scenario,
+    policy: &str,
+    params: Vec<Param>,
+) -> Engine<'a, CpuBackend> {
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
     let arch = Arch {
         in_channels: 3,
@@ -121,15 +134,43 @@ fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<W
             .gpu_gflops
             .map_or(4.0 * 2.0 * arch.forward_flops(32, 32), |g| g * 1e9),
     };
-    let mut e = Engine::new(
+    Engine::new(
         be,
         s.clone(),
         plugins(s, policy, params),
         cameras,
         &pre,
         cost,
-    );
-    (0..s.windows).map(|_| e.run_window().unwrap()).collect()
+    )
+}
+
+#[test]
+fn a_resumed_engine_continues_exactly_as_an_uninterrupted_one() {
+    // The checkpoint after window 0 holds all that window 1 and 2 depend on: models, exemplar
+    // memories, inference choices, sampling factors and the calibration.
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 3;
+    let whole = run(&be, &s, "thief", vec![]);
+    let dir = super::data::tempdir();
+    let mut first = engine(&be, &s, "thief", vec![]);
+    let mut parts = vec![first.run_window().unwrap()];
+    let saved = checkpoint::save(&first.checkpoint_state(), &dir, 7).unwrap();
+    assert_eq!(saved, checkpoint::relative_dir(7, 1));
+    drop(first);
+    let mut second = engine(&be, &s, "thief", vec![]);
+    checkpoint::restore(&mut second, &dir.join(&saved)).unwrap();
+    assert_eq!(second.windows_done(), 1);
+    parts.extend((1..3).map(|_| second.run_window().unwrap()));
+    assert_eq!(comparable(parts), comparable(whole));
+    // A checkpoint of other streams is refused with the reason.
+    let mut other = s.clone();
+    other.cameras[1].name = "c".into();
+    let mut third = engine(&be, &other, "thief", vec![]);
+    let e = checkpoint::restore(&mut third, &dir.join(&saved))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("streams"), "{e}");
 }
 
 /// Reports with the timing fields (the only non-deterministic ones) zeroed.
@@ -428,11 +469,10 @@ fn a_model_that_validates_worse_is_not_deployed() {
 #[test]
 fn a_killed_run_keeps_its_committed_windows() {
     // The real thing: a `tandem run` process killed (SIGKILL) mid-run. Every window it
-    // committed is whole; the run is marked interrupted when the history is next opened.
-    let dir = super::data::tempdir();
-    let scenario = dir.join("long.toml");
-    std::fs::write(&scenario, TINY.replace("windows = 2", "windows = 500")).unwrap();
-    let data = dir.join("data");
+    // committed is whole; the run reads as interrupted once its lease lapses, and resumes
+    // from its last committed window to the end.
+    let data = super::cli::data_dir();
+    let scenario = super::cli::tiny_scenario(&data, 5);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args([
             "run",
@@ -496,7 +536,7 @@ fn a_killed_run_keeps_its_committed_windows() {
         };
         assert_eq!(r.status, "interrupted");
         assert!(r.mean_accuracy.is_some(), "{r:?}");
-        assert!(r.windows_done >= 2 && r.windows_done < 500, "{r:?}");
+        assert!(r.windows_done >= 2 && r.windows_done < 5, "{r:?}");
         let rows = h.windows(r.id).await.unwrap();
         assert_eq!(rows.len() as i64, r.windows_done);
         for (i, w) in rows.iter().enumerate() {
@@ -509,6 +549,31 @@ fn a_killed_run_keeps_its_committed_windows() {
             let predictions = h.predictions(r.id, w.window).await.unwrap();
             assert_eq!(predictions.len(), 2 * 18, "window {}", w.window);
         }
+    });
+    let out = super::cli::tandem(&["run", "--resume", "1", "--backend", "cpu"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        let h = History::open(&db).await.unwrap();
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(h.pool())
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+        let r = h.runs().await.unwrap().remove(0);
+        assert_eq!((r.status.as_str(), r.windows_done), ("finished", 5));
+        let rows = h.windows(r.id).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|w| w.window).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
     });
 }
 

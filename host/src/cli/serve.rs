@@ -184,7 +184,7 @@ fn run(s: Settings, demo: bool) -> anyhow::Result<()> {
         }
         let shutdown = state.shutdown.clone();
         tokio::spawn(async move {
-            stop_signal().await;
+            super::stop_signal().await;
             eprintln!("shutting down: SSE streams end, engines stop after their window");
             shutdown.trigger();
         });
@@ -203,29 +203,4 @@ fn run(s: Settings, demo: bool) -> anyhow::Result<()> {
     // Engine threads still computing are not waited for: what they committed is whole.
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
-}
-
-/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

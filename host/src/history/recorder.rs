@@ -81,6 +81,11 @@ impl Recorder {
         }
     }
 
+    /// The data directory checkpoints are kept under, when they are.
+    pub fn checkpoints(&self) -> Option<&Path> {
+        self.checkpoints.as_deref()
+    }
+
     /// Keep a checkpoint of the engine after every committed window under `data_dir`, so the
     /// run can be resumed (`tandem run --resume`).
     pub fn with_checkpoints(mut self, data_dir: &Path) -> Self {
@@ -99,7 +104,8 @@ impl Recorder {
         }
     }
 
-    fn handle(&self) -> Handle {
+    /// The runtime the history runs on (for tasks beside a run, such as a signal handler).
+    pub fn handle(&self) -> Handle {
         match &self.exec {
             Exec::Own(rt) => rt.handle().clone(),
             Exec::Shared(h) => h.clone(),
