@@ -9,7 +9,9 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use tandem::engine::WindowReport;
-use tandem::engine::report::{Allocation, JobReport, PredictionRecord, StreamReport};
+use tandem::engine::report::{
+    Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport,
+};
 use tandem::history::{NewRun, RunEnd};
 use tandem::http::{self, AppState};
 
@@ -117,7 +119,16 @@ fn window() -> WindowReport {
         gpus: 1,
         window_seconds: 200.0,
         decision_at: 10.0,
-        policy_calls: vec![],
+        // The policy failed its one call: the fallback decided.
+        policy_calls: vec![PolicyCall {
+            at: 10.0,
+            plugin: "thief@0.1.0".into(),
+            digest: "00".into(),
+            input: tandem_plugin_sdk::sample::policy_input(1, 1, 18, 1),
+            output: None,
+            error: Some("plugin thief 0.1.0: trapped: on purpose".into()),
+            micros: 5,
+        }],
         allocations: vec![Allocation {
             at: 10.0,
             stream: "<cam>".into(),
@@ -195,6 +206,10 @@ async fn dashboard_routes() {
         body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
         "{body}"
     );
+    // A run whose policy failed says so, on the list and on its page.
+    assert!(body.contains("fallback decided 1 of 1"), "{body}");
+    let (_, page) = call(&app, get("/history/runs/1")).await;
+    assert!(page.contains("fallback decided 1 of 1"), "{page}");
     let (_, body) = call(&app, get("/history?policy=nothing-like-this")).await;
     assert!(body.contains("no runs match"));
     let (status, _) = call(&app, get("/history/runs/999")).await;
