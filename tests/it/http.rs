@@ -9,13 +9,11 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use tandem::engine::WindowReport;
-use tandem::engine::report::{
-    Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport,
-};
+use tandem::engine::report::{Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport};
 use tandem::history::{NewRun, RunEnd};
 use tandem::http::{self, AppState};
 
-const TOKEN: &str = "test-admin-token";
+pub(crate) const TOKEN: &str = "test-admin-token";
 const CSRF: &str = "0123456789abcdef0123456789abcdef";
 
 /// The sign-in form's request: `token`, and the page to go back to.
@@ -58,7 +56,7 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-fn multipart(
+pub(crate) fn multipart(
     uri: &str,
     cookie: Option<&str>,
     bearer: bool,
@@ -85,7 +83,7 @@ fn multipart(
     req.body(Body::from(body)).unwrap()
 }
 
-fn window() -> WindowReport {
+pub(crate) fn window() -> WindowReport {
     WindowReport {
         window: 0,
         mean_accuracy: 0.75,

@@ -7,6 +7,7 @@
 mod cli; // the real binary: bad arguments, failing policies, Ctrl-C and resume, serve's shutdown
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
 mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history
+mod fuzz; // property tests over every parser and output check (proptest; PROPTEST_CASES scales them)
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CSRF, uploads, escaping
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk

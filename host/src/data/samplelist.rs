@@ -218,6 +218,10 @@ pub fn read_image(path: &Path) -> Result<Image, DataError> {
     }
 }
 
+/// The longest side of a frame image accepted: far above any camera's, and small enough that
+/// sizes never overflow and a header cannot ask for an absurd allocation.
+const MAX_SIDE: usize = 16384;
+
 fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
     let (c, binary) = match bytes.get(..2) {
         Some(b"P2") => (1, false),
@@ -254,14 +258,16 @@ fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
         );
     }
     let (w, h, max) = (header[0], header[1], header[2]);
-    if w == 0 || h == 0 || max == 0 || max > 255 {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || max == 0 || max > 255 {
         return Err(bad_image(
             path,
-            format!("unsupported size {w}×{h} or maxval {max} (8-bit images only)"),
+            format!(
+                "unsupported size {w}×{h} or maxval {max} (8-bit images, at most {MAX_SIDE} pixels a side)"
+            ),
         ));
     }
     let n = w * h * c;
-    let scale = |v: usize| (v * 255 / max).min(255) as u8;
+    let scale = |v: usize| (v.min(max) * 255 / max) as u8;
     let pixels = if binary {
         // Exactly one whitespace byte separates the header from the samples.
         let data = bytes
@@ -269,7 +275,8 @@ fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
             .ok_or_else(|| bad_image(path, format!("truncated: {n} samples expected")))?;
         data.iter().map(|&v| scale(v as usize)).collect()
     } else {
-        let mut v = Vec::with_capacity(n);
+        // Each sample takes at least two bytes of text: a header cannot reserve more.
+        let mut v = Vec::with_capacity(n.min(bytes.len() / 2));
         for _ in 0..n {
             let x = token(&mut pos)
                 .ok_or_else(|| bad_image(path, format!("truncated: {n} samples expected")))?;
@@ -312,7 +319,14 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
         6 => 4,
         _ => 0,
     };
-    if depth != 8 || channels == 0 || interlace != 0 || w == 0 || h == 0 {
+    if depth != 8
+        || channels == 0
+        || interlace != 0
+        || w == 0
+        || h == 0
+        || w > MAX_SIDE
+        || h > MAX_SIDE
+    {
         return Err(bad_image(
             path,
             format!(
@@ -320,11 +334,13 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
             ),
         ));
     }
+    let stride = w * channels;
+    // Inflate no more than the image holds: a small file cannot expand without bound.
     let mut raw = Vec::new();
     flate2::read::ZlibDecoder::new(&idat[..])
+        .take((h * (stride + 1)) as u64)
         .read_to_end(&mut raw)
         .map_err(|e| bad_image(path, format!("PNG image data: {e}")))?;
-    let stride = w * channels;
     if raw.len() < h * (stride + 1) {
         return Err(bad_image(path, "PNG image data is truncated"));
     }
