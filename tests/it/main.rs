@@ -4,6 +4,7 @@
 //! whichever wgpu adapter exists, software ones included, and skip with a printed reason
 //! when there is none.
 
+mod campaign; // SIGKILL at random moments: history intact, committed windows whole, resume to the same result
 mod cli; // the real binary: bad arguments, failing policies, Ctrl-C and resume, serve's shutdown
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
 mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history
