@@ -10,6 +10,10 @@ APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist)
 if [[ "${TANDEM_SETUP_BROWSER:-0}" == 1 ]]; then
   APT_PACKAGES+=(chromium)
 fi
+# The HTTP load test (scripts/load-test.sh) drives the dashboard with wrk.
+if [[ "${TANDEM_SETUP_LOAD:-0}" == 1 ]]; then
+  APT_PACKAGES+=(wrk bc)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

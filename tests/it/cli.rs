@@ -294,10 +294,59 @@ fn serve_shuts_down_within_5_s_with_an_event_stream_open() {
     // ...and the server exits, within 5 s of the signal.
     let status = child.wait().unwrap();
     let took = t.elapsed();
+    eprintln!(
+        "shutdown: serve exited {:.2} s after SIGTERM with an SSE stream open",
+        took.as_secs_f64()
+    );
     assert!(took < Duration::from_secs(5), "exited after {took:?}");
     assert!(status.success(), "{status:?}");
     // The live run is closed as interrupted at once, with the mean over its windows.
     let (_, status, done, mean) = runs(&dir).remove(0);
     assert_eq!(status, "interrupted");
     assert!(done >= 1 && mean.is_some(), "{done} {mean:?}");
+}
+
+#[test]
+fn replay_json_carries_the_fallbacks_reasons_and_checks_its_options() {
+    let dir = data_dir();
+    let wasm = dir.join("misbehave.wasm");
+    std::fs::write(&wasm, super::plugins::guest_bytes("test-misbehave")).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/ekya");
+    let files: Vec<String> = ["city_a", "city_b"]
+        .iter()
+        .map(|c| fixtures.join(format!("{c}.json")).display().to_string())
+        .collect();
+    let policy = format!("{}:mode=panic", wasm.display());
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["replay", "--json", "--data-dir", d, "--policies", &policy];
+    args.extend(files.iter().map(String::as_str));
+    let out = tandem(&args).output().unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let f = &json["policies"][&policy]["policy_fallbacks"];
+    assert_eq!(f["calls"], f["failed"], "{json}");
+    assert!(
+        f["reasons"][0][0]
+            .as_str()
+            .unwrap()
+            .contains("misbehaving on purpose"),
+        "{json}"
+    );
+    // A first decision after the window's end, and absurd GPU counts, are refused.
+    for (bad, want) in [
+        (&["--golden-delay", "1e9"][..], "is not shorter than the"),
+        (&["--gpus", "1000000000"][..], "at most 1024"),
+        (&["--policies", "thief:bogus=1"][..], "no parameter `bogus`"),
+    ] {
+        let mut args = vec!["replay", "--data-dir", d];
+        args.extend_from_slice(bad);
+        args.extend(files.iter().map(String::as_str));
+        let out = tandem(&args).output().unwrap();
+        let (_, err) = text(&out);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{bad:?}: {err}"
+        );
+    }
 }

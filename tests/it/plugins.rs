@@ -497,6 +497,10 @@ fn infinite_loop_is_stopped_at_the_deadline() {
     let e = misbehave("loop").unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    eprintln!(
+        "sandbox: `loop` cut off after {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
     assert!(e.to_string().contains("test-misbehave"), "{e}");
     assert!(
         took < Limits::default().deadline + Duration::from_millis(800),
@@ -517,6 +521,11 @@ fn a_sleeping_plugin_is_cut_off_at_its_deadline() {
         let e = misbehave(mode).unwrap_err();
         let took = t.elapsed();
         assert!(matches!(e, PluginError::Timeout { .. }), "{mode}: {e}");
+        eprintln!(
+            "sandbox: `{mode}` cut off after {:.0} ms (deadline {} ms)",
+            took.as_secs_f64() * 1e3,
+            Limits::default().deadline.as_millis()
+        );
         assert!(
             took < Limits::default().deadline + MARGIN,
             "{mode}: stopped after {took:?}"
@@ -540,6 +549,10 @@ fn validation_cuts_off_a_plugin_that_sleeps_in_its_sample_run() {
         .unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    eprintln!(
+        "sandbox: validation of a sleeping plugin refused after {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
     assert!(
         took < Limits::default().deadline + MARGIN,
         "validation took {took:?}"

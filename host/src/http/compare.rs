@@ -24,6 +24,7 @@ use super::runner::{self, Comparison};
 use super::security::{Csrf, require_admin};
 use super::{AppError, AppState, Nav, f3, pct};
 use crate::engine::parse_policy;
+use crate::plugin::registry;
 use crate::plugin::types::PluginKind;
 
 pub fn router() -> Router<AppState> {
@@ -71,27 +72,25 @@ async fn page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<ComparePage, AppError> {
-    let mut names: Vec<String> = state
-        .registry
-        .list()?
-        .into_iter()
+    let entries = state.registry.list()?;
+    let mut names: Vec<&str> = entries
+        .iter()
         .filter(|e| e.description.kind == PluginKind::Policy && !e.disabled)
-        .map(|e| e.description.name)
+        .map(|e| e.description.name.as_str())
         .collect();
     names.dedup();
     // Several versions of one name: the form offers the name once, described by the plugin
     // a run under that name uses.
-    let mut policies = Vec::new();
-    for name in names {
-        if let Some(e) = state.registry.find(&name)? {
-            policies.push(PolicyOption {
-                name,
-                version: e.description.version,
-                summary: e.description.summary,
-                digest: e.digest.chars().take(12).collect(),
-            });
-        }
-    }
+    let policies = names
+        .into_iter()
+        .filter_map(|name| registry::pick(&entries, name))
+        .map(|e| PolicyOption {
+            name: e.description.name.clone(),
+            version: e.description.version.clone(),
+            summary: e.description.summary.clone(),
+            digest: e.digest.chars().take(12).collect(),
+        })
+        .collect();
     Ok(ComparePage {
         nav: Nav::new(&state, &headers, &csrf, "compare", uri.path()),
         scenarios: state

@@ -249,12 +249,17 @@ impl Registry {
     /// The latest enabled plugin with this name (by time added). A built-in's name finds only
     /// built-ins, even in a registry that holds an upload of that name from an older version.
     pub fn find(&self, name: &str) -> Result<Option<RegistryEntry>, PluginError> {
-        let reserved = is_builtin_name(name);
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|e| e.description.name == name && !e.disabled)
-            .filter(|e| e.builtin || !reserved)
-            .max_by_key(|e| e.added_unix))
+        Ok(pick(&self.list()?, name).cloned())
     }
+}
+
+/// Among `entries` (a [`Registry::list`]), the plugin a run under `name` uses: the latest
+/// enabled one added with that name; for a built-in's name, only built-ins count.
+pub fn pick<'a>(entries: &'a [RegistryEntry], name: &str) -> Option<&'a RegistryEntry> {
+    let reserved = is_builtin_name(name);
+    entries
+        .iter()
+        .filter(|e| e.description.name == name && !e.disabled)
+        .filter(|e| e.builtin || !reserved)
+        .max_by_key(|e| e.added_unix)
 }
