@@ -16,7 +16,11 @@ export TANDEM_CRASH_ROUNDS="${TANDEM_CRASH_ROUNDS:-10}"
 export TANDEM_CRASH_SEED="${TANDEM_CRASH_SEED:-$RANDOM}"
 bash scripts/setup.sh
 log=$(mktemp)
-run() { cargo test --quiet --test it "$1" -- --nocapture --test-threads 1 2>&1 | tee -a "$log" | grep -E "^(fuzz|crash|sandbox|shutdown|test result)" || true; }
+# Test names and figures can share a line (--nocapture): keep the figures only.
+run() {
+  cargo test --quiet --test it "$1" -- --nocapture --test-threads 1 2>&1 | tee -a "$log" |
+    grep -oE "(fuzz|crash campaign|sandbox|shutdown)[: ].*|test result.*" || true
+}
 echo "== property tests ($PROPTEST_CASES inputs per property)"
 run fuzz::
 echo "== crash campaign ($TANDEM_CRASH_ROUNDS rounds, seed $TANDEM_CRASH_SEED)"
@@ -27,9 +31,10 @@ run plugins::validation_cuts_off
 run plugins::infinite_loop
 run cli::serve_shuts_down
 echo
-total=$(grep -E '^fuzz .*inputs tried' "$log" | awk -F': ' '{split($2, a, " "); s += a[1]} END {print s}')
-echo "bad inputs tried: $total (over $(grep -cE '^fuzz .*inputs tried' "$log") properties)"
-grep -E '^crash campaign' "$log" || true
+tried=$(grep -oE 'fuzz .*: [0-9]+ inputs tried' "$log")
+total=$(awk -F': ' '{split($NF, a, " "); s += a[1]} END {print s}' <<<"$tried")
+echo "bad inputs tried: $total (over $(wc -l <<<"$tried") properties)"
+grep -oE 'crash campaign.*' "$log" || true
 if grep -q "FAILED\|panicked" "$log"; then echo "reliability campaign: FAILURES above"; exit 1; fi
 if [[ "${SKIP_LOAD:-0}" != 1 ]]; then
   echo "== HTTP load test"

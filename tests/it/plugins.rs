@@ -479,12 +479,12 @@ fn optimus_recovers_a_known_curve() {
 }
 
 fn misbehave(mode: &str) -> Result<Schedule, PluginError> {
-    host().decide(
-        &plugin("test-misbehave"),
-        &policy_input(3, 1, 18, 31),
-        &[txt("mode", mode)],
-        0,
-    )
+    misbehave_on(&plugin("test-misbehave"), mode)
+}
+
+/// One decision of the loaded fixture in `mode` (timed tests load it first).
+fn misbehave_on(p: &Plugin, mode: &str) -> Result<Schedule, PluginError> {
+    host().decide(p, &policy_input(3, 1, 18, 31), &[txt("mode", mode)], 0)
 }
 
 fn assert_still_serving() {
@@ -493,8 +493,9 @@ fn assert_still_serving() {
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
+    let p = plugin("test-misbehave");
     let t = Instant::now();
-    let e = misbehave("loop").unwrap_err();
+    let e = misbehave_on(&p, "loop").unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
     eprintln!(
@@ -516,9 +517,10 @@ const MARGIN: Duration = Duration::from_millis(300);
 #[test]
 fn a_sleeping_plugin_is_cut_off_at_its_deadline() {
     // One long WASI sleep, and a loop of short ones: neither outlives the deadline.
+    let p = plugin("test-misbehave");
     for mode in ["sleep", "naps"] {
         let t = Instant::now();
-        let e = misbehave(mode).unwrap_err();
+        let e = misbehave_on(&p, mode).unwrap_err();
         let took = t.elapsed();
         assert!(matches!(e, PluginError::Timeout { .. }), "{mode}: {e}");
         eprintln!(
