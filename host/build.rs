@@ -14,6 +14,12 @@ const BUILTINS: &[&str] = &[
     "oracle",
     "ekya-space",
     "optimus",
+    "nearest",
+    "check-all",
+    "keep-alive",
+    "always-warm",
+    "scale-to-zero",
+    "histogram",
 ];
 
 fn plugin_dir() -> Option<PathBuf> {

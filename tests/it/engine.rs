@@ -9,12 +9,13 @@ use std::time::Duration;
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
 use tandem::engine::{
-    Camera, CostModel, Engine, Plugins, Scenario, SourcePool, WindowReport, checkpoint,
+    Camera, CostModel, Engine, Plugins, Scenario, Session, SourcePool, WindowReport, checkpoint,
+    parse_policy,
 };
 use tandem::history::{History, LEASE, RunEnd};
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
-use tandem::plugin::{Limits, PluginHost};
+use tandem::plugin::{Catalog, Limits, PluginHost, Registry};
 
 use super::plugins::guest_bytes;
 use super::support::{new_run, runtime};
@@ -173,11 +174,13 @@ fn a_resumed_engine_continues_exactly_as_an_uninterrupted_one() {
     assert!(e.to_string().contains("streams"), "{e}");
 }
 
-/// Reports with the timing fields (the only non-deterministic ones) zeroed.
+/// Reports with the timing fields (the only non-deterministic ones) zeroed, and the policy's
+/// digest left out (a rebuilt plugin deciding the same is the same result).
 fn comparable(mut ws: Vec<WindowReport>) -> String {
     for w in &mut ws {
         for c in &mut w.policy_calls {
             c.micros = 0;
+            c.digest.clear();
         }
     }
     serde_json::to_string(&ws).unwrap()
@@ -824,4 +827,77 @@ fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
         e.to_string().contains("profile must be true or false"),
         "{e}"
     );
+}
+
+/// The virtual clock's results on `examples/tiny-synthetic.toml`, to the byte (policy-call
+/// timings aside), against the report checked in beside the fixtures: a change that moves
+/// any result fails here. `TANDEM_BLESS=1` rewrites the report (say why in the commit).
+#[test]
+fn tiny_synthetic_matches_its_checked_in_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let s = Scenario::load(&root.join("examples/tiny-synthetic.toml")).unwrap();
+    let be = CpuBackend::new(2);
+    let dir = super::data::tempdir();
+    let catalog = Catalog::open(&dir).unwrap();
+    let session = Session::new(&be, &s, &dir, catalog, &mut |_, _| {}).unwrap();
+    let mut reports = Vec::new();
+    for spec in ["thief", "fair:profile=false"] {
+        let mut e = session
+            .engine(&be, &s, &parse_policy(spec).unwrap())
+            .unwrap();
+        let ws = (0..s.windows).map(|_| e.run_window().unwrap()).collect();
+        reports.push(serde_json::from_str::<serde_json::Value>(&comparable(ws)).unwrap());
+    }
+    let got = serde_json::to_string_pretty(&reports).unwrap() + "\n";
+    let fixture = root.join("tests/fixtures/tiny-synthetic.report.json");
+    if std::env::var_os("TANDEM_BLESS").is_some() {
+        std::fs::write(&fixture, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&fixture).unwrap();
+    if got != want {
+        let line = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "virtual-clock results differ from {} from line {}: got `{}`, want `{}`",
+            fixture.display(),
+            line + 1,
+            got.lines().nth(line).unwrap_or(""),
+            want.lines().nth(line).unwrap_or("")
+        );
+    }
+}
+
+/// The dashboard's live run and each of its comparisons build their session from the app's one
+/// catalog: every run of every session calls its plugins on that one wasmtime engine (one
+/// epoch thread, components compiled once), where a host of its own would have another.
+#[test]
+fn runs_share_the_apps_plugin_host() {
+    let dir = super::data::tempdir();
+    let registry = Registry::open(&dir).unwrap();
+    for name in ["thief", "fair", "ekya-space", "optimus"] {
+        registry
+            .add(&engine_host(), name, &guest_bytes(name), true)
+            .unwrap();
+    }
+    let catalog = Catalog {
+        host: engine_host(),
+        registry: Arc::new(registry),
+    };
+    let (be, s) = (CpuBackend::new(1), tiny());
+    let live = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let comparison = Session::new(&be, &s, &dir, catalog.clone(), &mut |_, _| {}).unwrap();
+    let separate = PluginHost::new(Limits::default()).unwrap();
+    for (session, policy) in [
+        (&live, "thief"),
+        (&comparison, "thief"),
+        (&comparison, "fair"),
+    ] {
+        let run = session.plugins(&s, &parse_policy(policy).unwrap()).unwrap();
+        assert!(run.host.same_engine(&catalog.host), "{policy}");
+        assert!(!run.host.same_engine(&separate), "{policy}");
+        assert!(Arc::ptr_eq(&run.policy, &catalog.load(policy).unwrap()));
+    }
 }

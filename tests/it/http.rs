@@ -250,6 +250,52 @@ async fn dashboard_routes() {
     assert_eq!(csv.lines().count(), 2, "{csv}");
     let (status, _) = call(&app, get("/history/export.json")).await;
     assert_eq!(status, StatusCode::OK);
+    // A label with a comma, quotes and a line break is quoted, and reads back whole.
+    let odd = "fair:note=a, \"b\"\nc";
+    let odd_run = state
+        .history
+        .start_run(&NewRun {
+            scenario: "odd",
+            scenario_json: "{}",
+            policy: odd,
+            policy_digest: "00",
+            backend: "cpu",
+            windows_planned: 1,
+            comparison: None,
+        })
+        .await
+        .unwrap();
+    state
+        .history
+        .record_window(odd_run, &window())
+        .await
+        .unwrap();
+    for (uri, column) in [
+        (format!("/history/runs/{odd_run}/export.csv"), 1),
+        ("/history/export.csv?scenario=odd".to_string(), 3),
+    ] {
+        let (_, text) = call(&app, get(&uri)).await;
+        assert!(
+            text.contains("\"fair:note=a, \"\"b\"\"\nc\""),
+            "{uri}: {text}"
+        );
+        let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{uri}: {text}");
+        assert_eq!(&rows[0][column], odd, "{uri}");
+    }
+    // The filter travels percent-encoded into the page's export links.
+    let (_, body) = call(
+        &app,
+        get("/history?policy=a%2Cb%20c%26d%C3%A9&comparison=3"),
+    )
+    .await;
+    assert!(
+        body.contains("export.csv?policy=a%2Cb%20c%26d%C3%A9&#38;comparison=3"),
+        "{body}"
+    );
 
     // Metrics in Prometheus text format.
     state.metrics.observe("live", "thief", &window());
@@ -294,7 +340,7 @@ async fn dashboard_routes() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // A bad component is refused with the reason, and nothing is stored.
-    let before = state.registry.list().unwrap().len();
+    let before = state.catalog.registry.list().unwrap().len();
     let (status, body) = call(
         &app,
         multipart("/plugins/upload", Some(&cookies), false, CSRF, b"not wasm"),
@@ -303,7 +349,7 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("refused &#60;bad&#62;.wasm"), "{body}");
     assert!(body.contains("not a WebAssembly file"), "{body}");
-    assert_eq!(state.registry.list().unwrap().len(), before);
+    assert_eq!(state.catalog.registry.list().unwrap().len(), before);
     // Over the cap: 413.
     let big = vec![0u8; http::plugins::MAX_UPLOAD + 1];
     let (status, _) = call(&app, multipart("/plugins/upload", None, true, "", &big)).await;
@@ -343,7 +389,7 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Built-ins can be disabled but not deleted.
-    if let Some(thief) = state.registry.find("thief").unwrap() {
+    if let Some(thief) = state.catalog.registry.find("thief").unwrap() {
         let post = |path: String| {
             Request::post(path)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -355,10 +401,10 @@ async fn dashboard_routes() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _) = call(&app, post(format!("/plugins/{}/disable", thief.digest))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(state.registry.find("thief").unwrap().is_none());
+        assert!(state.catalog.registry.find("thief").unwrap().is_none());
         let (status, _) = call(&app, post(format!("/plugins/{}/enable", thief.digest))).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(state.registry.find("thief").unwrap().is_some());
+        assert!(state.catalog.registry.find("thief").unwrap().is_some());
     }
     let (status, _) = call(&app, get("/plugins/../../etc/passwd/delete")).await;
     assert_ne!(status, StatusCode::OK);
@@ -432,4 +478,24 @@ async fn pages_are_hardened_against_other_sites() {
             None => assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{next}"),
         }
     }
+}
+
+#[test]
+fn labels_are_cut_to_fit() {
+    use tandem::http::charts::{Series, accuracy_lines};
+    use tandem::text::truncate;
+    // Chart legends mark the cut; the CLI's fixed-width columns cut bare; a character is
+    // counted once whatever its bytes.
+    assert_eq!(truncate("thief:profile=false", 10, Some('…')), "thief:pro…");
+    assert_eq!(truncate("thief:profile=false", 10, None), "thief:prof");
+    assert_eq!(truncate("çamera", 6, Some('…')), "çamera");
+    assert_eq!(truncate("çamera-7", 6, None), "çamera");
+    let svg = accuracy_lines(
+        &[Series {
+            name: "a-camera-with-a-long-name".into(),
+            points: vec![(0.0, 0.5), (1.0, 0.6)],
+        }],
+        "window",
+    );
+    assert!(svg.contains(">a-camera-with-a-lon…<"), "{svg}");
 }

@@ -90,7 +90,7 @@ fn model_serves_several_resolutions() {
     let mut m = Model::new(&be, small_arch(), 4);
     for side in [32, 24, 16, 8] {
         let d = drift::resize(&data, side, side);
-        let p = m.predict(&be, &d.images, d.len(), side, side);
+        let p = m.predict(&be, &d.images, (d.len(), side, side));
         assert_eq!(p.len(), 20);
         assert!(p.iter().all(|&c| c < 8));
     }
@@ -106,8 +106,8 @@ fn weights_round_trip_and_refuse_mismatches() {
     weights::save(&be, &m, &path).unwrap();
     let mut back = weights::load(&be, &path, Some(small_arch())).unwrap();
     assert_eq!(
-        m.logits(&be, &data.images, 16, 32, 32),
-        back.logits(&be, &data.images, 16, 32, 32)
+        m.logits(&be, &data.images, (16, 32, 32)),
+        back.logits(&be, &data.images, (16, 32, 32))
     );
 
     let other = Arch {

@@ -2,7 +2,7 @@
 //! have odd sizes, plus the buffer ops (upload, write, copy, read) and their ordering.
 
 use tandem::compute::cpu::CpuBackend;
-use tandem::compute::{Backend, ConvShape, GemmShape, PoolShape};
+use tandem::compute::{Backend, ConvShape, GemmShape, PoolShape, SgdStep};
 use tandem::gpu::GemmVariant;
 
 use crate::support::{Rng, assert_close, gpu};
@@ -313,8 +313,13 @@ fn sgd_matches_cpu() {
     let (mut gw, gg, mut gv) = (g.upload(&w0), g.upload(&grad), g.upload(&v0));
     // Two steps: the second reads the velocity the first wrote.
     for _ in 0..2 {
-        c.sgd(&mut w, &grad, &mut v, 0.05, 0.9, 5e-4);
-        g.sgd(&mut gw, &gg, &mut gv, 0.05, 0.9, 5e-4);
+        let step = SgdStep {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        };
+        c.sgd(&mut w, &grad, &mut v, step);
+        g.sgd(&mut gw, &gg, &mut gv, step);
     }
     assert_close("sgd w", &g.read(&gw), &w, RTOL, ATOL);
     assert_close("sgd v", &g.read(&gv), &v, RTOL, ATOL);

@@ -26,6 +26,12 @@ const GUESTS: &[&str] = &[
     "oracle",
     "ekya-space",
     "optimus",
+    "nearest",
+    "check-all",
+    "keep-alive",
+    "always-warm",
+    "scale-to-zero",
+    "histogram",
     "test-misbehave",
     "test-sleep",
 ];
@@ -125,8 +131,15 @@ fn reference_plugins_describe_themselves() {
         ("oracle", PluginKind::Policy),
         ("ekya-space", PluginKind::ConfigSpace),
         ("optimus", PluginKind::Estimator),
+        ("nearest", PluginKind::Selector),
+        ("check-all", PluginKind::Selector),
+        ("keep-alive", PluginKind::Lifecycle),
+        ("always-warm", PluginKind::Lifecycle),
+        ("scale-to-zero", PluginKind::Lifecycle),
+        ("histogram", PluginKind::Lifecycle),
     ] {
         let p = plugin(name);
+        assert_eq!(p.wit_version(), "0.2.0", "{name}");
         assert_eq!(p.name(), name);
         assert_eq!(p.kind(), kind);
         assert_eq!(p.version(), env!("CARGO_PKG_VERSION"));
@@ -438,6 +451,7 @@ fn optimus_recovers_a_known_curve() {
         width: 256,
         batch_size: 64,
         learning_rate: 0.001,
+        start_from: None,
     };
     let request = EstimateRequest {
         config,
@@ -701,6 +715,12 @@ fn registry_stores_by_digest() {
     let a = reg.add(host(), "thief.wasm", &bytes, true).unwrap();
     let b = reg.add(host(), "again.wasm", &bytes, false).unwrap();
     assert_eq!(a, b, "adding the same bytes twice is a no-op");
+    assert_eq!(a.digest, tandem::plugin::runtime::sha256_hex(&bytes));
+    // Digests are lower-case hex sha256 (FIPS 180-2's "abc" vector).
+    assert_eq!(
+        tandem::plugin::runtime::sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     reg.add(host(), "fair.wasm", &guest_bytes("fair"), false)
         .unwrap();
     let list = reg.list().unwrap();
@@ -798,4 +818,132 @@ fn a_finished_job_hands_its_share_back_to_its_stream_in_the_estimate() {
     assert!(after > before + 0.1, "{before} {after}");
     let expected = (s.state.accuracy * before * t + job.accuracy_after * after * (rem - t)) / rem;
     assert!((p.accuracy - expected).abs() < 1e-9, "{p:?} vs {expected}");
+}
+
+/// A reference plugin exactly as it was built against the released `tandem:plugin@0.1.0`.
+fn plugin_0_1_0(name: &str) -> Arc<Plugin> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/plugins-0.1.0")
+        .join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    host()
+        .load(&path.display().to_string(), &bytes)
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+}
+
+#[test]
+fn components_built_against_0_1_0_keep_loading_and_deciding_as_before() {
+    for (name, kind) in [
+        ("fair", PluginKind::Policy),
+        ("thief", PluginKind::Policy),
+        ("ekya-space", PluginKind::ConfigSpace),
+        ("optimus", PluginKind::Estimator),
+    ] {
+        let old = plugin_0_1_0(name);
+        assert_eq!((old.wit_version(), old.kind()), ("0.1.0", kind), "{name}");
+        assert_eq!(old.name(), name);
+        let summary = tandem::plugin::check::sample_run(host(), &old)
+            .unwrap_or_else(|e| panic!("{name} 0.1.0: {e}"));
+        assert!(!summary.is_empty());
+    }
+    // The same algorithm behind either interface decides the same: what 0.2.0 added (errors,
+    // progress, zoo starts) is absent from these inputs, and the host converts both ways.
+    for seed in 1..4 {
+        let input = policy_input(4, 1, 18, seed);
+        for name in ["fair", "thief"] {
+            let (old, new) = (plugin_0_1_0(name), plugin(name));
+            assert_eq!(
+                host().decide(&old, &input, &[], 0).unwrap(),
+                host().decide(&new, &input, &[], 0).unwrap(),
+                "{name}, seed {seed}"
+            );
+        }
+    }
+    // A job in progress is offered to a 0.1.0 policy alone, as 0.1.0 promised, while a 0.2.0
+    // policy also sees what it could switch to; a configuration starting from the zoo is never
+    // offered to a 0.1.0 policy.
+    let mut input = policy_input(2, 1, 18, 7);
+    let running = input.streams[0].retrain[3].config.name.clone();
+    input.streams[0].running = Some(running.clone());
+    input.streams[0].retrain[3].progress = 0.5;
+    let mut zoo = input.streams[1].retrain[0].clone();
+    zoo.config.name = "zoo-m1".into();
+    zoo.config.epochs = 0;
+    zoo.config.start_from = Some("m1".into());
+    zoo.accuracy_after = 0.99;
+    zoo.gpu_seconds = 1e-3;
+    input.streams[1].retrain.push(zoo);
+    let old = host().decide(
+        &plugin_0_1_0("fair"),
+        &input,
+        &[txt("retrain-config", &running)],
+        0,
+    );
+    let s = old.unwrap();
+    assert_eq!(
+        s.streams[0].retrain_config.as_deref(),
+        Some(running.as_str())
+    );
+    assert_ne!(s.streams[1].retrain_config.as_deref(), Some("zoo-m1"));
+}
+
+#[test]
+fn selectors_short_list_nearest_or_everything_within_the_limit() {
+    let request = tandem_plugin_sdk::sample::selection_request(30, 16, 3);
+    let ids = host()
+        .select(&plugin("nearest"), &request, &[num("k", 3.0)])
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    // The request's signature is near scene 0, which models m0, m4, m8, ... saw.
+    for id in &ids {
+        let i: usize = id[1..].parse().unwrap();
+        assert_eq!(i % 4, 0, "{id} is not of the stream's scene: {ids:?}");
+    }
+    let all = host().select(&plugin("check-all"), &request, &[]).unwrap();
+    assert_eq!(all.len(), request.max_candidates as usize);
+    let e = host()
+        .select(&plugin("nearest"), &request, &[num("k", 0.5)])
+        .unwrap_err();
+    assert!(e.to_string().contains("positive integer"), "{e}");
+}
+
+#[test]
+fn lifecycle_policies_keep_alive_prewarm_or_scale_to_zero() {
+    let input = tandem_plugin_sdk::sample::lifecycle_input(8, 2);
+    let plan = |name: &str, params: &[Param]| {
+        host()
+            .plan_lifecycle(&plugin(name), &input, params)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert!(
+        plan("always-warm", &[])
+            .iter()
+            .all(|d| d.keep_alive_seconds > 1e300)
+    );
+    assert!(
+        plan("scale-to-zero", &[])
+            .iter()
+            .all(|d| d.keep_alive_seconds == 0.0 && d.prewarm_after_seconds.is_none())
+    );
+    assert!(
+        plan("keep-alive", &[num("seconds", 45.0)])
+            .iter()
+            .all(|d| d.keep_alive_seconds == 45.0)
+    );
+    // Idle times of 55-65 s: released at once, back before the shortest, kept past the
+    // longest (the 5th and 99th percentiles of 12 samples), within a margin.
+    for (d, s) in plan("histogram", &[]).iter().zip(&input.streams) {
+        let (lo, hi) = s
+            .idle_history
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), x| (l.min(*x), h.max(*x)));
+        let prewarm = d
+            .prewarm_after_seconds
+            .expect("a predictable stream is pre-warmed");
+        assert!(prewarm < lo && prewarm > lo - 5.0, "{d:?} for {lo}..{hi}");
+        assert!(
+            d.keep_alive_seconds >= hi && d.keep_alive_seconds < hi + 5.0,
+            "{d:?}"
+        );
+    }
 }

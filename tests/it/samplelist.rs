@@ -1,6 +1,6 @@
-//! Ekya's samplelist source on frames written here: PNG (every row filter) and PGM/PPM
-//! decoding, crops resized to the models' shapes, the source pool's split by frame, a
-//! scenario camera using it, and errors naming the file and line.
+//! Ekya's samplelist source on frames written here: PNG (every row filter; 16-bit and palette
+//! ones too) and PGM/PPM decoding, crops resized to the models' shapes, the source pool's split
+//! by frame, a scenario camera using it, quoted CSV fields, and errors naming the file and line.
 
 use std::io::Write;
 use std::path::Path;
@@ -51,8 +51,10 @@ fn png(w: usize, h: usize, c: usize, pixels: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         out.extend_from_slice(kind);
         out.extend_from_slice(data);
-        // The decoder does not check CRCs; a zero keeps the writer short.
-        out.extend_from_slice(&[0; 4]);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
     };
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&(w as u32).to_be_bytes());
@@ -218,6 +220,8 @@ fn bad_rows_name_the_file_and_line() {
             "nowhere,1,2,3,4,5\n",
             "missing.csv:2: frame image `nowhere` not found",
         ),
+        // An unterminated quote runs to the end of the file: one field.
+        ("\"frame0,1,2,3,4,5\n", "quote.csv:2: 1 fields, expected 6"),
     ];
     for (row, want) in cases {
         let name = want.split(':').next().unwrap();
@@ -226,4 +230,83 @@ fn bad_rows_name_the_file_and_line() {
         let e = samplelist::load(&path).unwrap_err().to_string();
         assert!(e.contains(want), "got `{e}`, want `{want}`");
     }
+}
+
+#[test]
+fn quoted_fields_header_and_blank_rows() {
+    let dir = super::data::tempdir();
+    let px = vec![90u8; 20 * 20];
+    for name in ["frame 0, left", "say \"hi\"", "say"] {
+        std::fs::write(dir.join(format!("{name}.pgm")), pnm(20, 20, 1, &px)).unwrap();
+    }
+    // A header in any case, blank rows, spaces around fields, quoted names with a comma and
+    // with a doubled quote.
+    let csv = "IDX, class, x0, y0, x1, y1\n\n\"frame 0, left\", 1, 0, 0, 10, 10\n  \n\"say \"\"hi\"\"\",0,2,2,12.4,19.6\n";
+    let path = dir.join("quoted.csv");
+    std::fs::write(&path, csv).unwrap();
+    let (crops, from) = samplelist::load(&path).unwrap();
+    assert_eq!(from, ["frame 0, left", "say \"hi\""]);
+    assert_eq!(crops.labels, [1, 0]);
+    // A bad row after the blank ones is named by its line in the file, whatever the line
+    // ends, and after a quoted field that spans two lines.
+    let bad = format!("{csv}\n\"frame 0, left\",1,0,0,30,10\n");
+    let spanning = bad.replacen("\"say \"\"hi\"\"\"", "\"say\n\"", 1);
+    for (text, line) in [
+        (bad.clone(), 7),
+        (bad.replace('\n', "\r\n"), 7),
+        (spanning, 8),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let e = samplelist::load(&path).unwrap_err().to_string();
+        let want = format!("quoted.csv:{line}: ");
+        assert!(e.contains(&want), "{text:?}: {e}");
+    }
+}
+
+/// PNGs the old in-tree decoder refused: 16-bit grey (the high byte of each sample is kept)
+/// and a 2-bit palette (expanded to its RGB colours), written by the `png` crate's encoder.
+#[test]
+fn sixteen_bit_and_palette_pngs_decode_to_8_bit() {
+    let dir = super::data::tempdir();
+    let write = |name: &str, colour, depth, palette: Option<&[u8]>, data: &[u8]| {
+        let path = dir.join(name);
+        let mut out = Vec::new();
+        let mut e = png::Encoder::new(&mut out, 3, 2);
+        e.set_color(colour);
+        e.set_depth(depth);
+        if let Some(p) = palette {
+            e.set_palette(p.to_vec());
+        }
+        e.write_header().unwrap().write_image_data(data).unwrap();
+        std::fs::write(&path, out).unwrap();
+        samplelist::read_image(&path).unwrap()
+    };
+    let samples: [u16; 6] = [0, 0x1234, 0xFFFF, 0x8000, 0x00FF, 0xABCD];
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_be_bytes()).collect();
+    let img = write(
+        "g16.png",
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        None,
+        &bytes,
+    );
+    assert_eq!((img.w, img.h, img.c), (3, 2, 1));
+    assert_eq!(img.pixels, [0x00, 0x12, 0xFF, 0x80, 0x00, 0xAB]);
+
+    let palette = [10, 20, 30, 40, 50, 60, 70, 80, 90, 200, 210, 220];
+    // Indices 0 1 2 / 3 2 1, two bits each, rows padded to a byte.
+    let rows = [0b0001_1000, 0b1110_0100];
+    let img = write(
+        "p2.png",
+        png::ColorType::Indexed,
+        png::BitDepth::Two,
+        Some(&palette),
+        &rows,
+    );
+    assert_eq!((img.w, img.h, img.c), (3, 2, 3));
+    let want: Vec<u8> = [0, 1, 2, 3, 2, 1]
+        .iter()
+        .flat_map(|&i| palette[3 * i..3 * i + 3].to_vec())
+        .collect();
+    assert_eq!(img.pixels, want);
 }

@@ -3,6 +3,7 @@
 //! runs out of work is reported at once, share changes are averaged over time, and a job
 //! waiting for work uses nothing and banks nothing.
 
+use tandem::compute::SgdStep;
 use tandem::compute::cpu::CpuBackend;
 use tandem::data::{drift, synthetic};
 use tandem::engine::slicer::{Progress, TimeSlicer};
@@ -38,7 +39,18 @@ fn training_job<'a>(
     let (x, y, shape) = batch(seed);
     let mut done = 0;
     move |_| {
-        model.train_step(be, &x, &y, shape, 5, 0.01, 0.9, 0.0);
+        model.train_step(
+            be,
+            &x,
+            &y,
+            shape,
+            5,
+            SgdStep {
+                lr: 0.01,
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+        );
         done += 1;
         if steps.is_none_or(|s| done < s) {
             Progress::Worked

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cli::backend;
 use crate::compute::{
-    Backend, GemmShape,
+    Backend, GemmShape, SgdStep,
     cpu::{CpuBackend, sgemm_single},
 };
 use crate::model::{Arch, Model};
@@ -124,14 +124,18 @@ fn bench_kernels(size: usize, reps: usize, with_wgpu: bool) -> anyhow::Result<Va
 /// hidden 256), training all layers.
 fn model_bench<B: Backend>(be: &B, steps: usize) -> anyhow::Result<Value> {
     const BATCH: usize = 64;
+    const STEP: SgdStep = SgdStep {
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
     let arch = Arch::new(1, 10, 256);
     let mut model = Model::new(be, arch, 1);
     let x: Vec<f32> = (0..BATCH * 28 * 28)
         .map(|i| ((i * 31 + 7) % 255) as f32 / 255.0)
         .collect();
     let y: Vec<f32> = (0..BATCH).map(|i| (i % 10) as f32).collect();
-    let step =
-        |model: &mut Model<B>| model.train_step(be, &x, &y, (BATCH, 28, 28), 5, 0.01, 0.9, 0.0);
+    let step = |model: &mut Model<B>| model.train_step(be, &x, &y, (BATCH, 28, 28), 5, STEP);
     step(&mut model);
     let mut train = Vec::new();
     let mut infer = Vec::new();
@@ -140,7 +144,7 @@ fn model_bench<B: Backend>(be: &B, steps: usize) -> anyhow::Result<Value> {
         step(&mut model);
         train.push(BATCH as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
-        model.logits(be, &x, BATCH, 28, 28);
+        model.logits(be, &x, (BATCH, 28, 28));
         infer.push(BATCH as f64 / t.elapsed().as_secs_f64());
     }
     let train_sps = median(train);

@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::plugin::registry::missing_builtins;
-use crate::plugin::{Limits, PluginHost, Registry, bindings, check};
+use crate::plugin::{Catalog, Limits, PluginHost, check};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -64,7 +64,7 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
         let out = json!({
             "file": file.display().to_string(),
             "component": true,
-            "wit_package": format!("tandem:plugin@{}", bindings::WIT_VERSION),
+            "wit_package": format!("tandem:plugin@{}", plugin.wit_version()),
             "world": d.kind.world(),
             "description": d,
             "digest": plugin.digest(),
@@ -77,7 +77,7 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
         println!(
             "  world:   {} (tandem:plugin@{})",
             d.kind.world(),
-            bindings::WIT_VERSION
+            plugin.wit_version()
         );
         println!("  plugin:  {} {}: {}", d.name, d.version, d.summary);
         for p in &d.params {
@@ -90,10 +90,7 @@ fn validate(file: &Path, as_json: bool) -> anyhow::Result<()> {
 }
 
 fn list(data_dir: &Path, as_json: bool) -> anyhow::Result<()> {
-    let host = PluginHost::new(Limits::default())?;
-    let registry = Registry::open(data_dir)?;
-    registry.register_builtins(&host)?;
-    let entries = registry.list()?;
+    let entries = Catalog::open(data_dir)?.registry.list()?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());

@@ -13,11 +13,13 @@ use crate::engine::replay::{
     ReplayWindow,
 };
 use crate::engine::report::Fallbacks;
-use crate::engine::scenario::{MAX_GPUS, PluginRef};
+use crate::engine::scenario::MAX_GPUS;
 use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
+use crate::plugin::Catalog;
 use crate::plugin::types::PolicyInput;
-use crate::plugin::{Limits, Plugin, PluginHost, Registry, validate};
+use crate::plugin::validate;
+use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct ReplayArgs {
@@ -110,14 +112,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         window_seconds: args.window,
         golden_delay: args.golden_delay,
     };
-    let host = PluginHost::new(Limits::default())?.with_cache_dir(args.data_dir.join("compiled"));
-    let registry = Registry::open(&args.data_dir)?;
-    registry.register_builtins(&host)?;
+    let catalog = Catalog::open(&args.data_dir)?;
 
     // Every policy loads and takes its parameters before the first one replays.
     let mut loaded = Vec::new();
     for (label, policy) in &policies {
-        let plugin = load_policy(&host, &registry, policy)?;
+        let plugin = catalog.load(&policy.name)?;
         let params = params_from_toml(&policy.params)
             .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
         validate::params(plugin.description(), &params)
@@ -128,7 +128,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for (label, plugin, params) in loaded {
         let windows = replay::replay(&profiles, &options, &mut |input: &PolicyInput| {
-            host.decide(&plugin, input, &params, args.seed)
+            catalog.host.decide(&plugin, input, &params, args.seed)
         });
         results.push((label.clone(), windows));
     }
@@ -220,23 +220,6 @@ fn from_history(data_dir: &Path, run: i64) -> anyhow::Result<Profiles> {
     )?)
 }
 
-fn load_policy(
-    host: &PluginHost,
-    registry: &Registry,
-    r: &PluginRef,
-) -> anyhow::Result<std::sync::Arc<Plugin>> {
-    if r.name.ends_with(".wasm") {
-        return Ok(host.load_file(Path::new(&r.name))?);
-    }
-    let entry = registry.find(&r.name)?.with_context(|| {
-        format!(
-            "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
-            r.name
-        )
-    })?;
-    Ok(registry.load(host, &entry.digest)?)
-}
-
 /// The policy's failures over the replay, with their reasons.
 fn fallbacks(windows: &[ReplayWindow]) -> Fallbacks {
     Fallbacks::count(windows.iter().flat_map(|w| {
@@ -263,11 +246,11 @@ fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {
 fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
     print!("{:>12}", "window");
     for (name, _) in results {
-        print!(" {:>16}", truncate(name, 16));
+        print!(" {:>16}", truncate(name, 16, None));
     }
     println!();
     for (w, window) in profiles.windows.iter().enumerate() {
-        print!("{:>12}", truncate(&window.label, 12));
+        print!("{:>12}", truncate(&window.label, 12, None));
         for (_, r) in results {
             let x = &r[w];
             let mark = if x.policy_failures.is_empty() {
@@ -296,8 +279,4 @@ fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
             println!("{name}: {}", f.describe());
         }
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }

@@ -16,8 +16,12 @@ use serde_json::json;
 use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::engine::scenario::PluginRef;
-use crate::engine::{RunReport, Scenario, Session, checkpoint, parse_policy, policy_label};
+use crate::engine::{
+    RunReport, Scenario, Session, checkpoint, parse_policy, policy_label, session,
+};
 use crate::history::{Recorder, ResumePoint, RunMeta};
+use crate::plugin::Catalog;
+use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
@@ -274,13 +278,14 @@ impl WithBackend for Job {
             .expect("template")
             .progress_chars("=> "),
         );
-        let session = Session::new(be, &scenario, &common.data_dir, &mut |d, t| {
+        let catalog = Catalog::open(&common.data_dir)?;
+        // Every policy and parameter is checked before anything runs, pretraining included.
+        session::check(&catalog, &scenario, &policies)?;
+        let session = Session::new(be, &scenario, &common.data_dir, catalog, &mut |d, t| {
             bar.set_length(t as u64);
             bar.set_position(d as u64);
         })?;
         bar.finish_and_clear();
-        // Every policy and parameter is checked before the first window of the first runs.
-        session.check(&scenario, &policies)?;
         if verbose {
             let (device, modelled) = session.calibrate(be);
             eprintln!(
@@ -587,7 +592,7 @@ fn print_compare(reports: &[RunReport]) {
     print!("{:>6}", "window");
     for (k, r) in reports.iter().enumerate() {
         let head = if long {
-            truncate(&format!("[{}] {}", k + 1, r.policy), 16)
+            truncate(&format!("[{}] {}", k + 1, r.policy), 16, None)
         } else {
             r.policy.clone()
         };
@@ -614,13 +619,5 @@ fn print_compare(reports: &[RunReport]) {
         if f.failed > 0 {
             println!("{}: {}", r.policy, f.describe());
         }
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect()
     }
 }

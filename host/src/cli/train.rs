@@ -149,35 +149,7 @@ impl WithBackend for TrainJob {
             println!("saved the model to {}", path.display());
         }
 
-        // Drift: dusk and rain, a tilted camera, and a different class mix.
-        let scene = Drift {
-            brightness: 0.6,
-            contrast: 0.8,
-            noise: 0.08,
-            blur: 0.5,
-            rotation: 15.0,
-            scale: 1.1,
-        };
-        let mut mix = vec![1.0f32; train.classes];
-        for (k, w) in mix.iter_mut().enumerate() {
-            *w = if k % 3 == 0 { 4.0 } else { 0.5 };
-        }
-        let drifted_test = scene.apply(
-            &drift::resample_mix(&test, &mix, test.len().min(5000), args.seed + 7),
-            args.seed + 8,
-        );
-        let mut retrain_data = scene.apply(
-            &drift::resample_mix(&train, &mix, args.retrain_samples, args.seed + 9),
-            args.seed + 10,
-        );
-        let drifted_samples = retrain_data.len();
-        let uniform = vec![1.0f32; train.classes];
-        retrain_data.extend(&drift::resample_mix(
-            &train,
-            &uniform,
-            args.memory_samples,
-            args.seed + 12,
-        ));
+        let (drifted_test, retrain_data, drifted_samples) = drifted(&args, &train, &test);
 
         let clean_acc = model::evaluate(be, &mut model, &test, 256);
         let drifted_acc = model::evaluate(be, &mut model, &drifted_test, 256);
@@ -230,6 +202,42 @@ impl WithBackend for TrainJob {
         );
         Ok(())
     }
+}
+
+/// The drifted scene (dusk and rain, a tilted camera, a different class mix): a test set
+/// drawn from `test`, and retraining data drawn from `train` (drifted samples first, then
+/// `memory_samples` undrifted ones with a uniform class mix, as an exemplar memory would add),
+/// and how many of those are drifted.
+fn drifted(args: &TrainArgs, train: &Dataset, test: &Dataset) -> (Dataset, Dataset, usize) {
+    let scene = Drift {
+        brightness: 0.6,
+        contrast: 0.8,
+        noise: 0.08,
+        blur: 0.5,
+        rotation: 15.0,
+        scale: 1.1,
+    };
+    let mut mix = vec![1.0f32; train.classes];
+    for (k, w) in mix.iter_mut().enumerate() {
+        *w = if k % 3 == 0 { 4.0 } else { 0.5 };
+    }
+    let drifted_test = scene.apply(
+        &drift::resample_mix(test, &mix, test.len().min(5000), args.seed + 7),
+        args.seed + 8,
+    );
+    let mut retrain_data = scene.apply(
+        &drift::resample_mix(train, &mix, args.retrain_samples, args.seed + 9),
+        args.seed + 10,
+    );
+    let drifted_samples = retrain_data.len();
+    let uniform = vec![1.0f32; train.classes];
+    retrain_data.extend(&drift::resample_mix(
+        train,
+        &uniform,
+        args.memory_samples,
+        args.seed + 12,
+    ));
+    (drifted_test, retrain_data, drifted_samples)
 }
 
 fn train_with_bar<B: Backend>(

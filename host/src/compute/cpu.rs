@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::{Backend, BackendKind, ConvShape, GemmShape, PoolShape};
+use super::{Backend, BackendKind, ConvShape, GemmShape, PoolShape, SgdStep};
 
 /// Below this many output elements an op runs on the calling thread.
 const PAR_MIN: usize = 1 << 14;
@@ -48,15 +48,24 @@ impl Default for CpuBackend {
 /// Single-threaded `c = op(a)·op(b) + beta·c` with explicit strides, the building block the
 /// backend parallelizes. Also used directly as the benchmark's sgemm yardstick.
 pub fn sgemm_single(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], beta: f32) {
-    let (m, n, k) = (s.m, s.n, s.k);
-    if m == 0 || n == 0 {
+    if s.m == 0 || s.n == 0 {
         return;
     }
+    assert!(c.len() >= s.m * s.n, "gemm buffer too small");
+    sgemm_rows(s, 0, a, b, &mut c[..s.m * s.n], beta);
+}
+
+/// Rows `r0..` of `c = op(a)·op(b) + beta·c`, as many as the block `c` holds (whole rows of
+/// C, which is `n` wide): one single-threaded sgemm. A block of op(A)'s rows is a contiguous
+/// slice of `a` when A is not transposed, else a column offset.
+fn sgemm_rows(s: GemmShape, r0: usize, a: &[f32], b: &[f32], c: &mut [f32], beta: f32) {
+    let (m, n, k) = (s.m, s.n, s.k);
+    let rows = c.len() / n;
     // Row-major op(A) is m×k: element (i, p) at i*rsa + p*csa.
-    let (rsa, csa) = if s.trans_a {
-        (1, m as isize)
+    let (rsa, csa, a_off) = if s.trans_a {
+        (1, m as isize, r0)
     } else {
-        (k as isize, 1)
+        (k as isize, 1, r0 * k)
     };
     let (rsb, csb) = if s.trans_b {
         (1, k as isize)
@@ -64,17 +73,18 @@ pub fn sgemm_single(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], beta: f32
         (n as isize, 1)
     };
     assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        r0 + rows <= m && a.len() >= m * k && b.len() >= k * n,
         "gemm buffer too small"
     );
-    // SAFETY: the asserts above bound every index the strides can reach.
+    // SAFETY: the assert above bounds every index the strides can reach: rows of op(A)
+    // below m, all of B, and the block `c` itself for C.
     unsafe {
         matrixmultiply::sgemm(
-            m,
+            rows,
             k,
             n,
             1.0,
-            a.as_ptr(),
+            a.as_ptr().add(a_off),
             rsa,
             csa,
             b.as_ptr(),
@@ -147,49 +157,14 @@ impl Backend for CpuBackend {
         if self.threads == 1 || work < 1 << 18 {
             return sgemm_single(s, a, b, &mut c[..m * n], beta);
         }
-        // Split the output into row blocks, one GEMM each. A block of op(A)'s rows is a
-        // contiguous slice of `a` when A is not transposed, else a column offset.
+        // Split the output into row blocks, one GEMM each.
         let parts = self.threads.min(m.div_ceil(16)).max(1);
         let rows_per = m.div_ceil(parts);
         self.pool.install(|| {
             c[..m * n]
                 .par_chunks_mut(rows_per * n)
                 .enumerate()
-                .for_each(|(bi, cb)| {
-                    let r0 = bi * rows_per;
-                    let rows = cb.len() / n;
-                    let (rsa, csa, a_off) = if s.trans_a {
-                        (1isize, m as isize, r0)
-                    } else {
-                        (k as isize, 1isize, r0 * k)
-                    };
-                    let (rsb, csb) = if s.trans_b {
-                        (1, k as isize)
-                    } else {
-                        (n as isize, 1)
-                    };
-                    // SAFETY: r0 + rows <= m, so every A element reached is inside `a`
-                    // (checked by the caller's shape); B and the C block as in sgemm_single.
-                    assert!(a.len() >= m * k && b.len() >= k * n);
-                    unsafe {
-                        matrixmultiply::sgemm(
-                            rows,
-                            k,
-                            n,
-                            1.0,
-                            a.as_ptr().add(a_off),
-                            rsa,
-                            csa,
-                            b.as_ptr(),
-                            rsb,
-                            csb,
-                            beta,
-                            cb.as_mut_ptr(),
-                            n as isize,
-                            1,
-                        );
-                    }
-                })
+                .for_each(|(bi, cb)| sgemm_rows(s, bi * rows_per, a, b, cb, beta))
         });
     }
 
@@ -430,15 +405,12 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn sgd(
-        &self,
-        w: &mut Vec<f32>,
-        g: &Vec<f32>,
-        v: &mut Vec<f32>,
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
-    ) {
+    fn sgd(&self, w: &mut Vec<f32>, g: &Vec<f32>, v: &mut Vec<f32>, step: SgdStep) {
+        let SgdStep {
+            lr,
+            momentum,
+            weight_decay,
+        } = step;
         for ((wi, &gi), vi) in w.iter_mut().zip(g).zip(v.iter_mut()) {
             *vi = momentum * *vi + gi + weight_decay * *wi;
             *wi -= lr * *vi;

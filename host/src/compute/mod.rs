@@ -94,6 +94,14 @@ pub struct GemmShape {
     pub trans_b: bool,
 }
 
+/// One SGD step's knobs: `v = momentum·v + g + weight_decay·w; w -= lr·v`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
 /// The operations a model needs for inference and training. See the module docs for the
 /// layout conventions. Implementations may queue work lazily; [`Backend::read`] and
 /// [`Backend::sync`] wait for everything queued before them.
@@ -175,15 +183,6 @@ pub trait Backend: Send + Sync {
         grad: &mut Self::Buf,
         loss: &mut Self::Buf,
     );
-    /// SGD with momentum and L2 weight decay, in place:
-    /// `v = momentum·v + g + wd·w; w -= lr·v`.
-    fn sgd(
-        &self,
-        w: &mut Self::Buf,
-        g: &Self::Buf,
-        v: &mut Self::Buf,
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
-    );
+    /// SGD with momentum and L2 weight decay, in place (see [`SgdStep`]).
+    fn sgd(&self, w: &mut Self::Buf, g: &Self::Buf, v: &mut Self::Buf, step: SgdStep);
 }

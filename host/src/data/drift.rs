@@ -6,8 +6,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
-use super::Dataset;
-use crate::model::normal;
+use super::{Dataset, normal};
 
 /// Appearance drift. The default is no drift.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

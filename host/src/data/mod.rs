@@ -29,6 +29,16 @@ pub fn inside_folder(rel: &Path) -> bool {
         && rel.components().any(|c| matches!(c, Component::Normal(_)))
 }
 
+use rand::RngExt;
+
+/// A standard normal sample (Box–Muller): the noise in synthetic images and drifted scenes,
+/// and the models' weight init (which is why it lives below `model`).
+pub fn normal(rng: &mut impl RngExt) -> f32 {
+    let u1: f32 = rng.random::<f32>().max(1e-7);
+    let u2: f32 = rng.random::<f32>();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
 /// What can go wrong reading image data. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

@@ -4,14 +4,13 @@
 //! shape the models take: 28×28 grey when every frame is grey (Fashion-MNIST's shape), 32×32
 //! colour otherwise (the synthetic source's), so samplelist cameras can sit beside the others.
 //!
-//! Frame images are binary or plain PGM/PPM (`P2`, `P3`, `P5`, `P6`, 8-bit) or PNG (8-bit
-//! grey, grey+alpha, RGB or RGBA, not interlaced), decoded here with the zlib inflater the
-//! project already has, so this source adds no dependency. `idx` may carry its extension; if
-//! it does not, `.png`, `.ppm`, `.pgm` are tried in that order. JPEG is not supported:
-//! convert frames first (e.g. `mogrify -format png *.jpg`). A header row is allowed.
+//! Frame images are binary or plain PGM/PPM (`P2`, `P3`, `P5`, `P6`, 8-bit, read here) or PNG
+//! (any colour type, bit depth and interlacing, decoded by the `png` crate to 8-bit samples).
+//! `idx` may carry its extension; if it does not, `.png`, `.ppm`, `.pgm` are tried in that
+//! order. JPEG is not supported: convert frames first (e.g. `mogrify -format png *.jpg`). The
+//! CSV is read by the `csv` crate: fields may be quoted, and a header row is allowed.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{DataError, Dataset, drift};
@@ -48,73 +47,116 @@ struct Row {
     bbox: [usize; 4],
 }
 
-/// Parse the CSV text (`path` only names it in errors).
+/// Parse the CSV text (`path` only names it in errors). Fields may be quoted (a frame name
+/// with a comma in it); blank rows are skipped; a first row starting `idx` is a header.
 fn parse_rows(path: &Path, text: &str) -> Result<Vec<Row>, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut lines = LineCounter {
+        text: text.as_bytes(),
+        at: 0,
+        line: 1,
+    };
     let mut rows = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = n + 1;
-        let raw = raw.trim();
-        if raw.is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = raw.split(',').map(str::trim).collect();
-        if line == 1 && cols.first().is_some_and(|c| c.eq_ignore_ascii_case("idx")) {
-            continue;
-        }
-        if cols.len() != 6 {
-            return Err(bad_row(
-                path,
-                line,
-                format!("{} fields, expected 6: idx,class,x0,y0,x1,y1", cols.len()),
-            ));
-        }
-        if cols[0].is_empty() {
-            return Err(bad_row(path, line, "idx (the frame image) is empty"));
-        }
-        let class: u8 = cols[1].parse().map_err(|_| {
-            bad_row(
-                path,
-                line,
-                format!("class `{}` is not a class number (0-255)", cols[1]),
-            )
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| lines.line_at(p));
+            bad_row(path, line, e.to_string())
         })?;
-        let mut bbox = [0usize; 4];
-        for (k, name) in ["x0", "y0", "x1", "y1"].iter().enumerate() {
-            let v = cols[2 + k];
-            // Boxes from detectors often come as floats: whole pixels are what is cropped.
-            let x: f64 = v
-                .parse()
-                .map_err(|_| bad_row(path, line, format!("{name} `{v}` is not a number")))?;
-            if !(x.is_finite() && x >= 0.0) {
-                return Err(bad_row(
-                    path,
-                    line,
-                    format!("{name} {v} is not a non-negative pixel coordinate"),
-                ));
-            }
-            bbox[k] = x.round() as usize;
+        let line = record.position().map_or(0, |p| lines.line_at(p));
+        if record.iter().all(str::is_empty) {
+            continue;
         }
-        if bbox[2] <= bbox[0] || bbox[3] <= bbox[1] {
-            return Err(bad_row(
-                path,
-                line,
-                format!(
-                    "empty box: x0,y0,x1,y1 = {},{},{},{} (need x1 > x0 and y1 > y0)",
-                    bbox[0], bbox[1], bbox[2], bbox[3]
-                ),
-            ));
+        if line == 1 && record[0].eq_ignore_ascii_case("idx") {
+            continue;
         }
-        rows.push(Row {
-            line,
-            frame: cols[0].to_string(),
-            class,
-            bbox,
-        });
+        rows.push(parse_row(path, line, &record)?);
     }
     if rows.is_empty() {
         return Err(bad_row(path, 1, "no object rows"));
     }
     Ok(rows)
+}
+
+/// The file line each record starts on. The csv reader's positions start where the record
+/// before ended, so they fall short by the blank lines in between (csv 1.4 counts neither
+/// their lines nor their bytes): the line breaks at a position are skipped and counted here.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    /// Records must come in order.
+    fn line_at(&mut self, pos: &csv::Position) -> usize {
+        let mut start = (pos.byte() as usize).max(self.at);
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        self.line += self.text[self.at..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.at = start;
+        self.line
+    }
+}
+
+/// One object row: `idx,class,x0,y0,x1,y1`.
+fn parse_row(path: &Path, line: usize, cols: &csv::StringRecord) -> Result<Row, DataError> {
+    if cols.len() != 6 {
+        return Err(bad_row(
+            path,
+            line,
+            format!("{} fields, expected 6: idx,class,x0,y0,x1,y1", cols.len()),
+        ));
+    }
+    if cols[0].is_empty() {
+        return Err(bad_row(path, line, "idx (the frame image) is empty"));
+    }
+    let class: u8 = cols[1].parse().map_err(|_| {
+        bad_row(
+            path,
+            line,
+            format!("class `{}` is not a class number (0-255)", &cols[1]),
+        )
+    })?;
+    let mut bbox = [0usize; 4];
+    for (k, name) in ["x0", "y0", "x1", "y1"].iter().enumerate() {
+        let v = &cols[2 + k];
+        // Boxes from detectors often come as floats: whole pixels are what is cropped.
+        let x: f64 = v
+            .parse()
+            .map_err(|_| bad_row(path, line, format!("{name} `{v}` is not a number")))?;
+        if !(x.is_finite() && x >= 0.0) {
+            return Err(bad_row(
+                path,
+                line,
+                format!("{name} {v} is not a non-negative pixel coordinate"),
+            ));
+        }
+        bbox[k] = x.round() as usize;
+    }
+    if bbox[2] <= bbox[0] || bbox[3] <= bbox[1] {
+        return Err(bad_row(
+            path,
+            line,
+            format!(
+                "empty box: x0,y0,x1,y1 = {},{},{},{} (need x1 > x0 and y1 > y0)",
+                bbox[0], bbox[1], bbox[2], bbox[3]
+            ),
+        ));
+    }
+    Ok(Row {
+        line,
+        frame: cols[0].to_string(),
+        class,
+        bbox,
+    })
 }
 
 /// The frame image file `idx` names, next to the CSV.
@@ -288,111 +330,36 @@ fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
 }
 
 fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
-    let mut pos = 8;
-    let mut ihdr = None;
-    let mut idat = Vec::new();
-    while pos + 8 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let kind = &bytes[pos + 4..pos + 8];
-        let data = bytes
-            .get(pos + 8..pos + 8 + len)
-            .ok_or_else(|| bad_image(path, "truncated PNG chunk"))?;
-        match kind {
-            b"IHDR" => ihdr = Some(data.to_vec()),
-            b"IDAT" => idat.extend_from_slice(data),
-            b"IEND" => break,
-            _ => {}
-        }
-        pos += 12 + len; // length, type, data, CRC
-    }
-    let hd = ihdr.ok_or_else(|| bad_image(path, "PNG without an IHDR chunk"))?;
-    if hd.len() < 13 {
-        return Err(bad_image(path, "PNG IHDR chunk too short"));
-    }
-    let w = u32::from_be_bytes(hd[0..4].try_into().expect("4 bytes")) as usize;
-    let h = u32::from_be_bytes(hd[4..8].try_into().expect("4 bytes")) as usize;
-    let (depth, colour, interlace) = (hd[8], hd[9], hd[12]);
-    let channels = match colour {
-        0 => 1,
-        2 => 3,
-        4 => 2,
-        6 => 4,
-        _ => 0,
-    };
-    if depth != 8
-        || channels == 0
-        || interlace != 0
-        || w == 0
-        || h == 0
-        || w > MAX_SIDE
-        || h > MAX_SIDE
-    {
+    let bad = |e: png::DecodingError| bad_image(path, format!("PNG: {e}"));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    // Palettes and bit depths below 8 expand to 8-bit samples; 16-bit samples keep their high
+    // byte: the models see 8-bit pixels.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w as usize > MAX_SIDE || h as usize > MAX_SIDE {
         return Err(bad_image(
             path,
-            format!(
-                "unsupported PNG (bit depth {depth}, colour type {colour}, interlace {interlace}): 8-bit grey, grey+alpha, RGB or RGBA, not interlaced"
-            ),
+            format!("unsupported size {w}×{h} (at most {MAX_SIDE} pixels a side)"),
         ));
     }
-    let stride = w * channels;
-    // Inflate no more than the image holds: a small file cannot expand without bound.
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(&idat[..])
-        .take((h * (stride + 1)) as u64)
-        .read_to_end(&mut raw)
-        .map_err(|e| bad_image(path, format!("PNG image data: {e}")))?;
-    if raw.len() < h * (stride + 1) {
-        return Err(bad_image(path, "PNG image data is truncated"));
-    }
-    // Undo the per-row filters (PNG spec, section 9).
-    let mut img = vec![0u8; h * stride];
-    for y in 0..h {
-        let filter = raw[y * (stride + 1)];
-        let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
-        for x in 0..stride {
-            let a = if x >= channels {
-                img[y * stride + x - channels]
-            } else {
-                0
-            };
-            let b = if y > 0 { img[(y - 1) * stride + x] } else { 0 };
-            let cc = if y > 0 && x >= channels {
-                img[(y - 1) * stride + x - channels]
-            } else {
-                0
-            };
-            let predicted = match filter {
-                0 => 0,
-                1 => a,
-                2 => b,
-                3 => ((a as u16 + b as u16) / 2) as u8,
-                4 => paeth(a, b, cc),
-                f => return Err(bad_image(path, format!("PNG row {y}: unknown filter {f}"))),
-            };
-            img[y * stride + x] = line[x].wrapping_add(predicted);
-        }
-    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad_image(path, "PNG too large to decode"))?;
+    let mut img = vec![0u8; size];
+    let frame = reader.next_frame(&mut img).map_err(bad)?;
+    img.truncate(frame.buffer_size());
+    let channels = frame.color_type.samples();
     // Alpha is dropped: a crop is classified as it looks.
     let c = if channels >= 3 { 3 } else { 1 };
     let pixels = img
         .chunks_exact(channels)
         .flat_map(|p| p[..c].to_vec())
         .collect();
-    Ok(Image { w, h, c, pixels })
-}
-
-fn paeth(a: u8, b: u8, c: u8) -> u8 {
-    let p = a as i16 + b as i16 - c as i16;
-    let (pa, pb, pc) = (
-        (p - a as i16).abs(),
-        (p - b as i16).abs(),
-        (p - c as i16).abs(),
-    );
-    if pa <= pb && pa <= pc {
-        a
-    } else if pb <= pc {
-        b
-    } else {
-        c
-    }
+    Ok(Image {
+        w: frame.width as usize,
+        h: frame.height as usize,
+        c,
+        pixels,
+    })
 }

@@ -8,8 +8,7 @@
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::Dataset;
-use crate::model::normal;
+use super::{Dataset, normal};
 
 /// Image side in pixels.
 pub const SIZE: usize = 32;

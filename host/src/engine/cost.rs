@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::compute::Backend;
+use crate::compute::{Backend, SgdStep};
 use crate::model::{Arch, Model};
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,16 +39,22 @@ impl CostModel {
     /// on `h`×`w` input (a few steps, after one warm-up).
     pub fn calibrate<B: Backend>(be: &B, arch: Arch, h: usize, w: usize) -> f64 {
         const BATCH: usize = 64;
+        // Timing only: a zero rate leaves the weights as they are.
+        const STILL: SgdStep = SgdStep {
+            lr: 0.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
         let mut m = Model::new(be, arch, 0);
         let x: Vec<f32> = (0..BATCH * h * w * arch.in_channels)
             .map(|i| (i % 17) as f32 / 17.0)
             .collect();
         let y: Vec<f32> = (0..BATCH).map(|i| (i % arch.classes) as f32).collect();
-        m.train_step(be, &x, &y, (BATCH, h, w), 5, 0.0, 0.0, 0.0);
+        m.train_step(be, &x, &y, (BATCH, h, w), 5, STILL);
         let steps = 3;
         let t = Instant::now();
         for _ in 0..steps {
-            m.train_step(be, &x, &y, (BATCH, h, w), 5, 0.0, 0.0, 0.0);
+            m.train_step(be, &x, &y, (BATCH, h, w), 5, STILL);
         }
         arch.train_flops(h, w, 5) * (BATCH * steps) as f64 / t.elapsed().as_secs_f64() / 1e9
     }

@@ -6,7 +6,8 @@
 //! - [`memory`]: each stream's class-balanced exemplar memory.
 //! - [`profiler`]: the micro-profiler feeding the estimator plugin.
 //! - [`cost`]: modelled GPU-seconds from FLOPs (the virtual clock's unit).
-//! - [`executor`]: share enforcement on the virtual clock.
+//! - [`schedule`]: the window's decide → apply → complete loop, written once ([`schedule::Scheduler`]).
+//! - [`executor`]: share accounting (the virtual clock's fluid model).
 //! - [`serve`]: frames processed under each allocation, and served accuracy.
 //! - [`slicer`]: wall-clock share enforcement for the real clock ([`slicer::TimeSlicer`]).
 //! - [`window`]: the window loop ([`Engine`]); its window start and its real-clock window
@@ -25,6 +26,7 @@ pub mod profiler;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod schedule;
 pub mod serve;
 pub mod session;
 pub mod slicer;
@@ -36,8 +38,8 @@ use std::sync::Arc;
 
 pub use cost::CostModel;
 pub use report::{RunReport, WindowReport};
-pub use scenario::{Scenario, ScenarioError};
-pub use session::{Session, host_options, parse_policy, policy_label};
+pub use scenario::{Scenario, ScenarioError, parse_policy, policy_label};
+pub use session::{Session, host_options};
 pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 

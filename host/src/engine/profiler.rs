@@ -1,39 +1,131 @@
-//! The micro-profiler: at each window start, train copies of the stream's model for a few
-//! epochs on a small sample, measure accuracy after each epoch, and hand those
-//! observations to the estimator plugin to predict every candidate configuration's
-//! accuracy and GPU time (Ekya §4.3).
+//! What a retraining job is, and the micro-profiler that predicts what it will do.
 //!
-//! Configurations that differ only in epochs and data fraction share one profile (they
-//! train the same layers of the same network), so a window profiles a handful of runs, not
-//! one per configuration. Its GPU time is charged to the window by the caller.
+//! - [`JobPlan`]: one candidate configuration on one stream's window: the layer groups it
+//!   trains, its head, the samples it trains on and its modelled cost. The profiler samples
+//!   it, the scheduler charges it, the window trains it ([`JobPlan::job`]).
+//! - [`ProfileTask`]: at each window start, copies of the stream's model are trained for a
+//!   few epochs on a small sample of what the jobs would train on, measured after each epoch
+//!   ([`ProfileTask::run`]), and the estimator plugin turns those observations into each
+//!   candidate's predicted accuracy and GPU time, corrected by the run's calibration
+//!   ([`ProfileTask::estimate`]; Ekya §4.3).
+//!
+//! Configurations that differ only in epochs share one profile (they train the same layers
+//! of the same network on the same data), so a window profiles a handful of runs, not one
+//! per configuration. Its GPU time is charged to the window by the caller.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 
+use super::Plugins;
+use super::calibrate::{self, Calibration};
 use super::cost::CostModel;
+use super::report::PredictionRecord;
+use super::scenario::{ProfileAxis, ProfilerSettings};
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{self, Model, TrainConfig};
-use crate::plugin::types::{Observation, RetrainConfig};
+use crate::plugin::types::{EstimateRequest, Observation, RetrainConfig, RetrainProfile};
 
-/// The layer groups a configuration really trains: a new head (another width) is always
-/// trained whole, so at least the hidden layer and the classifier.
-pub fn effective_layers(config: &RetrainConfig, current_hidden: usize) -> usize {
-    let l = (config.layers_trained as usize).clamp(1, model::LAYER_GROUPS.len());
-    if head_width(config, current_hidden) != current_hidden {
-        l.max(2)
-    } else {
-        l
-    }
+/// A retraining configuration as one stream's window would run it.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub config: RetrainConfig,
+    /// Layer groups it trains: a new head (another width) is always trained whole, so at
+    /// least the hidden layer and the classifier.
+    pub layers: usize,
+    /// Hidden width of the model it trains: its own, or the serving model's when it says 0.
+    pub head: usize,
+    /// Samples it trains on per epoch: its fraction of the window's labelled samples (at
+    /// least one) plus the exemplar memory.
+    pub samples: usize,
+    /// Its true cost: modelled GPU-seconds at a full GPU.
+    pub gpu_seconds: f64,
 }
 
-/// The hidden width a configuration trains: its own, or the serving model's when it says 0.
-pub fn head_width(config: &RetrainConfig, current_hidden: usize) -> usize {
-    if config.width == 0 {
-        current_hidden
-    } else {
-        config.width as usize
+impl JobPlan {
+    /// `config` on a window with `fit` labelled samples and `memory` exemplars, for a
+    /// serving model of hidden width `hidden`.
+    pub fn new(
+        config: &RetrainConfig,
+        hidden: usize,
+        fit: &Dataset,
+        memory: usize,
+        cost: &CostModel,
+    ) -> Self {
+        let head = if config.width == 0 {
+            hidden
+        } else {
+            config.width as usize
+        };
+        let l = (config.layers_trained as usize).clamp(1, model::LAYER_GROUPS.len());
+        let layers = if head != hidden { l.max(2) } else { l };
+        let samples = job_size(fit.len(), memory, config.data_fraction);
+        let gpu_seconds = cost.train_seconds(fit.h, fit.w, layers, samples) * config.epochs as f64;
+        Self {
+            config: config.clone(),
+            layers,
+            head,
+            samples,
+            gpu_seconds,
+        }
+    }
+
+    /// What a correction of its predictions is shared by (see [`calibrate`]).
+    pub fn kind(&self) -> calibrate::Kind {
+        (self.layers, self.config.epochs)
+    }
+
+    /// The job ready to train: `serving` with this plan's head, its data (the window's
+    /// fraction of `fit`, a seeded subset, plus the `memory`) and its settings.
+    pub fn job<B: Backend>(
+        &self,
+        be: &B,
+        serving: &Model<B>,
+        fit: &Dataset,
+        memory: &Dataset,
+        seed: u64,
+    ) -> (Model<B>, Dataset, TrainConfig) {
+        let data = job_data(fit, memory, self.config.data_fraction, seed);
+        let m = serving.with_head(be, self.head, seed ^ 1);
+        // The job anneals its learning rate over its epochs, so the model it deploys is not a
+        // noisy constant-rate iterate: on the example this lifted every retraining policy by
+        // 0.5-1.5 points and cut the profiler's error on the thief's jobs (8.1 -> 5.3 points).
+        // Profiles keep a constant rate: their per-epoch points trace the curve's shape.
+        let cfg = TrainConfig {
+            cosine: true,
+            ..self.train_config(seed ^ 2)
+        };
+        (m, data, cfg)
+    }
+
+    /// Its training settings at a constant learning rate.
+    fn train_config(&self, seed: u64) -> TrainConfig {
+        let c = &self.config;
+        TrainConfig {
+            epochs: c.epochs as usize,
+            trained_layers: self.layers,
+            data_fraction: 1.0,
+            batch_size: c.batch_size.max(1) as usize,
+            lr: c.learning_rate as f32,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            seed,
+            cosine: false,
+        }
+    }
+
+    /// Plans with the same key share one profile: trained layer groups, width, batch size,
+    /// learning rate and data fraction (the last two as bits).
+    fn profile_key(&self) -> (usize, u32, u32, u64, u64) {
+        let c = &self.config;
+        (
+            self.layers,
+            c.width,
+            c.batch_size,
+            c.learning_rate.to_bits(),
+            c.data_fraction.to_bits(),
+        )
     }
 }
 
@@ -52,21 +144,6 @@ pub fn job_data(fit: &Dataset, memory: &Dataset, fraction: f64, seed: u64) -> Da
     let mut d = fit.select(&idx);
     d.extend(memory);
     d
-}
-
-/// The train config a retraining configuration means.
-pub fn train_config(config: &RetrainConfig, layers: usize, seed: u64) -> TrainConfig {
-    TrainConfig {
-        epochs: config.epochs as usize,
-        trained_layers: layers,
-        data_fraction: 1.0,
-        batch_size: config.batch_size.max(1) as usize,
-        lr: config.learning_rate as f32,
-        momentum: 0.9,
-        weight_decay: 5e-4,
-        seed,
-        cosine: false,
-    }
 }
 
 /// SGD steps per profiling epoch the batch size is lowered to reach.
@@ -96,64 +173,258 @@ pub struct Profile {
     pub gpu_seconds: f64,
 }
 
-/// Profile one (layers, width, batch, learning rate, data fraction) group: `epochs` epochs
-/// on a `sample_fraction` sample of the data its jobs train on, measured on `slice` (see
-/// [`val_slice`]) where the serving model scores `serving_on_slice` (measured once per
-/// window by the caller).
-#[allow(clippy::too_many_arguments)]
-pub fn profile<B: Backend>(
-    be: &B,
-    current: &Model<B>,
-    representative: &RetrainConfig,
-    fit: &Dataset,
-    memory: &Dataset,
-    slice: &Dataset,
-    serving_on_slice: f64,
-    epochs: u32,
-    sample_fraction: f64,
-    cost: &CostModel,
-    seed: u64,
-) -> Profile {
-    let hidden = current.arch().hidden;
-    let layers = effective_layers(representative, hidden);
-    // A sample of what the job itself trains on: its fraction of the window's data and the
-    // memory, in the job's proportions. Old exemplars dilute the new data, the more so the
-    // smaller the fraction; sampling the new data alone predicted 0.9 where a job reached 0.45.
-    let job = job_data(fit, memory, representative.data_fraction, seed);
-    let sample = job_data(&job, &fit.empty_like(), sample_fraction, seed ^ 5);
-    let mut m = current.with_head(be, head_width(representative, hidden), seed ^ 2);
-    let base = train_config(representative, layers, seed ^ 3);
-    // A sample is a tenth of the data: with the job's batch size an epoch over it would be
-    // one or two steps and the curve would say nothing. Smaller batches keep several steps
-    // per epoch, as an epoch of the real job has.
-    let cfg = TrainConfig {
-        epochs: epochs as usize,
-        batch_size: base
-            .batch_size
-            .min((sample.len() / PROFILE_STEPS_PER_EPOCH).max(1)),
-        ..base
-    };
-    let (h, w) = (fit.h, fit.w);
-    let per_epoch = cost.train_seconds(h, w, layers, sample.len());
-    let eval = cost.infer_seconds(h, w, slice.len());
-    // The copy starts as the serving model unless its head is replaced.
-    let (anchor, anchor_cost) = if head_width(representative, hidden) == hidden {
-        (serving_on_slice, 0.0)
-    } else {
-        (model::evaluate(be, &mut m, slice, 256) as f64, eval)
-    };
-    let mut observations = Vec::new();
-    model::train_observed(be, &mut m, &sample, &cfg, &mut |_, _| {}, &mut |m, e| {
-        observations.push(Observation {
-            epochs: e as u32,
-            accuracy: model::evaluate(be, m, slice, 256) as f64,
-            gpu_seconds: per_epoch * e as f64,
+/// What a stream's profile reads, copied so it can run beside the window: the window's
+/// labelled samples and exemplar memory, the slice every run is measured on, and the
+/// serving model's accuracy there and on the whole validation split.
+pub struct ProfileData {
+    pub fit: Dataset,
+    pub memory: Dataset,
+    pub slice: Dataset,
+    pub serving_on_slice: f64,
+    pub start_accuracy: f64,
+}
+
+/// One stream's micro-profile: its runs, on copies of what they read, so they can run at
+/// once (the virtual clock) or one by one as a time-sliced job (the real clock); then the
+/// predictions made from them.
+pub struct ProfileTask<B: Backend> {
+    stream: String,
+    /// The serving model as the window started.
+    model: Model<B>,
+    data: ProfileData,
+    settings: ProfilerSettings,
+    plans: Vec<JobPlan>,
+    /// One run per group of plans that train the same network on the same data: the
+    /// index of the group's first plan and the run's seed. None with the profiler off.
+    runs: Vec<(usize, u64)>,
+}
+
+/// What a stream's profiles predict of its candidates.
+pub struct Estimates {
+    /// What the policy is offered.
+    pub retrain: Vec<RetrainProfile>,
+    /// Every prediction made, for the record.
+    pub records: Vec<PredictionRecord>,
+    /// Per prediction: its configuration, kind and value before calibration (what the
+    /// calibration learns from once the job has run).
+    pub uncorrected: Vec<(String, calibrate::Kind, f64)>,
+}
+
+impl<B: Backend> ProfileTask<B> {
+    /// The profile of `plans` on stream `stream`'s window: copies of `serving` trained on
+    /// samples of `data`; `seed` makes every run reproducible.
+    pub fn new(
+        be: &B,
+        stream: &str,
+        serving: &Model<B>,
+        data: ProfileData,
+        plans: Vec<JobPlan>,
+        settings: &ProfilerSettings,
+        seed: u64,
+    ) -> Self {
+        let mut runs: Vec<(usize, u64)> = Vec::new();
+        if settings.enabled {
+            for (k, plan) in plans.iter().enumerate() {
+                let key = plan.profile_key();
+                if runs.iter().all(|(r, _)| plans[*r].profile_key() != key) {
+                    runs.push((k, seed ^ runs.len() as u64));
+                }
+            }
+        }
+        Self {
+            stream: stream.to_string(),
+            model: serving.duplicate(be),
+            data,
+            settings: settings.clone(),
+            plans,
+            runs,
+        }
+    }
+
+    /// Profiling runs to make.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The candidates' plans.
+    pub fn plans(&self) -> &[JobPlan] {
+        &self.plans
+    }
+
+    /// Make run `k`: train a copy for the profiler's epochs on a sample of what its jobs
+    /// would train on, measuring it on the slice after each epoch.
+    pub fn run(&self, be: &B, k: usize, cost: &CostModel) -> Profile {
+        let (plan, seed) = (&self.plans[self.runs[k].0], self.runs[k].1);
+        let hidden = self.model.arch().hidden;
+        // A sample of what the job itself trains on: its fraction of the window's data and
+        // the memory, in the job's proportions. Old exemplars dilute the new data, the more
+        // so the smaller the fraction; sampling the new data alone predicted 0.9 where a job
+        // reached 0.45.
+        let job = job_data(
+            &self.data.fit,
+            &self.data.memory,
+            plan.config.data_fraction,
+            seed,
+        );
+        let sample = job_data(
+            &job,
+            &self.data.fit.empty_like(),
+            self.settings.sample_fraction,
+            seed ^ 5,
+        );
+        let mut m = self.model.with_head(be, plan.head, seed ^ 2);
+        let base = plan.train_config(seed ^ 3);
+        // A sample is a tenth of the data: with the job's batch size an epoch over it would
+        // be one or two steps and the curve would say nothing. Smaller batches keep several
+        // steps per epoch, as an epoch of the real job has.
+        let cfg = TrainConfig {
+            epochs: self.settings.epochs as usize,
+            batch_size: base
+                .batch_size
+                .min((sample.len() / PROFILE_STEPS_PER_EPOCH).max(1)),
+            ..base
+        };
+        let (h, w) = (self.data.fit.h, self.data.fit.w);
+        let per_epoch = cost.train_seconds(h, w, plan.layers, sample.len());
+        let eval = cost.infer_seconds(h, w, self.data.slice.len());
+        // The copy starts as the serving model unless its head is replaced.
+        let (anchor, anchor_cost) = if plan.head == hidden {
+            (self.data.serving_on_slice, 0.0)
+        } else {
+            (
+                model::evaluate(be, &mut m, &self.data.slice, 256) as f64,
+                eval,
+            )
+        };
+        let mut observations = Vec::new();
+        let slice = &self.data.slice;
+        model::train_observed(be, &mut m, &sample, &cfg, &mut |_, _| {}, &mut |m, e| {
+            observations.push(Observation {
+                epochs: e as u32,
+                accuracy: model::evaluate(be, m, slice, 256) as f64,
+                gpu_seconds: per_epoch * e as f64,
+            });
         });
-    });
-    Profile {
-        anchor,
-        gpu_seconds: (per_epoch + eval) * epochs as f64 + anchor_cost,
-        observations,
-        samples: sample.len(),
+        Profile {
+            anchor,
+            gpu_seconds: (per_epoch + eval) * self.settings.epochs as f64 + anchor_cost,
+            observations,
+            samples: sample.len(),
+        }
+    }
+
+    /// Turn the runs' profiles (`profiles[k]` is run `k`'s) into what the policy is offered:
+    /// each candidate's prediction from the estimator plugin, carried from the slice to the
+    /// whole validation split and corrected by `calibration`. Without a profile (the
+    /// profiler is off) a candidate is offered at its modelled cost with no gain predicted.
+    pub fn estimate(
+        &self,
+        profiles: &[Profile],
+        plugins: &Plugins,
+        calibration: &Calibration,
+    ) -> Estimates {
+        let mut out = Estimates {
+            retrain: Vec::new(),
+            records: Vec::new(),
+            uncorrected: Vec::new(),
+        };
+        for plan in &self.plans {
+            let key = plan.profile_key();
+            let profile = self
+                .runs
+                .iter()
+                .zip(profiles)
+                .find(|((r, _), _)| self.plans[*r].profile_key() == key)
+                .map(|(_, p)| p);
+            let Some(profile) = profile else {
+                out.retrain.push(RetrainProfile {
+                    config: plan.config.clone(),
+                    accuracy_after: self.data.start_accuracy,
+                    gpu_seconds: plan.gpu_seconds,
+                    accuracy_error: 0.0,
+                    progress: 0.0,
+                });
+                continue;
+            };
+            let (accuracy_after, gpu_seconds, estimator_error) =
+                self.predict(plan, profile, plugins);
+            out.uncorrected
+                .push((plan.config.name.clone(), plan.kind(), accuracy_after));
+            let accuracy_after = if self.settings.calibrate {
+                (accuracy_after + calibration.correction(plan.kind())).clamp(0.0, 1.0)
+            } else {
+                accuracy_after
+            };
+            out.records.push(PredictionRecord {
+                stream: self.stream.clone(),
+                config: plan.config.name.clone(),
+                predicted_accuracy: accuracy_after,
+                predicted_gpu_seconds: gpu_seconds,
+                actual_accuracy: None,
+                actual_gpu_seconds: None,
+                estimator_error,
+            });
+            out.retrain.push(RetrainProfile {
+                config: plan.config.clone(),
+                accuracy_after,
+                gpu_seconds,
+                accuracy_error: 0.0,
+                progress: 0.0,
+            });
+        }
+        out
+    }
+
+    /// The estimator's (accuracy on the validation split, GPU-seconds) for `plan` from its
+    /// group's `profile`, uncalibrated, with the estimator's error if it failed (the last
+    /// profiled point and the modelled cost stand in).
+    fn predict(
+        &self,
+        plan: &JobPlan,
+        profile: &Profile,
+        plugins: &Plugins,
+    ) -> (f64, f64, Option<String>) {
+        let c = &plan.config;
+        // The curve is anchored where the profiled copy started, on the slice it was
+        // measured on (a replaced head starts near chance, not at the serving accuracy).
+        let request = EstimateRequest {
+            config: c.clone(),
+            start_accuracy: profile.anchor,
+            observations: profile.observations.clone(),
+            // The estimator scales time by data_fraction / profiled_data_fraction; the job
+            // also trains on the memory, so express the profiled size in those units.
+            profiled_data_fraction: c.data_fraction * profile.samples as f64 / plan.samples as f64,
+            epochs_at: vec![match self.settings.axis {
+                // Ekya's reading: a job's epochs are the profile's epochs.
+                ProfileAxis::Epochs => c.epochs,
+                // Gradient steps: a job makes epochs × (its data / the sample) passes over a
+                // sample-sized set.
+                ProfileAxis::Samples => ((c.epochs as usize * plan.samples) as f64
+                    / profile.samples.max(1) as f64)
+                    .round()
+                    .max(1.0) as u32,
+            }],
+            shares: vec![],
+            throughput: vec![],
+        };
+        // Predictions are made on the slice; the serving model's gap between the slice and
+        // the whole split carries them over.
+        let (start, on_slice) = (self.data.start_accuracy, self.data.serving_on_slice);
+        match plugins.predict(&request) {
+            Ok(p) => (
+                (p.accuracy.first().copied().unwrap_or(profile.anchor) + start - on_slice)
+                    .clamp(0.0, 1.0),
+                p.gpu_seconds,
+                None,
+            ),
+            Err(e) => {
+                let last = profile.observations.last().map_or(start, |o| o.accuracy);
+                (
+                    (last + start - on_slice).clamp(0.0, 1.0),
+                    plan.gpu_seconds,
+                    Some(e.to_string()),
+                )
+            }
+        }
     }
 }

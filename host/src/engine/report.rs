@@ -100,7 +100,7 @@ pub struct PolicyCall {
 }
 
 /// A stream's shares from `at` on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Allocation {
     pub at: f64,
     pub stream: String,

@@ -92,6 +92,44 @@ pub struct PluginRef {
     pub params: BTreeMap<String, toml::Value>,
 }
 
+/// A policy named on a command line or form: `name` or `name:key=value:key=value`
+/// (values: numbers, true/false, or text).
+pub fn parse_policy(spec: &str) -> Result<PluginRef, String> {
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default().trim().to_string();
+    if name.is_empty() {
+        return Err(format!("policy `{spec}`: empty name"));
+    }
+    let mut params = BTreeMap::new();
+    for kv in parts {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("policy `{spec}`: `{kv}` is not key=value"));
+        };
+        let value = if let Ok(n) = v.parse::<f64>() {
+            toml::Value::Float(n)
+        } else if let Ok(b) = v.parse::<bool>() {
+            toml::Value::Boolean(b)
+        } else {
+            toml::Value::String(v.to_string())
+        };
+        params.insert(k.to_string(), value);
+    }
+    Ok(PluginRef { name, params })
+}
+
+/// The label a policy is shown and recorded under: `name:key=value...`.
+pub fn policy_label(p: &PluginRef) -> String {
+    let mut s = p.name.clone();
+    for (k, v) in &p.params {
+        let v = match v {
+            toml::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        s.push_str(&format!(":{k}={v}"));
+    }
+    s
+}
+
 /// How each camera's starting model is pretrained on undrifted data (cached on disk).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -403,7 +441,7 @@ impl Scenario {
             return bad("windows", "must be at least 1");
         }
         for spec in &self.compare {
-            super::session::parse_policy(spec).map_err(|e| ("compare".to_string(), e))?;
+            parse_policy(spec).map_err(|e| ("compare".to_string(), e))?;
         }
         if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
             return bad("window_seconds", "must be a positive number of seconds");

@@ -7,13 +7,19 @@
 //! it produced; that result is right only while the same object is still in view. Served
 //! accuracy is scored against the true labels and averaged over the window's frames (the
 //! brief's definition), and also reported in 10 chunks over time.
+//!
+//! The policy is offered each inference configuration with its accuracy factor: its
+//! resolution's, measured per model on the validation split ([`resolution_factors`]), times its
+//! frame sampling's, measured on the stream's object tracks ([`sampling_factor`]).
 
 use std::collections::HashMap;
 
+use super::cost::CostModel;
 use super::stream::WindowData;
 use crate::compute::Backend;
 use crate::data::{Dataset, drift};
-use crate::model::Model;
+use crate::model::{self, Model};
+use crate::plugin::types::{InferConfig, InferProfile};
 
 /// A stretch of the window with one inference allocation.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +109,7 @@ pub fn serve<B: Backend>(
         }
         let idx: Vec<usize> = tracks.iter().map(|&t| t as usize).collect();
         let crops = at_resolution(&data.crops.select(&idx), res);
-        let preds = crate::model::predict_all(be, &mut models[model], &crops, 256);
+        let preds = model::predict_all(be, &mut models[model], &crops, 256);
         for (t, p) in tracks.iter().zip(preds) {
             predictions.insert((model, res, *t), p);
         }
@@ -187,4 +193,68 @@ pub fn sampling_factor(data: &WindowData, k: u32) -> f64 {
         }
     }
     same as f64 / (frames * slots).max(1) as f64
+}
+
+/// An inference configuration's accuracy factor: its resolution's (from `resolution`) times
+/// its frame sampling's on the stream's tracks (from `sampling`, else measured on `data`).
+pub fn served_factor(
+    resolution: &[(u32, f64)],
+    sampling: &[(u32, f64)],
+    data: &WindowData,
+    c: &InferConfig,
+) -> f64 {
+    let lookup =
+        |table: &[(u32, f64)], key: u32| table.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    lookup(resolution, c.resolution).unwrap_or(1.0)
+        * lookup(sampling, c.frame_sampling)
+            .unwrap_or_else(|| sampling_factor(data, c.frame_sampling))
+}
+
+/// Each offered resolution's accuracy factor for `model`: its accuracy on `val` resized
+/// there over `accuracy` (its accuracy at full size), and the modelled GPU-seconds that
+/// took. Measured per model: a model near chance scores the same at every size, so the
+/// factors of the model a window started with say nothing about the one that replaces it.
+pub fn resolution_factors<B: Backend>(
+    be: &B,
+    cost: &CostModel,
+    model: &mut Model<B>,
+    val: &Dataset,
+    accuracy: f64,
+    infer: &[InferConfig],
+) -> (Vec<(u32, f64)>, f64) {
+    let mut resolutions: Vec<u32> = infer.iter().map(|c| c.resolution).collect();
+    resolutions.sort_unstable();
+    resolutions.dedup();
+    let mut gpu = 0.0;
+    let factors = resolutions
+        .into_iter()
+        .map(|r| {
+            let acc = if r as usize == val.h {
+                accuracy
+            } else {
+                gpu += cost.infer_seconds(r as usize, r as usize, val.len());
+                model::evaluate(be, model, &at_resolution(val, r), 256) as f64
+            };
+            let factor = if accuracy > 0.0 {
+                (acc / accuracy).min(1.0)
+            } else {
+                1.0
+            };
+            (r, factor)
+        })
+        .collect();
+    (factors, gpu)
+}
+
+/// Sampling factors of a window's tracks for every sampling value offered.
+pub fn sampling_factors(data: &WindowData, infer: &[InferProfile]) -> Vec<(u32, f64)> {
+    let mut ks: Vec<u32> = infer
+        .iter()
+        .map(|p| p.config.frame_sampling.max(1))
+        .collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks.into_iter()
+        .map(|k| (k, sampling_factor(data, k)))
+        .collect()
 }

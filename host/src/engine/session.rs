@@ -1,8 +1,8 @@
-//! [`Session`]: what every run of a scenario shares — the plugin host and registry, the
-//! cameras' source images, the pretrained starting model (cached on disk) and the cost
-//! model — so that the CLI, the dashboard and comparisons build engines the same way.
+//! [`Session`]: what every run of a scenario shares — the plugin catalog it is given (the
+//! process's one plugin host and registry), the cameras' source images, the pretrained
+//! starting model (cached on disk) and the cost model — so that the CLI, the dashboard and
+//! comparisons build engines the same way.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,11 +13,12 @@ use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePoo
 use crate::compute::Backend;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
 use crate::plugin::types::{Param, PluginKind};
-use crate::plugin::{Limits, Plugin, PluginHost, Registry, validate};
+use crate::plugin::{Catalog, Plugin, validate};
 
 pub struct Session<B: Backend> {
-    pub host: Arc<PluginHost>,
-    pub registry: Registry,
+    /// The process's plugin host and registry: every engine of the session runs its plugins
+    /// on that one host.
+    pub catalog: Catalog,
     pools: Vec<Arc<SourcePool>>,
     pretrained: Model<B>,
     pub cost: CostModel,
@@ -26,19 +27,16 @@ pub struct Session<B: Backend> {
 }
 
 impl<B: Backend> Session<B> {
-    /// Load the scenario's sources, register the built-in plugins under `data_dir`, and
-    /// load (or pretrain and cache) the starting model; `on_pretrain(done, total)` reports
+    /// Load the scenario's sources and load (or pretrain and cache under `data_dir`) the
+    /// starting model; plugins come from `catalog`. `on_pretrain(done, total)` reports
     /// pretraining progress in samples.
     pub fn new(
         be: &B,
         s: &Scenario,
         data_dir: &Path,
+        catalog: Catalog,
         on_pretrain: &mut dyn FnMut(usize, usize),
     ) -> Result<Self, EngineError> {
-        let host =
-            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
-        let registry = Registry::open(data_dir)?;
-        registry.register_builtins(&host)?;
         // Cameras of one kind share a pool; samplelist cameras share one per CSV file.
         type Key = (SourceKind, Option<PathBuf>);
         let mut by_kind: Vec<(Key, Arc<SourcePool>)> = Vec::new();
@@ -75,11 +73,7 @@ impl<B: Backend> Session<B> {
             "{:?}|{arch:?}|{:?}|{}",
             s.cameras[0].source, s.pretrain, s.seed
         );
-        let digest: String = Sha256::digest(key.as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex::encode(&Sha256::digest(key.as_bytes())[..8]);
         let pretrained_path = data_dir
             .join("models")
             .join(format!("pretrained-{digest}.safetensors"));
@@ -107,8 +101,7 @@ impl<B: Backend> Session<B> {
             |g| g * 1e9,
         );
         Ok(Self {
-            host,
-            registry,
+            catalog,
             pools,
             pretrained,
             cost: CostModel { arch, gpu_flops },
@@ -125,62 +118,9 @@ impl<B: Backend> Session<B> {
         )
     }
 
-    /// A plugin by name (the latest registered with that name) or by `.wasm` path.
-    pub fn load_plugin(&self, r: &PluginRef) -> Result<Arc<Plugin>, EngineError> {
-        if r.name.ends_with(".wasm") {
-            return Ok(self.host.load_file(Path::new(&r.name))?);
-        }
-        let entry = self.registry.find(&r.name)?.ok_or_else(|| {
-            EngineError::Setup(format!(
-                "no plugin named `{}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)",
-                r.name
-            ))
-        })?;
-        Ok(self.registry.load(&self.host, &entry.digest)?)
-    }
-
-    /// A plugin and its parameters, checked against the ones it declares.
-    fn checked(&self, r: &PluginRef) -> Result<(Arc<Plugin>, Vec<Param>), EngineError> {
-        let params = super::params_from_toml(&r.params)
-            .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
-        let plugin = self.load_plugin(r)?;
-        validate::params(plugin.description(), &params)
-            .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
-        Ok((plugin, params))
-    }
-
     /// The scenario's plugins, with `policy` as the policy, each one's parameters checked.
     pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
-        let (policy, policy_params) = self.checked(policy)?;
-        let (space, space_params) = self.checked(&s.config_space)?;
-        let (estimator, estimator_params) = self.checked(&s.estimator)?;
-        Ok(Plugins {
-            host: self.host.clone(),
-            policy,
-            policy_params,
-            space,
-            space_params,
-            estimator,
-            estimator_params,
-            seed: s.seed,
-        })
-    }
-
-    /// Check every policy (and the scenario's other plugins) before anything runs: each
-    /// loads, is a policy, and is given only parameters it declares.
-    pub fn check(&self, s: &Scenario, policies: &[PluginRef]) -> Result<(), EngineError> {
-        for policy in policies {
-            let (policy, _) = host_options(policy)?;
-            let plugins = self.plugins(s, &policy)?;
-            if plugins.policy.kind() != PluginKind::Policy {
-                return Err(EngineError::Setup(format!(
-                    "`{}` is a {} plugin, not a policy",
-                    policy.name,
-                    plugins.policy.kind().world()
-                )));
-            }
-        }
-        Ok(())
+        plugins(&self.catalog, s, policy)
     }
 
     /// A fresh engine for `s` under `policy`, every camera starting from the pretrained model.
@@ -235,40 +175,51 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), Eng
     Ok((policy, profile))
 }
 
-/// A policy named on a command line or form: `name` or `name:key=value:key=value`
-/// (values: numbers, true/false, or text).
-pub fn parse_policy(spec: &str) -> Result<PluginRef, String> {
-    let mut parts = spec.split(':');
-    let name = parts.next().unwrap_or_default().trim().to_string();
-    if name.is_empty() {
-        return Err(format!("policy `{spec}`: empty name"));
-    }
-    let mut params = BTreeMap::new();
-    for kv in parts {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(format!("policy `{spec}`: `{kv}` is not key=value"));
-        };
-        let value = if let Ok(n) = v.parse::<f64>() {
-            toml::Value::Float(n)
-        } else if let Ok(b) = v.parse::<bool>() {
-            toml::Value::Boolean(b)
-        } else {
-            toml::Value::String(v.to_string())
-        };
-        params.insert(k.to_string(), value);
-    }
-    Ok(PluginRef { name, params })
+/// A plugin from `catalog` and its parameters, checked against the ones it declares.
+fn checked(catalog: &Catalog, r: &PluginRef) -> Result<(Arc<Plugin>, Vec<Param>), EngineError> {
+    let params = super::params_from_toml(&r.params)
+        .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+    let plugin = catalog.load(&r.name)?;
+    validate::params(plugin.description(), &params)
+        .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+    Ok((plugin, params))
 }
 
-/// The label a policy is shown and recorded under: `name:key=value...`.
-pub fn policy_label(p: &PluginRef) -> String {
-    let mut s = p.name.clone();
-    for (k, v) in &p.params {
-        let v = match v {
-            toml::Value::String(t) => t.clone(),
-            other => other.to_string(),
-        };
-        s.push_str(&format!(":{k}={v}"));
+/// Scenario `s`'s plugins from `catalog`, with `policy` as the policy, each one's parameters
+/// checked.
+pub fn plugins(
+    catalog: &Catalog,
+    s: &Scenario,
+    policy: &PluginRef,
+) -> Result<Plugins, EngineError> {
+    let (policy, policy_params) = checked(catalog, policy)?;
+    let (space, space_params) = checked(catalog, &s.config_space)?;
+    let (estimator, estimator_params) = checked(catalog, &s.estimator)?;
+    Ok(Plugins {
+        host: catalog.host.clone(),
+        policy,
+        policy_params,
+        space,
+        space_params,
+        estimator,
+        estimator_params,
+        seed: s.seed,
+    })
+}
+
+/// Check every policy (and the scenario's other plugins) before anything runs, pretraining
+/// included: each loads, is a policy, and is given only parameters it declares.
+pub fn check(catalog: &Catalog, s: &Scenario, policies: &[PluginRef]) -> Result<(), EngineError> {
+    for policy in policies {
+        let (policy, _) = host_options(policy)?;
+        let plugins = plugins(catalog, s, &policy)?;
+        if plugins.policy.kind() != PluginKind::Policy {
+            return Err(EngineError::Setup(format!(
+                "`{}` is a {} plugin, not a policy",
+                policy.name,
+                plugins.policy.kind().world()
+            )));
+        }
     }
-    s
+    Ok(())
 }

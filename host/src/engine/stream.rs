@@ -1,4 +1,4 @@
-//! Camera streams: what each camera sees in each window.
+//! Camera streams: what each camera sees in each window, and what each stream knows.
 //!
 //! A [`SourcePool`] holds a source's images, split so that labelled training samples and the
 //! crops seen in frames never share an image. A [`Camera`] draws, for window `w`, a
@@ -6,14 +6,31 @@
 //! optionally with label noise) and the frames, as object tracks: each of the frame's object
 //! slots shows one object for a random number of consecutive frames, so a skipped frame's
 //! reused result is right while the object stays in view.
+//!
+//! A [`Stream`] is a camera with its learning state across windows (serving model, exemplar
+//! memory, last inference allocation). [`Stream::open`] starts its window: the camera's data,
+//! the serving model measured on the held-out labels, the candidate configurations from the
+//! config-space plugin with their inference profiles and job plans, and the micro-profile to
+//! run ([`StreamWindow`], its policy input, its [`ProfileTask`]); [`Stream::close`] folds the
+//! window back into the state.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
+use super::calibrate::Kind;
+use super::cost::CostModel;
+use super::memory::ExemplarMemory;
+use super::profiler::{self, JobPlan, ProfileData, ProfileTask};
 use super::scenario::{CameraSpec, Scenario, SourceKind};
+use super::serve;
+use super::{EngineError, Plugins};
+use crate::compute::Backend;
 use crate::data::{DataError, Dataset, drift, fashion, synthetic};
+use crate::model::{self, Model};
+use crate::plugin::types::{InferProfile, StreamInput, StreamState};
 
 /// A source's images: `train` feeds labelled samples, `frames` feeds what cameras see.
 #[derive(Debug)]
@@ -173,5 +190,179 @@ impl Camera {
             track_of,
             class_mix,
         }
+    }
+}
+
+/// A camera and its learning state across windows.
+pub struct Stream<B: Backend> {
+    pub camera: Camera,
+    /// The model serving at the end of the last window.
+    pub model: Model<B>,
+    pub memory: ExemplarMemory,
+    /// Inference share and configuration at the end of the last window (kept at the start
+    /// of the next, until the first decision).
+    pub infer: Option<(f64, String)>,
+    /// Sampling accuracy factors measured on the last window's object tracks.
+    pub sampling: Vec<(u32, f64)>,
+}
+
+/// One stream's window, as it goes: its data, its labelled samples split for training and
+/// validation, and the model versions that serve it.
+pub struct StreamWindow<B: Backend> {
+    /// Shared with the real clock's inference job while it runs.
+    pub data: Rc<WindowData>,
+    /// What retraining may use: three labelled samples in four.
+    pub fit: Dataset,
+    /// Held out to measure models: every fourth labelled sample.
+    pub val: Dataset,
+    /// The serving model's accuracy on `val` at the window start.
+    pub start_accuracy: f64,
+    /// The models that served, in order (index 0: the one the window started with).
+    pub versions: Vec<Model<B>>,
+    /// Modelled GPU-seconds of the window start's measurements: the profiler's reference
+    /// slice, and the resolution factors.
+    pub overhead: (f64, f64),
+    /// Per prediction: its configuration, kind and uncalibrated value.
+    pub uncorrected: Vec<(String, Kind, f64)>,
+}
+
+impl<B: Backend> Stream<B> {
+    /// `camera`, starting from `pretrained` with an empty memory of `capacity` exemplars.
+    pub fn new(be: &B, camera: Camera, pretrained: &Model<B>, capacity: usize) -> Self {
+        let memory = ExemplarMemory::new(capacity, &camera.pool.train.empty_like());
+        Self {
+            camera,
+            model: pretrained.duplicate(be),
+            memory,
+            infer: None,
+            sampling: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.camera.spec.name
+    }
+
+    /// Start window `w`: draw the camera's data, measure the serving model, get the candidate
+    /// configurations and their inference profiles and job plans. Returns the window, the
+    /// stream's policy input (retraining is offered once profiled) and its profile task.
+    pub fn open(
+        &mut self,
+        be: &B,
+        s: &Scenario,
+        w: u32,
+        plugins: &Plugins,
+        cost: &CostModel,
+    ) -> Result<(StreamWindow<B>, StreamInput, ProfileTask<B>), EngineError> {
+        let data = self.camera.window(s, w);
+        // Every 4th labelled sample is held out to measure accuracy (the profiler's and
+        // the jobs' validation split); the rest is what retraining may use.
+        let (val_idx, fit_idx): (Vec<usize>, Vec<usize>) =
+            (0..data.train.len()).partition(|j| j % 4 == 3);
+        let (fit, val) = (data.train.select(&fit_idx), data.train.select(&val_idx));
+        // One pass over the validation split gives both the serving model's accuracy and,
+        // on its leading slice, the profiler's reference point.
+        let predicted = model::predict_all(be, &mut self.model, &val, 256);
+        let start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
+        let state = StreamState {
+            id: self.id().to_string(),
+            window: w,
+            accuracy: start_accuracy,
+            class_mix: data.class_mix.clone(),
+            samples: fit.len() as u32,
+        };
+        let configs = plugins.configs(&state)?;
+        let slice = profiler::val_slice(&val);
+        let serving_on_slice = model::hit_rate(&predicted[..slice.len()], &slice.labels) as f64;
+        let slice_gpu = if s.profiler.enabled {
+            cost.infer_seconds(slice.h, slice.w, slice.len())
+        } else {
+            0.0
+        };
+        // Inference: resolution factors measured on the validation split, sampling factors
+        // on the last window's object tracks (this window's in window 0).
+        let (res_factor, res_gpu) = serve::resolution_factors(
+            be,
+            cost,
+            &mut self.model,
+            &val,
+            start_accuracy,
+            &configs.infer,
+        );
+        if self.sampling.is_empty() {
+            self.sampling = serve::sampling_factors(&data, &[]);
+        }
+        let cam = &self.camera.spec;
+        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
+        let infer = configs
+            .infer
+            .iter()
+            .map(|c| InferProfile {
+                config: c.clone(),
+                accuracy_factor: serve::served_factor(&res_factor, &self.sampling, &data, c),
+                gpu_cost: cost.infer_share(c.resolution as usize, per_second)
+                    / c.frame_sampling.max(1) as f64,
+            })
+            .collect();
+        let hidden = self.model.arch().hidden;
+        let memory = self.memory.samples();
+        let plans = configs
+            .retrain
+            .iter()
+            .map(|c| JobPlan::new(c, hidden, &fit, memory.len(), cost))
+            .collect();
+        let i = self.camera.index as u64;
+        let task = ProfileTask::new(
+            be,
+            &state.id,
+            &self.model,
+            ProfileData {
+                fit: fit.clone(),
+                memory: memory.clone(),
+                slice,
+                serving_on_slice,
+                start_accuracy,
+            },
+            plans,
+            &s.profiler,
+            s.seed ^ (i << 16) ^ ((w as u64) << 4),
+        );
+        let window = StreamWindow {
+            data: Rc::new(data),
+            fit,
+            val,
+            start_accuracy,
+            versions: vec![self.model.duplicate(be)],
+            overhead: (slice_gpu, res_gpu),
+            uncorrected: Vec::new(),
+        };
+        let input = StreamInput {
+            state,
+            retrain: Vec::new(),
+            infer,
+            running: None,
+        };
+        Ok((window, input, task))
+    }
+
+    /// Fold window `w` of a run seeded `seed` in: the model serving at its end (`window`'s last version) serves
+    /// on, with the inference allocation `infer` it ended with; its labelled samples join
+    /// the memory; the sampling factors of its tracks for the configurations `offered`
+    /// stand for the next window's.
+    pub fn close(
+        &mut self,
+        mut window: StreamWindow<B>,
+        infer: (f64, String),
+        offered: &[InferProfile],
+        seed: u64,
+        w: u32,
+    ) {
+        self.model = window.versions.pop().expect("at least the starting model");
+        self.infer = Some(infer);
+        let mut labelled = window.fit;
+        labelled.extend(&window.val);
+        let i = self.camera.index as u64;
+        self.memory.absorb(&labelled, seed ^ (i << 20) ^ w as u64);
+        self.sampling = serve::sampling_factors(&window.data, offered);
     }
 }

@@ -10,7 +10,7 @@ use wgpu::util::DeviceExt;
 
 use super::ops::{self, gemm::GemmVariant};
 use super::{GpuContext, GpuError};
-use crate::compute::{Backend, BackendKind, ConvShape, GemmShape, PoolShape};
+use crate::compute::{Backend, BackendKind, ConvShape, GemmShape, PoolShape, SgdStep};
 
 /// Bytes per element: every buffer is `f32`.
 const F32: u64 = 4;
@@ -339,28 +339,11 @@ impl Backend for WgpuBackend {
         );
     }
 
-    fn sgd(
-        &self,
-        w: &mut GpuBuf,
-        g: &GpuBuf,
-        v: &mut GpuBuf,
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
-    ) {
+    fn sgd(&self, w: &mut GpuBuf, g: &GpuBuf, v: &mut GpuBuf, step: SgdStep) {
         assert!(
             g.len >= w.len && v.len >= w.len,
             "sgd: gradient or velocity shorter than the weights"
         );
-        ops::sgd::sgd(
-            &self.ctx,
-            &w.buffer,
-            &g.buffer,
-            &v.buffer,
-            w.len,
-            lr,
-            momentum,
-            weight_decay,
-        );
+        ops::sgd::sgd(&self.ctx, &w.buffer, &g.buffer, &v.buffer, w.len, step);
     }
 }

@@ -95,6 +95,13 @@ pub enum RunEnd<'a> {
     Interrupted(f64),
 }
 
+/// One INSERT in a transaction, its values bound in order.
+macro_rules! insert {
+    ($tx:expr, $sql:expr, $($value:expr),+ $(,)?) => {
+        sqlx::query($sql)$(.bind($value))+.execute(&mut *$tx).await?
+    };
+}
+
 /// The run history.
 #[derive(Clone, Debug)]
 pub struct History {
@@ -216,121 +223,40 @@ impl History {
                 .await?;
         }
         let win = w.window as i64;
-        sqlx::query(
-            "INSERT INTO windows (run_id, window, mean_accuracy, gpu_utilization, profiler_gpu_seconds, decision_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(run)
-        .bind(win)
-        .bind(w.mean_accuracy)
-        .bind(w.gpu_utilization)
-        .bind(w.profiler_gpu_seconds)
-        .bind(w.decision_at)
-        .execute(&mut *tx)
-        .await?;
+        insert!(tx, "INSERT INTO windows (run_id, window, mean_accuracy, gpu_utilization, profiler_gpu_seconds, decision_at)
+             VALUES (?, ?, ?, ?, ?, ?)", run, win, w.mean_accuracy, w.gpu_utilization, w.profiler_gpu_seconds, w.decision_at);
         for s in &w.streams {
-            sqlx::query(
-                "INSERT INTO stream_windows (run_id, window, stream, accuracy, start_accuracy, end_accuracy,
+            insert!(tx, "INSERT INTO stream_windows (run_id, window, stream, accuracy, start_accuracy, end_accuracy,
                  infer_config, infer_share, frames, frames_processed, infer_allocated_share,
-                 infer_delivered_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run)
-            .bind(win)
-            .bind(&s.stream)
-            .bind(s.accuracy)
-            .bind(s.start_accuracy)
-            .bind(s.end_accuracy)
-            .bind(&s.infer_config)
-            .bind(s.infer_share)
-            .bind(s.frames as i64)
-            .bind(s.frames_processed as i64)
-            .bind(s.infer_allocated_share)
-            .bind(s.infer_delivered_share)
-            .execute(&mut *tx)
-            .await?;
+                 infer_delivered_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, &s.stream, s.accuracy, s.start_accuracy, s.end_accuracy, &s.infer_config, s.infer_share, s.frames as i64, s.frames_processed as i64, s.infer_allocated_share, s.infer_delivered_share);
             for (c, a) in s.chunks.iter().enumerate() {
-                sqlx::query("INSERT INTO accuracy_samples (run_id, window, stream, chunk, accuracy) VALUES (?, ?, ?, ?, ?)")
-                    .bind(run)
-                    .bind(win)
-                    .bind(&s.stream)
-                    .bind(c as i64)
-                    .bind(a)
-                    .execute(&mut *tx)
-                    .await?;
+                insert!(
+                    tx,
+                    "INSERT INTO accuracy_samples (run_id, window, stream, chunk, accuracy) VALUES (?, ?, ?, ?, ?)",
+                    run,
+                    win,
+                    &s.stream,
+                    c as i64,
+                    a
+                );
             }
             if let Some(j) = &s.retrain {
-                sqlx::query(
-                    "INSERT INTO jobs (run_id, window, stream, config, predicted_accuracy, actual_accuracy,
+                insert!(tx, "INSERT INTO jobs (run_id, window, stream, config, predicted_accuracy, actual_accuracy,
                      predicted_gpu_seconds, actual_gpu_seconds, started_at, finished_at, allocated_share, delivered_share, deployed)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(run)
-                .bind(win)
-                .bind(&s.stream)
-                .bind(&j.config)
-                .bind(j.predicted_accuracy)
-                .bind(j.actual_accuracy)
-                .bind(j.predicted_gpu_seconds)
-                .bind(j.actual_gpu_seconds)
-                .bind(j.started_at)
-                .bind(j.finished_at)
-                .bind(j.allocated_share)
-                .bind(j.delivered_share)
-                .bind(j.deployed)
-                .execute(&mut *tx)
-                .await?;
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, &s.stream, &j.config, j.predicted_accuracy, j.actual_accuracy, j.predicted_gpu_seconds, j.actual_gpu_seconds, j.started_at, j.finished_at, j.allocated_share, j.delivered_share, j.deployed);
             }
         }
         for c in &w.policy_calls {
-            sqlx::query(
-                "INSERT INTO policy_calls (run_id, window, at, plugin, digest, input, output, error, micros)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run)
-            .bind(win)
-            .bind(c.at)
-            .bind(&c.plugin)
-            .bind(&c.digest)
-            .bind(serde_json::to_string(&c.input)?)
-            .bind(c.output.as_ref().map(serde_json::to_string).transpose()?)
-            .bind(&c.error)
-            .bind(c.micros as i64)
-            .execute(&mut *tx)
-            .await?;
+            insert!(tx, "INSERT INTO policy_calls (run_id, window, at, plugin, digest, input, output, error, micros)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, c.at, &c.plugin, &c.digest, serde_json::to_string(&c.input)?, c.output.as_ref().map(serde_json::to_string).transpose()?, &c.error, c.micros as i64);
         }
         for (seq, a) in w.allocations.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO allocations (run_id, window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run)
-            .bind(win)
-            .bind(seq as i64)
-            .bind(a.at)
-            .bind(&a.stream)
-            .bind(a.infer_share)
-            .bind(a.retrain_share)
-            .bind(&a.infer_config)
-            .bind(&a.retrain_config)
-            .execute(&mut *tx)
-            .await?;
+            insert!(tx, "INSERT INTO allocations (run_id, window, seq, at, stream, infer_share, retrain_share, infer_config, retrain_config)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, seq as i64, a.at, &a.stream, a.infer_share, a.retrain_share, &a.infer_config, &a.retrain_config);
         }
         for p in &w.predictions {
-            sqlx::query(
-                "INSERT INTO predictions (run_id, window, stream, config, predicted_accuracy, predicted_gpu_seconds,
-                 actual_accuracy, actual_gpu_seconds, estimator_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run)
-            .bind(win)
-            .bind(&p.stream)
-            .bind(&p.config)
-            .bind(p.predicted_accuracy)
-            .bind(p.predicted_gpu_seconds)
-            .bind(p.actual_accuracy)
-            .bind(p.actual_gpu_seconds)
-            .bind(&p.estimator_error)
-            .execute(&mut *tx)
-            .await?;
+            insert!(tx, "INSERT INTO predictions (run_id, window, stream, config, predicted_accuracy, predicted_gpu_seconds,
+                 actual_accuracy, actual_gpu_seconds, estimator_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", run, win, &p.stream, &p.config, p.predicted_accuracy, p.predicted_gpu_seconds, p.actual_accuracy, p.actual_gpu_seconds, &p.estimator_error);
         }
         tx.commit().await?;
         Ok(())

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{History, HistoryError};
-use crate::engine::report::{JobReport, PredictionRecord};
+use crate::engine::report::{Allocation, JobReport, PredictionRecord};
 
 /// The columns of a [`RunRow`]; a query appends its WHERE and ORDER BY with `concat!` (sqlx
 /// takes only static SQL text). The status is read through the lease (a `running` run whose
@@ -130,17 +130,14 @@ pub struct PolicyCallRow {
     pub micros: i64,
 }
 
-/// One allocation change, as stored.
+/// One allocation change, as stored: its place in the window and what the engine reported.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AllocationRow {
     pub window: i64,
     pub seq: i64,
-    pub at: f64,
-    pub stream: String,
-    pub infer_share: f64,
-    pub retrain_share: f64,
-    pub infer_config: String,
-    pub retrain_config: Option<String>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub allocation: Allocation,
 }
 
 /// One retraining job, as stored: its stream and the report the engine wrote.
@@ -185,6 +182,17 @@ impl History {
             .bind(f.comparison)
             .fetch_all(self.pool())
             .await?)
+    }
+
+    /// The scenario run `run` was recorded with, as JSON (None for no such run, or a record
+    /// that is not JSON).
+    pub async fn scenario_json(&self, run: i64) -> Result<Option<serde_json::Value>, HistoryError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT scenario_toml FROM runs WHERE id = ?")
+                .bind(run)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// One run.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::error::escape;
 use crate::engine::report::Allocation;
+use crate::text::truncate;
 
 const PALETTE: [&str; 8] = [
     "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
@@ -220,16 +221,6 @@ fn legend(svg: &mut String, i: usize, name: &str) {
         color(i),
         x + 14.0,
         y + 1.0,
-        escape(&truncate(name, 20))
+        escape(&truncate(name, 20, Some('…')))
     );
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
-    }
 }

@@ -10,19 +10,19 @@ use std::sync::Arc;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Json, Router};
+use axum::{Form, Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::charts::{self, Series};
 use super::runner::{self, Comparison};
-use super::security::{Csrf, require_admin};
-use super::{AppError, AppState, Nav, f3, pct};
+use super::security::require_admin;
+use super::{AppError, AppState, Nav, Visitor, f3, pct};
 use crate::engine::parse_policy;
 use crate::plugin::registry;
 use crate::plugin::types::PluginKind;
@@ -66,13 +66,8 @@ struct ComparePage {
     started: Vec<Started>,
 }
 
-async fn page(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<ComparePage, AppError> {
-    let entries = state.registry.list()?;
+async fn page(State(state): State<AppState>, visitor: Visitor) -> Result<ComparePage, AppError> {
+    let entries = state.catalog.registry.list()?;
     let mut names: Vec<&str> = entries
         .iter()
         .filter(|e| e.description.kind == PluginKind::Policy && !e.disabled)
@@ -92,7 +87,7 @@ async fn page(
         })
         .collect();
     Ok(ComparePage {
-        nav: Nav::new(&state, &headers, &csrf, "compare", uri.path()),
+        nav: visitor.nav("compare"),
         scenarios: state
             .scenarios
             .iter()
@@ -317,12 +312,10 @@ struct ComparisonPage {
 
 async fn view(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<ComparisonPage, AppError> {
-    let nav = Nav::new(&state, &headers, &csrf, "compare", uri.path());
+    let nav = visitor.nav("compare");
     if let Some(c) = state.arenas.get(id) {
         let policies = c
             .snapshot()

@@ -1,8 +1,15 @@
-//! [`AppError`]: the one error type of every handler. 5xx are logged and shown plainly; 4xx
-//! carry a message meant for the user (escaped like everything else).
+//! [`AppError`]: the one error type of the dashboard: every handler's, opening its state, and
+//! the runs it starts. 5xx are logged and shown plainly; 4xx carry a message meant for the
+//! user (escaped like everything else).
+
+use std::path::PathBuf;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use crate::engine::EngineError;
+use crate::history::{HistoryError, RecordError};
+use crate::plugin::PluginError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -17,6 +24,22 @@ pub enum AppError {
     TooLarge(usize),
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A run the dashboard started could not be set up or stopped.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A run stopped while running or being recorded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The data directory (history, plugins, models) could not be made.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl AppError {
@@ -26,26 +49,13 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_)
+            | AppError::History(_)
+            | AppError::Plugin(_)
+            | AppError::Engine(_)
+            | AppError::Record(_)
+            | AppError::DataDir { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
-    }
-}
-
-impl From<crate::history::HistoryError> for AppError {
-    fn from(e: crate::history::HistoryError) -> Self {
-        AppError::Internal(e.to_string())
-    }
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(format!("history: {e}"))
-    }
-}
-
-impl From<crate::plugin::PluginError> for AppError {
-    fn from(e: crate::plugin::PluginError) -> Self {
-        AppError::Internal(e.to_string())
     }
 }
 

@@ -6,15 +6,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::charts::{self, Series};
-use super::security::Csrf;
-use super::{AppError, AppState, Nav, f3, pct};
+use super::{AppError, AppState, Nav, Visitor, f3, pct};
 use crate::engine::report::{Allocation, PredictionRecord};
 use crate::history::{
     AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
@@ -64,7 +64,7 @@ fn query_of(f: &RunFilter) -> String {
         ("to", &f.to),
     ] {
         if !v.is_empty() {
-            parts.push(format!("{k}={}", encode(v)));
+            parts.push(format!("{k}={}", utf8_percent_encode(v, QUERY_VALUE)));
         }
     }
     if let Some(c) = f.comparison {
@@ -73,28 +73,22 @@ fn query_of(f: &RunFilter) -> String {
     parts.join("&")
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// What a query value keeps as it is: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 async fn list(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Query(filter): Query<RunFilter>,
 ) -> Result<HistoryPage, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
     let comparisons = state.history.comparisons().await?;
     Ok(HistoryPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         comparison: filter.comparison.map(|c| c.to_string()).unwrap_or_default(),
         query: query_of(&filter),
         filter,
@@ -133,9 +127,7 @@ async fn find_run(state: &AppState, id: i64) -> Result<RunRow, AppError> {
 
 async fn run_page(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<RunPage, AppError> {
     let run = find_run(&state, id).await?;
@@ -175,7 +167,7 @@ async fn run_page(
         })
         .collect();
     Ok(RunPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         mean: run.mean_accuracy.map(f3).unwrap_or_else(|| "-".into()),
         run,
         windows: lines,
@@ -208,7 +200,7 @@ struct WindowPage {
     window: i64,
     streams: Vec<StreamWindowRow>,
     calls: Vec<CallView>,
-    allocations: Vec<AllocationRow>,
+    allocations: Vec<Allocation>,
     jobs: Vec<JobRow>,
     predictions: Vec<PredictionRecord>,
     chart: String,
@@ -240,40 +232,29 @@ async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowD
 
 async fn window_page(
     State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
+    visitor: Visitor,
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<WindowPage, AppError> {
     let run = find_run(&state, id).await?;
-    let WindowDetail {
-        streams,
-        calls,
-        allocations,
-        jobs,
-        predictions,
-    } = window_detail(&state, id, window).await?;
-    let horizon = scenario_window_seconds(&state, id).await.unwrap_or(200.0);
-    let gpus = scenario_gpus(&state, id).await.unwrap_or(1.0);
-    let names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
-    let allocs: Vec<Allocation> = allocations
-        .iter()
-        .map(|a| Allocation {
-            at: a.at,
-            stream: a.stream.clone(),
-            infer_share: a.infer_share,
-            retrain_share: a.retrain_share,
-            infer_config: a.infer_config.clone(),
-            retrain_config: a.retrain_config.clone(),
-        })
+    let detail = window_detail(&state, id, window).await?;
+    let scenario = state.history.scenario_json(id).await?.unwrap_or_default();
+    let setting = |key: &str| scenario.get(key).and_then(serde_json::Value::as_f64);
+    let horizon = setting("window_seconds").unwrap_or(200.0);
+    let gpus = setting("gpus").unwrap_or(1.0);
+    let names: Vec<String> = detail.streams.iter().map(|s| s.stream.clone()).collect();
+    let allocations: Vec<Allocation> = detail
+        .allocations
+        .into_iter()
+        .map(|a| a.allocation)
         .collect();
     Ok(WindowPage {
-        nav: Nav::new(&state, &headers, &csrf, "history", uri.path()),
+        nav: visitor.nav("history"),
         run,
         window,
-        chart: charts::allocation_stack(&allocs, &names, horizon, gpus),
-        streams,
-        calls: calls
+        chart: charts::allocation_stack(&allocations, &names, horizon, gpus),
+        streams: detail.streams,
+        calls: detail
+            .calls
             .into_iter()
             .map(|c| CallView {
                 at: format!("{:.1} s", c.at),
@@ -289,38 +270,24 @@ async fn window_page(
             })
             .collect(),
         allocations,
-        jobs,
-        predictions,
+        jobs: detail.jobs,
+        predictions: detail.predictions,
     })
 }
 
-async fn scenario_json(state: &AppState, id: i64) -> Option<serde_json::Value> {
-    let text: String = sqlx::query_scalar("SELECT scenario_toml FROM runs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(state.history.pool())
-        .await
-        .ok()??;
-    serde_json::from_str(&text).ok()
-}
-
-async fn scenario_window_seconds(state: &AppState, id: i64) -> Option<f64> {
-    scenario_json(state, id)
-        .await?
-        .get("window_seconds")?
-        .as_f64()
-}
-
-async fn scenario_gpus(state: &AppState, id: i64) -> Option<f64> {
-    scenario_json(state, id).await?.get("gpus")?.as_f64()
-}
-
-/// A CSV field, quoted when it must be.
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// CSV text: `header`, then `rows`, each field quoted where it must be.
+fn csv_text<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> Result<String, AppError> {
+    let fail = |e: &dyn std::fmt::Display| AppError::Internal(format!("writing CSV: {e}"));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(header).map_err(|e| fail(&e))?;
+    for row in rows {
+        out.write_record(row).map_err(|e| fail(&e))?;
     }
+    let bytes = out.into_inner().map_err(|e| fail(&e))?;
+    String::from_utf8(bytes).map_err(|e| fail(&e))
 }
 
 fn download(body: String, content_type: &str, name: &str) -> Response {
@@ -342,23 +309,32 @@ async fn export_runs_csv(
     Query(filter): Query<RunFilter>,
 ) -> Result<Response, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
-    let mut out = String::from(
-        "id,comparison_id,scenario,policy,status,windows_planned,windows_done,mean_accuracy,started_at\n",
-    );
-    for r in &runs {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.id,
-            r.comparison_id.map(|c| c.to_string()).unwrap_or_default(),
-            csv(&r.scenario),
-            csv(&r.policy),
-            csv(&r.status),
-            r.windows_planned,
-            r.windows_done,
-            r.mean_accuracy.map(|a| a.to_string()).unwrap_or_default(),
-            csv(&r.started_at)
-        ));
-    }
+    let out = csv_text(
+        [
+            "id",
+            "comparison_id",
+            "scenario",
+            "policy",
+            "status",
+            "windows_planned",
+            "windows_done",
+            "mean_accuracy",
+            "started_at",
+        ],
+        runs.into_iter().map(|r| {
+            [
+                r.id.to_string(),
+                r.comparison_id.map(|c| c.to_string()).unwrap_or_default(),
+                r.scenario,
+                r.policy,
+                r.status,
+                r.windows_planned.to_string(),
+                r.windows_done.to_string(),
+                r.mean_accuracy.map(|a| a.to_string()).unwrap_or_default(),
+                r.started_at,
+            ]
+        }),
+    )?;
     Ok(download(out, "text/csv; charset=utf-8", "tandem-runs.csv"))
 }
 
@@ -383,25 +359,36 @@ async fn export_run_csv(
 ) -> Result<Response, AppError> {
     let run = find_run(&state, id).await?;
     let streams = state.history.stream_windows(id, None).await?;
-    let mut out = String::from(
-        "run,policy,window,stream,accuracy,start_accuracy,end_accuracy,infer_config,infer_share,frames,frames_processed\n",
-    );
-    for s in &streams {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
-            id,
-            csv(&run.policy),
-            s.window,
-            csv(&s.stream),
-            s.accuracy,
-            s.start_accuracy,
-            s.end_accuracy,
-            csv(&s.infer_config),
-            s.infer_share,
-            s.frames,
-            s.frames_processed
-        ));
-    }
+    let out = csv_text(
+        [
+            "run",
+            "policy",
+            "window",
+            "stream",
+            "accuracy",
+            "start_accuracy",
+            "end_accuracy",
+            "infer_config",
+            "infer_share",
+            "frames",
+            "frames_processed",
+        ],
+        streams.into_iter().map(|s| {
+            [
+                id.to_string(),
+                run.policy.clone(),
+                s.window.to_string(),
+                s.stream,
+                s.accuracy.to_string(),
+                s.start_accuracy.to_string(),
+                s.end_accuracy.to_string(),
+                s.infer_config,
+                s.infer_share.to_string(),
+                s.frames.to_string(),
+                s.frames_processed.to_string(),
+            ]
+        }),
+    )?;
     Ok(download(
         out,
         "text/csv; charset=utf-8",
@@ -456,15 +443,8 @@ async fn api_window(
     Path((id, window)): Path<(i64, i64)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     find_run(&state, id).await?;
-    let WindowDetail {
-        streams,
-        calls,
-        allocations,
-        jobs,
-        predictions,
-    } = window_detail(&state, id, window).await?;
-    let calls: Vec<serde_json::Value> = calls
-        .into_iter()
+    let d = window_detail(&state, id, window).await?;
+    let calls: Vec<serde_json::Value> = d.calls.into_iter()
         .map(|c| {
             json!({
                 "at": c.at, "plugin": c.plugin, "digest": c.digest, "micros": c.micros, "error": c.error,
@@ -474,8 +454,8 @@ async fn api_window(
         })
         .collect();
     Ok(Json(
-        json!({ "run": id, "window": window, "streams": streams, "policy_calls": calls, "allocations": allocations,
-                "jobs": jobs, "predictions": predictions }),
+        json!({ "run": id, "window": window, "streams": d.streams, "policy_calls": calls, "allocations": d.allocations,
+                "jobs": d.jobs, "predictions": d.predictions }),
     ))
 }
 

@@ -9,18 +9,16 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::charts::{self, Series};
 use super::runner::{LiveHub, LiveState};
-use super::security::Csrf;
-use super::{AppError, AppState, Nav, f3, pct};
+use super::{AppError, AppState, Nav, Visitor, f3, pct};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -154,14 +152,9 @@ pub fn render_body(s: &LiveState) -> String {
         .unwrap_or_else(|e| format!("<p class=error>rendering failed: {e}</p>"))
 }
 
-async fn page(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<Csrf>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> LivePage {
+async fn page(State(state): State<AppState>, visitor: Visitor) -> LivePage {
     LivePage {
-        nav: Nav::new(&state, &headers, &csrf, "live", uri.path()),
+        nav: visitor.nav("live"),
         body: render_body(&state.live.snapshot()),
     }
 }

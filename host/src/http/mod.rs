@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 
@@ -36,7 +38,7 @@ pub use error::AppError;
 
 use crate::engine::Scenario;
 use crate::history::History;
-use crate::plugin::{Limits, PluginHost, Registry};
+use crate::plugin::Catalog;
 
 /// The demo's scenario, embedded so `tandem demo` needs no file.
 pub const DEMO_SCENARIO: &str = include_str!("../../../examples/demo.toml");
@@ -54,8 +56,9 @@ pub struct AppState {
     pub history: History,
     pub data_dir: PathBuf,
     pub token: Arc<str>,
-    pub host: Arc<PluginHost>,
-    pub registry: Arc<Registry>,
+    /// The one plugin host and registry: the plugins pages, the live run and every
+    /// comparison use it (one wasmtime engine and epoch thread for the whole server).
+    pub catalog: Catalog,
     pub live: Arc<runner::LiveHub>,
     pub arenas: Arc<runner::Arenas>,
     pub metrics: Arc<metrics::Metrics>,
@@ -147,19 +150,17 @@ impl AppState {
         data_dir: &Path,
         token: String,
         scenarios: Vec<ScenarioChoice>,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+    ) -> Result<Self, AppError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| AppError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let history = History::open(&data_dir.join("history.sqlite")).await?;
-        let host =
-            Arc::new(PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled")));
-        let registry = Registry::open(data_dir)?;
-        registry.register_builtins(&host)?;
         Ok(Self {
             history,
             data_dir: data_dir.to_path_buf(),
             token: token.into(),
-            host,
-            registry: Arc::new(registry),
+            catalog: Catalog::open(data_dir)?,
             live: Arc::new(runner::LiveHub::default()),
             arenas: Arc::new(runner::Arenas::default()),
             metrics: Arc::new(metrics::Metrics::default()),
@@ -217,6 +218,50 @@ pub struct Nav {
     pub path: String,
 }
 
+/// The request's side of a page header, taken from any page request: the CSRF value the
+/// middleware set, whether the browser is signed in, and the page's path. A handler turns it
+/// into its [`Nav`] with [`Visitor::nav`].
+pub struct Visitor {
+    csrf: String,
+    admin: bool,
+    path: String,
+}
+
+impl Visitor {
+    fn new(
+        state: &AppState,
+        headers: &axum::http::HeaderMap,
+        csrf: &security::Csrf,
+        path: &str,
+    ) -> Self {
+        Visitor {
+            csrf: csrf.0.clone(),
+            admin: security::is_admin(state, headers),
+            path: security::local_path(path).to_string(),
+        }
+    }
+
+    pub fn nav(self, page: &'static str) -> Nav {
+        Nav {
+            page,
+            csrf: self.csrf,
+            admin: self.admin,
+            path: self.path,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let csrf = parts.extensions.get::<security::Csrf>().ok_or_else(|| {
+            AppError::Internal("no CSRF value: the cookie middleware is not on this route".into())
+        })?;
+        Ok(Visitor::new(state, &parts.headers, csrf, parts.uri.path()))
+    }
+}
+
 impl Nav {
     pub fn new(
         state: &AppState,
@@ -225,12 +270,7 @@ impl Nav {
         page: &'static str,
         path: &str,
     ) -> Self {
-        Nav {
-            page,
-            csrf: csrf.0.clone(),
-            admin: security::is_admin(state, headers),
-            path: security::local_path(path).to_string(),
-        }
+        Visitor::new(state, headers, csrf, path).nav(page)
     }
 }
 

@@ -27,9 +27,7 @@ pub fn router() -> Router<AppState> {
             // The limit is a little above the file cap so the form's other fields fit.
             post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
         )
-        .route("/plugins/{digest}/disable", post(disable))
-        .route("/plugins/{digest}/enable", post(enable))
-        .route("/plugins/{digest}/delete", post(delete))
+        .route("/plugins/{digest}/{change}", post(change))
         .route("/api/plugins", get(api_list))
 }
 
@@ -56,7 +54,7 @@ fn render(
 ) -> Result<PluginsPage, AppError> {
     Ok(PluginsPage {
         nav: Nav::new(state, headers, csrf, "plugins", "/plugins"),
-        plugins: state.registry.list()?,
+        plugins: state.catalog.registry.list()?,
         notice,
         max_mib: MAX_UPLOAD / (1024 * 1024),
     })
@@ -116,7 +114,7 @@ async fn upload(
         .chars()
         .take(100)
         .collect();
-    let (host, registry) = (state.host.clone(), state.registry.clone());
+    let (host, registry) = (state.catalog.host.clone(), state.catalog.registry.clone());
     let label = name.clone();
     // Compiling and sample-running a component is CPU work: keep it off the async workers.
     let result = tokio::task::spawn_blocking(move || registry.add_validated(&host, &label, &bytes))
@@ -152,54 +150,35 @@ struct Action {
     csrf: String,
 }
 
+/// What a plugin's buttons ask for (the last segment of the form's path).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Disable,
+    Enable,
+    Delete,
+}
+
 async fn change(
-    state: &AppState,
-    headers: &HeaderMap,
-    csrf: &str,
-    digest: &str,
-    f: impl FnOnce(&crate::plugin::Registry) -> Result<bool, crate::plugin::PluginError>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((digest, change)): Path<(String, Change)>,
+    Form(a): Form<Action>,
 ) -> Result<Response, AppError> {
-    require_admin(state, headers, Some(csrf))?;
-    match f(&state.registry) {
+    require_admin(&state, &headers, Some(&a.csrf))?;
+    let registry = &state.catalog.registry;
+    let done = match change {
+        Change::Disable => registry.set_disabled(&digest, true),
+        Change::Enable => registry.set_disabled(&digest, false),
+        Change::Delete => registry.remove(&digest),
+    };
+    match done {
         Ok(true) => Ok(Redirect::to("/plugins").into_response()),
         Ok(false) => Err(AppError::NotFound(format!("plugin {digest}"))),
         Err(e) => Err(AppError::BadRequest(e.to_string())),
     }
 }
 
-async fn disable(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(digest): Path<String>,
-    Form(a): Form<Action>,
-) -> Result<Response, AppError> {
-    change(&state, &headers, &a.csrf, &digest, |r| {
-        r.set_disabled(&digest, true)
-    })
-    .await
-}
-
-async fn enable(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(digest): Path<String>,
-    Form(a): Form<Action>,
-) -> Result<Response, AppError> {
-    change(&state, &headers, &a.csrf, &digest, |r| {
-        r.set_disabled(&digest, false)
-    })
-    .await
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(digest): Path<String>,
-    Form(a): Form<Action>,
-) -> Result<Response, AppError> {
-    change(&state, &headers, &a.csrf, &digest, |r| r.remove(&digest)).await
-}
-
 async fn api_list(State(state): State<AppState>) -> Result<Json<Vec<RegistryEntry>>, AppError> {
-    Ok(Json(state.registry.list()?))
+    Ok(Json(state.catalog.registry.list()?))
 }

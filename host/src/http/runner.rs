@@ -75,23 +75,33 @@ impl LiveState {
     }
 }
 
-/// The live run's state and its change notifications.
-pub struct LiveHub {
-    state: Mutex<LiveState>,
+/// A state the pages read, and its change notifications: every update bumps the state's
+/// version and wakes the SSE handlers subscribed to it.
+pub struct Watched<T> {
+    state: Mutex<T>,
     tx: broadcast::Sender<u64>,
 }
 
-impl Default for LiveHub {
+/// A state with a version that every change bumps.
+pub trait Versioned {
+    fn version_mut(&mut self) -> &mut u64;
+}
+
+impl<T: Default + Clone + Versioned> Default for Watched<T> {
     fn default() -> Self {
-        Self {
-            state: Mutex::default(),
-            tx: broadcast::channel(16).0,
-        }
+        Self::new(T::default())
     }
 }
 
-impl LiveHub {
-    pub fn snapshot(&self) -> LiveState {
+impl<T: Clone + Versioned> Watched<T> {
+    pub fn new(state: T) -> Self {
+        Self {
+            state: Mutex::new(state),
+            tx: broadcast::channel(16).0,
+        }
+    }
+
+    pub fn snapshot(&self) -> T {
         lock(&self.state).clone()
     }
 
@@ -100,95 +110,47 @@ impl LiveHub {
     }
 
     /// Change the state and tell every subscriber.
-    pub fn update(&self, f: impl FnOnce(&mut LiveState)) {
+    pub fn update(&self, f: impl FnOnce(&mut T)) {
         let version = {
             let mut s = lock(&self.state);
             f(&mut s);
-            s.version += 1;
-            s.version
+            let v = s.version_mut();
+            *v += 1;
+            *v
         };
         // No subscribers is fine: nobody is watching.
         let _ = self.tx.send(version);
     }
 }
 
+/// The live run's state and its change notifications.
+pub type LiveHub = Watched<LiveState>;
+
+impl Versioned for LiveState {
+    fn version_mut(&mut self) -> &mut u64 {
+        &mut self.version
+    }
+}
+
 /// Run `scenario` live forever on its own thread: windows roll on past the scenario's last
 /// one (the scene stays at the last drift point), each recorded, at most one per `pace`.
 pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
-    let (live, history, metrics) = (
-        state.live.clone(),
-        state.history.clone(),
-        state.metrics.clone(),
-    );
-    let data_dir = state.data_dir.clone();
-    let handle = Handle::current();
-    let shutdown = state.shutdown.clone();
     let policy = policy_label(&scenario.policy);
-    live.update(|s| {
+    state.live.update(|s| {
         s.scenario = Some(scenario.clone());
         s.policy = policy.clone();
         s.status = "starting".into();
         s.pace = pace;
     });
+    let (app, handle) = (state.clone(), Handle::current());
     let spawned = std::thread::Builder::new()
         .name("live-engine".into())
         .spawn(move || {
-            let _running = shutdown.engine();
-            let be = CpuBackend::new(1);
-            let result = (|| -> anyhow::Result<()> {
-                let session = Session::new(&be, &scenario, &data_dir, &mut |d, t| {
-                    live.update(|s| {
-                        s.status = format!("pretraining the starting model: {d}/{t} samples")
-                    });
-                })?;
-                let mut engine = session.engine(&be, &scenario, &scenario.policy)?;
-                let recorder = Recorder::shared(history, handle);
-                let meta = RunMeta {
-                    policy: &policy,
-                    backend: &be.describe(),
-                    comparison: None,
-                };
-                live.update(|s| {
-                    s.status = "running".into();
-                    s.window_started = Some(Instant::now());
-                });
-                let mut started = Instant::now();
-                let mut fallbacks = Fallbacks::default();
-                recorder.run(&mut engine, &meta, None, &mut |w| {
-                    let compute = started.elapsed();
-                    metrics.observe("live", &policy, w);
-                    for c in &w.policy_calls {
-                        fallbacks.add(c.error.as_deref());
-                    }
-                    live.update(|s| {
-                        s.windows.push_back(w.clone());
-                        while s.windows.len() > LIVE_KEEP {
-                            s.windows.pop_front();
-                        }
-                        s.last_compute = Some(compute);
-                        // A policy that fails is never shown as plainly running.
-                        s.status = if fallbacks.failed == 0 {
-                            "running".into()
-                        } else {
-                            format!("running; {}", fallbacks.describe())
-                        };
-                    });
-                    // Pace without busy work: sleep only what is left of this window's tick
-                    // (woken by a shutdown, which ends the run after this window).
-                    shutdown.sleep(pace.saturating_sub(compute));
-                    if shutdown.is_set() {
-                        return ControlFlow::Break(());
-                    }
-                    started = Instant::now();
-                    live.update(|s| s.window_started = Some(started));
-                    ControlFlow::Continue(())
-                })?;
-                Ok(())
-            })();
-            if let Err(e) = result {
-                eprintln!("live engine stopped: {e:#}");
-                live.update(|s| {
-                    s.status = format!("stopped: {e:#}");
+            let _running = app.shutdown.engine();
+            if let Err(e) = run_live(&app, &scenario, &policy, pace, handle) {
+                eprintln!("live engine stopped: {e}");
+                app.live.update(|s| {
+                    s.status = format!("stopped: {e}");
                     s.window_started = None;
                 });
             }
@@ -198,6 +160,70 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
             .live
             .update(|s| s.status = format!("could not start the engine thread: {e}"));
     }
+}
+
+/// The live engine thread's work, until its run fails.
+fn run_live(
+    app: &AppState,
+    scenario: &Scenario,
+    policy: &str,
+    pace: Duration,
+    handle: Handle,
+) -> Result<(), AppError> {
+    let live = &app.live;
+    let be = CpuBackend::new(1);
+    let session = Session::new(
+        &be,
+        scenario,
+        &app.data_dir,
+        app.catalog.clone(),
+        &mut |d, t| {
+            live.update(|s| s.status = format!("pretraining the starting model: {d}/{t} samples"));
+        },
+    )?;
+    let mut engine = session.engine(&be, scenario, &scenario.policy)?;
+    let recorder = Recorder::shared(app.history.clone(), handle);
+    let meta = RunMeta {
+        policy,
+        backend: &be.describe(),
+        comparison: None,
+    };
+    live.update(|s| {
+        s.status = "running".into();
+        s.window_started = Some(Instant::now());
+    });
+    let mut started = Instant::now();
+    let mut fallbacks = Fallbacks::default();
+    recorder.run(&mut engine, &meta, None, &mut |w| {
+        let compute = started.elapsed();
+        app.metrics.observe("live", policy, w);
+        for c in &w.policy_calls {
+            fallbacks.add(c.error.as_deref());
+        }
+        live.update(|s| {
+            s.windows.push_back(w.clone());
+            while s.windows.len() > LIVE_KEEP {
+                s.windows.pop_front();
+            }
+            s.last_compute = Some(compute);
+            // A policy that fails is never shown as plainly running.
+            s.status = if fallbacks.failed == 0 {
+                "running".into()
+            } else {
+                format!("running; {}", fallbacks.describe())
+            };
+        });
+        // Pace without busy work: sleep only what is left of this window's tick (woken by a
+        // shutdown, which ends the run after this window).
+        app.shutdown.sleep(pace.saturating_sub(compute));
+        if app.shutdown.is_set() {
+            return ControlFlow::Break(());
+        }
+        started = Instant::now();
+        live.update(|s| s.window_started = Some(started));
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
 }
 
 /// One policy's lane in a comparison.
@@ -226,28 +252,23 @@ pub struct Comparison {
     pub id: i64,
     pub key: String,
     pub scenario: Scenario,
-    state: Mutex<CompareState>,
-    tx: broadcast::Sender<u64>,
+    state: Watched<CompareState>,
     cancel: AtomicBool,
+}
+
+impl Versioned for CompareState {
+    fn version_mut(&mut self) -> &mut u64 {
+        &mut self.version
+    }
 }
 
 impl Comparison {
     pub fn snapshot(&self) -> CompareState {
-        lock(&self.state).clone()
+        self.state.snapshot()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<u64> {
-        self.tx.subscribe()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut CompareState)) {
-        let version = {
-            let mut s = lock(&self.state);
-            f(&mut s);
-            s.version += 1;
-            s.version
-        };
-        let _ = self.tx.send(version);
+        self.state.subscribe()
     }
 
     /// Ask every lane to stop after its current window.
@@ -274,7 +295,7 @@ impl Arenas {
     fn running(&self) -> usize {
         lock(&self.map)
             .values()
-            .filter(|c| !lock(&c.state).done)
+            .filter(|c| !lock(&c.state.state).done)
             .count()
     }
 }
@@ -293,30 +314,7 @@ pub async fn start_comparison(
     policies: Vec<PluginRef>,
     windows: Option<u32>,
 ) -> Result<Arc<Comparison>, AppError> {
-    if policies.is_empty() {
-        return Err(AppError::BadRequest("pick at least one policy".into()));
-    }
-    if policies.len() > 6 {
-        return Err(AppError::BadRequest("at most 6 policies at once".into()));
-    }
-    for p in &policies {
-        let entry = state
-            .registry
-            .find(&p.name)?
-            .ok_or_else(|| AppError::BadRequest(format!("no enabled plugin named `{}`", p.name)))?;
-        if entry.description.kind != PluginKind::Policy {
-            return Err(AppError::BadRequest(format!(
-                "`{}` is a {} plugin, not a policy",
-                p.name,
-                entry.description.kind.world()
-            )));
-        }
-        // Parameters are checked before anything runs, against what the plugin declares.
-        let (plugin_ref, _) = host_options(p).map_err(|e| AppError::BadRequest(e.to_string()))?;
-        let params = params_from_toml(&plugin_ref.params)
-            .map_err(|e| AppError::BadRequest(format!("policy `{}`: {e}", p.name)))?;
-        validate::params(&entry.description, &params).map_err(AppError::BadRequest)?;
-    }
+    check_policies(state, &policies)?;
     if state.arenas.running() >= MAX_RUNNING {
         return Err(AppError::BadRequest(format!(
             "{MAX_RUNNING} comparisons are already running: wait for one or stop it"
@@ -336,125 +334,157 @@ pub async fn start_comparison(
         .history
         .start_comparison(&scenario.name, &labels)
         .await?;
+    let lanes = labels
+        .into_iter()
+        .map(|policy| Lane {
+            policy,
+            status: "waiting".into(),
+            windows: Vec::new(),
+            run_id: None,
+        })
+        .collect();
     let cmp = Arc::new(Comparison {
         id,
         key: choice.key.clone(),
-        scenario: scenario.clone(),
-        state: Mutex::new(CompareState {
-            lanes: labels
-                .iter()
-                .map(|l| Lane {
-                    policy: l.clone(),
-                    status: "waiting".into(),
-                    windows: Vec::new(),
-                    run_id: None,
-                })
-                .collect(),
+        scenario,
+        state: Watched::new(CompareState {
+            lanes,
             status: "starting".into(),
-            done: false,
-            version: 0,
+            ..CompareState::default()
         }),
-        tx: broadcast::channel(16).0,
         cancel: AtomicBool::new(false),
     });
     lock(&state.arenas.map).insert(id, cmp.clone());
-    let (history, metrics, data_dir) = (
-        state.history.clone(),
-        state.metrics.clone(),
-        state.data_dir.clone(),
-    );
-    let handle = Handle::current();
-    let c = cmp.clone();
-    let shutdown = state.shutdown.clone();
+    let (app, c, handle) = (state.clone(), cmp.clone(), Handle::current());
     std::thread::Builder::new()
         .name(format!("compare-{id}"))
-        .spawn(move || {
-            let _running = shutdown.engine();
-            let be = CpuBackend::new(1);
-            let session = Session::new(&be, &scenario, &data_dir, &mut |d, t| {
-                c.update(|s| s.status = format!("pretraining the starting model: {d}/{t} samples"));
-            });
-            let session = match session {
-                Ok(s) => s,
-                Err(e) => {
-                    c.update(|s| {
-                        s.status = format!("failed: {e}");
-                        s.done = true;
-                    });
-                    return;
-                }
-            };
-            c.update(|s| s.status = "running".into());
-            // Every arena shares the session (sources, pretrained model, plugins) read-only
-            // and owns its backend, engine and models: identical streams, separate state.
+        .spawn(move || run_comparison(&app, &c, &policies, &handle))
+        .map_err(|e| AppError::Internal(format!("could not start a comparison thread: {e}")))?;
+    Ok(cmp)
+}
+
+/// One to six enabled policy plugins from the registry, each given only parameters it
+/// declares (checked before anything runs).
+fn check_policies(state: &AppState, policies: &[PluginRef]) -> Result<(), AppError> {
+    if policies.is_empty() {
+        return Err(AppError::BadRequest("pick at least one policy".into()));
+    }
+    if policies.len() > 6 {
+        return Err(AppError::BadRequest("at most 6 policies at once".into()));
+    }
+    for p in policies {
+        let entry =
+            state.catalog.registry.find(&p.name)?.ok_or_else(|| {
+                AppError::BadRequest(format!("no enabled plugin named `{}`", p.name))
+            })?;
+        if entry.description.kind != PluginKind::Policy {
+            return Err(AppError::BadRequest(format!(
+                "`{}` is a {} plugin, not a policy",
+                p.name,
+                entry.description.kind.world()
+            )));
+        }
+        let (plugin_ref, _) = host_options(p).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let params = params_from_toml(&plugin_ref.params)
+            .map_err(|e| AppError::BadRequest(format!("policy `{}`: {e}", p.name)))?;
+        validate::params(&entry.description, &params).map_err(AppError::BadRequest)?;
+    }
+    Ok(())
+}
+
+/// The comparison thread's work: the session once, then every lane on its own thread.
+fn run_comparison(app: &AppState, c: &Comparison, policies: &[PluginRef], handle: &Handle) {
+    let _running = app.shutdown.engine();
+    let be = CpuBackend::new(1);
+    let session = Session::new(
+        &be,
+        &c.scenario,
+        &app.data_dir,
+        app.catalog.clone(),
+        &mut |d, t| {
+            c.state
+                .update(|s| s.status = format!("pretraining the starting model: {d}/{t} samples"));
+        },
+    );
+    match session {
+        Ok(session) => {
+            c.state.update(|s| s.status = "running".into());
+            // Every arena shares the session (sources, pretrained model, plugin host)
+            // read-only and owns its backend, engine and models: identical streams, separate
+            // state.
             std::thread::scope(|scope| {
                 for (lane, policy) in policies.iter().enumerate() {
-                    let (c, session, scenario, history, metrics, handle, shutdown) = (
-                        &c,
-                        &session,
-                        &scenario,
-                        history.clone(),
-                        &metrics,
-                        handle.clone(),
-                        &shutdown,
-                    );
+                    let session = &session;
                     scope.spawn(move || {
-                        let be = CpuBackend::new(1);
-                        let label = policy_label(policy);
-                        c.update(|s| s.lanes[lane].status = "running".into());
-                        let result = (|| -> anyhow::Result<()> {
-                            let mut engine = session.engine(&be, scenario, policy)?;
-                            let recorder = Recorder::shared(history, handle);
-                            let meta = RunMeta {
-                                policy: &label,
-                                backend: &be.describe(),
-                                comparison: Some(id),
-                            };
-                            let outcome = recorder.run(
-                                &mut engine,
-                                &meta,
-                                Some(scenario.windows),
-                                &mut |w| {
-                                    metrics.observe(&format!("comparison-{id}"), &label, w);
-                                    c.update(|s| s.lanes[lane].windows.push(w.clone()));
-                                    if c.cancel.load(Ordering::Relaxed) || shutdown.is_set() {
-                                        ControlFlow::Break(())
-                                    } else {
-                                        ControlFlow::Continue(())
-                                    }
-                                },
-                            )?;
-                            let stopped = outcome.windows < scenario.windows;
-                            c.update(|s| {
-                                let l = &mut s.lanes[lane];
-                                l.run_id = Some(outcome.run_id);
-                                let end = if stopped { "stopped" } else { "finished" };
-                                // A policy that failed is never shown as a clean finish.
-                                let fallbacks = Fallbacks::count(
-                                    l.windows
-                                        .iter()
-                                        .flat_map(|w| &w.policy_calls)
-                                        .map(|c| c.error.as_deref()),
-                                );
-                                l.status = if fallbacks.failed == 0 {
-                                    end.into()
-                                } else {
-                                    format!("{end}; {}", fallbacks.describe())
-                                };
-                            });
-                            Ok(())
-                        })();
-                        if let Err(e) = result {
-                            c.update(|s| s.lanes[lane].status = format!("failed: {e:#}"));
+                        c.state.update(|s| s.lanes[lane].status = "running".into());
+                        if let Err(e) = run_lane(app, c, session, lane, policy, handle.clone()) {
+                            c.state
+                                .update(|s| s.lanes[lane].status = format!("failed: {e}"));
                         }
                     });
                 }
             });
-            c.update(|s| {
+            c.state.update(|s| {
                 s.done = true;
                 s.status = "done".into();
             });
-        })
-        .map_err(|e| AppError::Internal(format!("could not start a comparison thread: {e}")))?;
-    Ok(cmp)
+        }
+        Err(e) => c.state.update(|s| {
+            s.status = format!("failed: {e}");
+            s.done = true;
+        }),
+    }
+}
+
+/// One policy's arena: its own backend and engine, every window recorded and shown.
+fn run_lane(
+    app: &AppState,
+    c: &Comparison,
+    session: &Session<CpuBackend>,
+    lane: usize,
+    policy: &PluginRef,
+    handle: Handle,
+) -> Result<(), AppError> {
+    let be = CpuBackend::new(1);
+    let label = policy_label(policy);
+    let mut engine = session.engine(&be, &c.scenario, policy)?;
+    let recorder = Recorder::shared(app.history.clone(), handle);
+    let meta = RunMeta {
+        policy: &label,
+        backend: &be.describe(),
+        comparison: Some(c.id),
+    };
+    let planned = c.scenario.windows;
+    let outcome = recorder.run(&mut engine, &meta, Some(planned), &mut |w| {
+        app.metrics
+            .observe(&format!("comparison-{}", c.id), &label, w);
+        c.state.update(|s| s.lanes[lane].windows.push(w.clone()));
+        if c.cancel.load(Ordering::Relaxed) || app.shutdown.is_set() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    c.state.update(|s| {
+        let l = &mut s.lanes[lane];
+        l.run_id = Some(outcome.run_id);
+        let end = if outcome.windows < planned {
+            "stopped"
+        } else {
+            "finished"
+        };
+        // A policy that failed is never shown as a clean finish.
+        let fallbacks = Fallbacks::count(
+            l.windows
+                .iter()
+                .flat_map(|w| &w.policy_calls)
+                .map(|c| c.error.as_deref()),
+        );
+        l.status = if fallbacks.failed == 0 {
+            end.into()
+        } else {
+            format!("{end}; {}", fallbacks.describe())
+        };
+    });
+    Ok(())
 }

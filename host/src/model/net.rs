@@ -1,11 +1,12 @@
 //! [`Model`]: the CNN's weights and activations on a backend, with forward, backward and
 //! SGD steps. Activations are cached per (batch, height, width) and reused across steps.
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::arch::{Arch, LAYER_GROUPS};
-use crate::compute::{Backend, ConvShape, GemmShape, PoolShape};
+use crate::compute::{Backend, ConvShape, GemmShape, PoolShape, SgdStep};
+use crate::data::normal;
 
 /// One layer group's parameters, their gradients and momentum.
 pub(crate) struct Layer<B: Backend> {
@@ -44,6 +45,9 @@ struct Workspace<B: Backend> {
     dcols: [B::Buf; 3],
     dpooled: [B::Buf; 2],
 }
+
+/// A batch's shape: `n` NHWC images of `h`×`w`.
+pub type Shape = (usize, usize, usize);
 
 /// The CNN on backend `B`.
 pub struct Model<B: Backend> {
@@ -163,15 +167,7 @@ impl<B: Backend> Model<B> {
             let s = ws.conv[i];
             let input = if i == 0 { &ws.x } else { &ws.pooled[i - 1] };
             backend.im2col(s, input, &mut ws.cols[i]);
-            let l = &layers[i];
-            backend.gemm(
-                gemm(s.rows(), l.fan_out, l.fan_in, false, false),
-                &ws.cols[i],
-                &l.w,
-                &mut ws.act[i],
-                0.0,
-            );
-            backend.bias_add(&mut ws.act[i], &l.b, s.rows(), l.fan_out);
+            dense_forward(backend, &layers[i], s.rows(), &ws.cols[i], &mut ws.act[i]);
             backend.relu(&mut ws.act[i]);
             if i < 2 {
                 backend.max_pool(ws.pool[i], &ws.act[i], &mut ws.pooled[i]);
@@ -180,50 +176,21 @@ impl<B: Backend> Model<B> {
         let s3 = ws.conv[2];
         let c3 = arch.channels[2];
         backend.global_avg_pool(n, s3.oh() * s3.ow(), c3, &ws.act[2], &mut ws.gap);
-        let (f1, f2) = (&layers[3], &layers[4]);
-        backend.gemm(
-            gemm(n, f1.fan_out, f1.fan_in, false, false),
-            &ws.gap,
-            &f1.w,
-            &mut ws.hidden,
-            0.0,
-        );
-        backend.bias_add(&mut ws.hidden, &f1.b, n, f1.fan_out);
+        dense_forward(backend, &layers[3], n, &ws.gap, &mut ws.hidden);
         backend.relu(&mut ws.hidden);
-        backend.gemm(
-            gemm(n, f2.fan_out, f2.fan_in, false, false),
-            &ws.hidden,
-            &f2.w,
-            &mut ws.logits,
-            0.0,
-        );
-        backend.bias_add(&mut ws.logits, &f2.b, n, f2.fan_out);
+        dense_forward(backend, &layers[4], n, &ws.hidden, &mut ws.logits);
     }
 
     /// Logits `[n × classes]` for `n` NHWC images of `h`×`w`.
-    pub fn logits(
-        &mut self,
-        backend: &B,
-        images: &[f32],
-        n: usize,
-        h: usize,
-        w: usize,
-    ) -> Vec<f32> {
+    pub fn logits(&mut self, backend: &B, images: &[f32], (n, h, w): Shape) -> Vec<f32> {
         self.forward(backend, images, n, h, w);
         backend.read(&self.ws.as_ref().expect("workspace").logits)
     }
 
     /// Predicted class of each of `n` images.
-    pub fn predict(
-        &mut self,
-        backend: &B,
-        images: &[f32],
-        n: usize,
-        h: usize,
-        w: usize,
-    ) -> Vec<u8> {
+    pub fn predict(&mut self, backend: &B, images: &[f32], shape: Shape) -> Vec<u8> {
         let classes = self.arch.classes;
-        self.logits(backend, images, n, h, w)
+        self.logits(backend, images, shape)
             .chunks_exact(classes)
             .map(|z| argmax(z) as u8)
             .collect()
@@ -231,17 +198,14 @@ impl<B: Backend> Model<B> {
 
     /// One SGD step on a batch, training the last `trained` layer groups. Returns the mean
     /// loss of the batch (before the step).
-    #[allow(clippy::too_many_arguments)]
     pub fn train_step(
         &mut self,
         backend: &B,
         images: &[f32],
         labels: &[f32],
-        (n, h, w): (usize, usize, usize),
+        (n, h, w): Shape,
         trained: usize,
-        lr: f32,
-        momentum: f32,
-        weight_decay: f32,
+        step: SgdStep,
     ) -> f32 {
         let first = LAYER_GROUPS.len() - trained.clamp(1, LAYER_GROUPS.len());
         self.forward(backend, images, n, h, w);
@@ -263,26 +227,12 @@ impl<B: Backend> Model<B> {
         // Classifier.
         dense_backward(backend, &mut layers[4], n, &ws.hidden, &ws.dlogits);
         if first <= 3 {
-            let f2 = &layers[4];
-            backend.gemm(
-                gemm(n, f2.fan_in, f2.fan_out, false, true),
-                &ws.dlogits,
-                &f2.w,
-                &mut ws.dhidden,
-                0.0,
-            );
+            dense_input_grad(backend, &layers[4], n, &ws.dlogits, &mut ws.dhidden);
             backend.relu_backward(&ws.hidden, &mut ws.dhidden);
             dense_backward(backend, &mut layers[3], n, &ws.gap, &ws.dhidden);
         }
         if first <= 2 {
-            let f1 = &layers[3];
-            backend.gemm(
-                gemm(n, f1.fan_in, f1.fan_out, false, true),
-                &ws.dhidden,
-                &f1.w,
-                &mut ws.dgap,
-                0.0,
-            );
+            dense_input_grad(backend, &layers[3], n, &ws.dhidden, &mut ws.dgap);
             let s3 = ws.conv[2];
             backend.global_avg_pool_backward(n, s3.oh() * s3.ow(), c3, &ws.dgap, &mut ws.dact[2]);
         }
@@ -292,14 +242,7 @@ impl<B: Backend> Model<B> {
             backend.relu_backward(&ws.act[i], &mut ws.dact[i]);
             dense_backward(backend, &mut layers[i], s.rows(), &ws.cols[i], &ws.dact[i]);
             if i > first {
-                let l = &layers[i];
-                backend.gemm(
-                    gemm(s.rows(), l.fan_in, l.fan_out, false, true),
-                    &ws.dact[i],
-                    &l.w,
-                    &mut ws.dcols[i],
-                    0.0,
-                );
+                dense_input_grad(backend, &layers[i], s.rows(), &ws.dact[i], &mut ws.dcols[i]);
                 backend.col2im(s, &ws.dcols[i], &mut ws.dpooled[i - 1]);
                 backend.max_pool_backward(
                     ws.pool[i - 1],
@@ -311,24 +254,43 @@ impl<B: Backend> Model<B> {
             }
         }
         for l in &mut layers[first..] {
-            backend.sgd(&mut l.w, &l.gw, &mut l.vw, lr, momentum, weight_decay);
+            backend.sgd(&mut l.w, &l.gw, &mut l.vw, step);
             // No weight decay on biases.
-            backend.sgd(&mut l.b, &l.gb, &mut l.vb, lr, momentum, 0.0);
+            let bias_step = SgdStep {
+                weight_decay: 0.0,
+                ..step
+            };
+            backend.sgd(&mut l.b, &l.gb, &mut l.vb, bias_step);
         }
         let loss = backend.read(&ws.loss);
         loss.iter().sum::<f32>() / n as f32
     }
 }
 
+/// `y = x·W + b` for `rows` rows of input `x` (a convolution's are its im2col columns).
+fn dense_forward<B: Backend>(backend: &B, l: &Layer<B>, rows: usize, x: &B::Buf, y: &mut B::Buf) {
+    let shape = gemm(rows, l.fan_out, l.fan_in, false, false);
+    backend.gemm(shape, x, &l.w, y, 0.0);
+    backend.bias_add(y, &l.b, rows, l.fan_out);
+}
+
+/// The input gradient of `y = x·W + b` for `rows` rows: `dx = dy·Wᵀ` (a convolution's
+/// is over its im2col columns).
+fn dense_input_grad<B: Backend>(
+    backend: &B,
+    l: &Layer<B>,
+    rows: usize,
+    dy: &B::Buf,
+    dx: &mut B::Buf,
+) {
+    let shape = gemm(rows, l.fan_in, l.fan_out, false, true);
+    backend.gemm(shape, dy, &l.w, dx, 0.0);
+}
+
 /// Weight and bias gradients of `y = x·W + b` for `rows` rows of input `x`.
 fn dense_backward<B: Backend>(backend: &B, l: &mut Layer<B>, rows: usize, x: &B::Buf, dy: &B::Buf) {
-    backend.gemm(
-        gemm(l.fan_in, l.fan_out, rows, true, false),
-        x,
-        dy,
-        &mut l.gw,
-        0.0,
-    );
+    let shape = gemm(l.fan_in, l.fan_out, rows, true, false);
+    backend.gemm(shape, x, dy, &mut l.gw, 0.0);
     backend.bias_grad(dy, &mut l.gb, rows, l.fan_out);
 }
 
@@ -426,11 +388,4 @@ pub fn argmax(z: &[f32]) -> usize {
             if v > bv { (i, v) } else { (bi, bv) }
         })
         .0
-}
-
-/// A standard normal sample (Box–Muller), enough for weight init and image noise.
-pub fn normal(rng: &mut impl RngExt) -> f32 {
-    let u1: f32 = rng.random::<f32>().max(1e-7);
-    let u2: f32 = rng.random::<f32>();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }

@@ -6,7 +6,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use super::{LAYER_GROUPS, Model};
-use crate::compute::Backend;
+use crate::compute::{Backend, SgdStep};
 use crate::data::Dataset;
 
 /// How to (re)train a model.
@@ -178,9 +178,11 @@ impl Trainer {
             &self.y,
             (self.batch, data.h, data.w),
             cfg.trained_layers,
-            lr,
-            cfg.momentum,
-            cfg.weight_decay,
+            SgdStep {
+                lr,
+                momentum: cfg.momentum,
+                weight_decay: cfg.weight_decay,
+            },
         );
         self.step += 1;
         self.step
@@ -224,7 +226,7 @@ pub fn predict_all<B: Backend>(
         x.resize(chunk.len() * data.sample_len(), 0.0);
         y.resize(chunk.len(), 0.0);
         data.gather(chunk, &mut x, &mut y);
-        out.extend(model.predict(backend, &x, chunk.len(), data.h, data.w));
+        out.extend(model.predict(backend, &x, (chunk.len(), data.h, data.w)));
     }
     out
 }

@@ -41,6 +41,7 @@ pub fn sample_run(host: &PluginHost, plugin: &Plugin) -> Result<String, PluginEr
                     width: 64,
                     batch_size: 64,
                     learning_rate: 0.001,
+                    start_from: None,
                 },
                 start_accuracy: 0.5,
                 observations: (1..=5)
@@ -57,6 +58,19 @@ pub fn sample_run(host: &PluginHost, plugin: &Plugin) -> Result<String, PluginEr
             };
             let p = host.predict(plugin, &request, &[], 0)?;
             format!("predicted {:?} at 5/15/30 epochs", p.accuracy)
+        }
+        PluginKind::Selector => {
+            let request = tandem_plugin_sdk::sample::selection_request(30, 16, 1);
+            let ids = host.select(plugin, &request, &[])?;
+            format!("short-listed {} of 30 zoo models: {ids:?}", ids.len())
+        }
+        PluginKind::Lifecycle => {
+            let input = tandem_plugin_sdk::sample::lifecycle_input(8, 1);
+            let ds = host.plan_lifecycle(plugin, &input, &[])?;
+            format!(
+                "decided 8 streams (keep-alive of the first {} s)",
+                ds[0].keep_alive_seconds
+            )
         }
     })
 }

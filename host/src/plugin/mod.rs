@@ -1,13 +1,14 @@
 //! Plugins: sandboxed WebAssembly components that make tandem's decisions.
 //!
-//! - [`bindings`]: the only `bindgen!` call (worlds `policy`, `config-space`, `estimator` of
-//!   `wit/`), with conversions to the domain types of [`types`].
+//! - [`bindings`]: the only `bindgen!` calls (every world of `tandem:plugin@0.2.0` in `wit/`,
+//!   and of the frozen 0.1.0 in `wit/0.1.0/`), with conversions to the domain types of [`types`].
 //! - [`runtime`]: [`PluginHost`] (engine with pooling allocator and epoch ticker, linker, limits),
 //!   [`Plugin`] (one compiled component, its description and sha256 digest, its cached
 //!   `InstancePre`) and [`PluginState`] (one store's WASI context, table and limits). Every call
 //!   gets a fresh store, an epoch deadline and a memory cap.
 //! - [`validate`]: checks on every output before the engine may use it.
-//! - [`registry`]: the content-addressed plugin store on disk and the built-in plugins.
+//! - [`registry`]: the content-addressed plugin store on disk, the built-in plugins, and the
+//!   [`Catalog`] (one host and its registry) that a process shares across its runs.
 //! - [`check`]: the sample run a plugin must pass before it is stored (CLI and dashboard).
 //!
 //! Every failure (a guest error, a trap, a timeout, the memory cap, a failed check) is a
@@ -21,7 +22,7 @@ pub mod runtime;
 pub mod types;
 pub mod validate;
 
-pub use registry::{BuiltIn, Registry, RegistryEntry};
+pub use registry::{BuiltIn, Catalog, Registry, RegistryEntry};
 pub use runtime::{Limits, Plugin, PluginHost, PluginState};
 
 use std::time::Duration;
@@ -44,8 +45,8 @@ pub enum PluginError {
     NotComponent { source_name: String, reason: String },
     /// A component that implements none of the worlds this host accepts.
     #[error(
-        "{source_name}: implements no tandem:plugin@{} world (policy, config-space, estimator): {reason}",
-        bindings::WIT_VERSION
+        "{source_name}: implements no world of tandem:plugin@{} (policy, config-space, estimator, selector, lifecycle) or 0.1.0: {reason}",
+        bindings::WIT_VERSIONS[0]
     )]
     UnknownWorld { source_name: String, reason: String },
     /// A plugin of one kind used where another kind is needed.
@@ -99,6 +100,11 @@ pub enum PluginError {
         version: String,
         reason: String,
     },
+    /// No enabled plugin is registered under the name.
+    #[error(
+        "no plugin named `{name}` (see `tandem plugin list`; the built-ins are built by scripts/setup.sh)"
+    )]
+    NotRegistered { name: String },
     /// The host itself failed (engine setup, registry I/O).
     #[error("plugin host: {0}")]
     Host(String),
@@ -120,6 +126,7 @@ impl PluginError {
             PluginError::MemoryLimit { .. } => "memory-limit",
             PluginError::Trap { .. } => "trap",
             PluginError::InvalidOutput { .. } => "invalid-output",
+            PluginError::NotRegistered { .. } => "not-registered",
             PluginError::Host(_) => "host",
         }
     }

@@ -8,12 +8,13 @@
 //! and the built-ins can be disabled without being re-added at the next start.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use super::PluginError;
-use super::runtime::{Plugin, PluginHost};
+use super::runtime::{Limits, Plugin, PluginHost};
 use super::types::Description;
 
 mod embedded {
@@ -262,4 +263,41 @@ pub fn pick<'a>(entries: &'a [RegistryEntry], name: &str) -> Option<&'a Registry
         .filter(|e| e.description.name == name && !e.disabled)
         .filter(|e| e.builtin || !reserved)
         .max_by_key(|e| e.added_unix)
+}
+
+/// What one process shares across all its runs: one [`PluginHost`] (one wasmtime engine, its
+/// epoch thread and its compiled components) and the [`Registry`] beside it. The CLI opens
+/// one per command; the dashboard one at start, which its live run and every comparison use.
+#[derive(Clone)]
+pub struct Catalog {
+    pub host: Arc<PluginHost>,
+    pub registry: Arc<Registry>,
+}
+
+impl Catalog {
+    /// The registry under `data_dir`, with the built-ins registered, on a host with the
+    /// default limits that caches compiled components in `data_dir/compiled`.
+    pub fn open(data_dir: &Path) -> Result<Self, PluginError> {
+        let host = PluginHost::new(Limits::default())?.with_cache_dir(data_dir.join("compiled"));
+        let registry = Registry::open(data_dir)?;
+        registry.register_builtins(&host)?;
+        Ok(Self {
+            host: Arc::new(host),
+            registry: Arc::new(registry),
+        })
+    }
+
+    /// A plugin by name (the latest enabled one registered under it) or by `.wasm` path.
+    pub fn load(&self, name: &str) -> Result<Arc<Plugin>, PluginError> {
+        if name.ends_with(".wasm") {
+            return self.host.load_file(Path::new(name));
+        }
+        let entry = self
+            .registry
+            .find(name)?
+            .ok_or_else(|| PluginError::NotRegistered {
+                name: name.to_string(),
+            })?;
+        self.registry.load(&self.host, &entry.digest)
+    }
 }

@@ -17,8 +17,7 @@
 //! can block in (`wasi:clocks/monotonic-clock`'s subscriptions, which `wasi:io/poll` and a
 //! guest's `sleep` wait on) are replaced by [`BoundedClocks`]: a timer that would fire after
 //! the call's deadline is refused on the spot (the call ends as a timeout), so no wait
-//! outlives the deadline. Per wasmtime's guidance a
-//! component may hold at most [`MAX_MEMORIES`] memories, [`MAX_TABLES`] tables and
+//! outlives the deadline. Per wasmtime's guidance a component may hold at most [`MAX_MEMORIES`] memories, [`MAX_TABLES`] tables and
 //! [`MAX_CORE_INSTANCES`] core instances, and the memory cap counts all of a store's memories
 //! together, so one crafted component cannot take over the shared pool.
 //!
@@ -35,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{Component, HasData, InstancePre, Linker, Resource, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     Trap,
@@ -45,10 +44,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{config_space, estimator, policy};
+use super::bindings::{v1, v2};
 use super::types::{
-    ConfigSet, Description, EstimateRequest, Param, PluginKind, PolicyInput, Prediction, Schedule,
-    StreamState,
+    ConfigSet, Description, EstimateRequest, LifecycleDecision, LifecycleInput, Param, PluginKind,
+    PolicyInput, Prediction, Schedule, SelectionRequest, StreamState,
 };
 use super::{PluginError, validate};
 
@@ -339,11 +338,99 @@ impl WasiView for PluginState {
     }
 }
 
-/// A compiled component of a known world, ready to instantiate.
+/// A compiled component of a known world and WIT version, ready to instantiate.
 enum Pre {
-    Policy(policy::PolicyPre<PluginState>),
-    ConfigSpace(config_space::ConfigSpacePre<PluginState>),
-    Estimator(estimator::EstimatorPre<PluginState>),
+    Policy(v2::policy::PolicyPre<PluginState>),
+    ConfigSpace(v2::config_space::ConfigSpacePre<PluginState>),
+    Estimator(v2::estimator::EstimatorPre<PluginState>),
+    Selector(v2::selector::SelectorPre<PluginState>),
+    Lifecycle(v2::lifecycle::LifecyclePre<PluginState>),
+    PolicyV1(v1::policy::PolicyPre<PluginState>),
+    ConfigSpaceV1(v1::config_space::ConfigSpacePre<PluginState>),
+    EstimatorV1(v1::estimator::EstimatorPre<PluginState>),
+}
+
+/// `$body` with `$pre` bound to whichever world `$e` holds (each arm has its own types).
+macro_rules! each_pre {
+    ($e:expr, $pre:ident => $body:expr) => {
+        match $e {
+            Pre::Policy($pre) => $body,
+            Pre::ConfigSpace($pre) => $body,
+            Pre::Estimator($pre) => $body,
+            Pre::Selector($pre) => $body,
+            Pre::Lifecycle($pre) => $body,
+            Pre::PolicyV1($pre) => $body,
+            Pre::ConfigSpaceV1($pre) => $body,
+            Pre::EstimatorV1($pre) => $body,
+        }
+    };
+}
+
+impl Pre {
+    /// The world a component implements, tried newest version first; the error says why it
+    /// is not a policy of the newest version (the likeliest intent).
+    fn new(pre: InstancePre<PluginState>) -> Result<Self, String> {
+        let first = match v2::policy::PolicyPre::new(pre.clone()) {
+            Ok(p) => return Ok(Pre::Policy(p)),
+            Err(e) => chain(&e),
+        };
+        type Try = fn(&InstancePre<PluginState>) -> Option<Pre>;
+        let tries: [Try; 7] = [
+            |p| {
+                v2::config_space::ConfigSpacePre::new(p.clone())
+                    .ok()
+                    .map(Pre::ConfigSpace)
+            },
+            |p| {
+                v2::estimator::EstimatorPre::new(p.clone())
+                    .ok()
+                    .map(Pre::Estimator)
+            },
+            |p| {
+                v2::selector::SelectorPre::new(p.clone())
+                    .ok()
+                    .map(Pre::Selector)
+            },
+            |p| {
+                v2::lifecycle::LifecyclePre::new(p.clone())
+                    .ok()
+                    .map(Pre::Lifecycle)
+            },
+            |p| {
+                v1::policy::PolicyPre::new(p.clone())
+                    .ok()
+                    .map(Pre::PolicyV1)
+            },
+            |p| {
+                v1::config_space::ConfigSpacePre::new(p.clone())
+                    .ok()
+                    .map(Pre::ConfigSpaceV1)
+            },
+            |p| {
+                v1::estimator::EstimatorPre::new(p.clone())
+                    .ok()
+                    .map(Pre::EstimatorV1)
+            },
+        ];
+        tries.iter().find_map(|t| t(&pre)).ok_or(first)
+    }
+
+    fn kind(&self) -> PluginKind {
+        match self {
+            Pre::Policy(_) | Pre::PolicyV1(_) => PluginKind::Policy,
+            Pre::ConfigSpace(_) | Pre::ConfigSpaceV1(_) => PluginKind::ConfigSpace,
+            Pre::Estimator(_) | Pre::EstimatorV1(_) => PluginKind::Estimator,
+            Pre::Selector(_) => PluginKind::Selector,
+            Pre::Lifecycle(_) => PluginKind::Lifecycle,
+        }
+    }
+
+    fn wit_version(&self) -> &'static str {
+        match self {
+            Pre::PolicyV1(_) | Pre::ConfigSpaceV1(_) | Pre::EstimatorV1(_) => "0.1.0",
+            _ => "0.2.0",
+        }
+    }
 }
 
 /// One loaded plugin: compiled component, world, self-description and content digest.
@@ -378,6 +465,10 @@ impl Plugin {
     /// Size of the component in bytes.
     pub fn size(&self) -> usize {
         self.size
+    }
+    /// The version of the WIT package it was built against (`0.2.0`, `0.1.0`).
+    pub fn wit_version(&self) -> &'static str {
+        self.pre.wit_version()
     }
 }
 
@@ -488,6 +579,12 @@ impl PluginHost {
         self
     }
 
+    /// Whether `other` runs its plugins on this host's wasmtime engine (and so shares its
+    /// epoch thread and compiled code).
+    pub fn same_engine(&self, other: &PluginHost) -> bool {
+        Engine::same(&self.engine, &other.engine)
+    }
+
     /// The limits applied to each call.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -548,26 +645,11 @@ impl PluginHost {
                         chain(&e)
                     ),
                 })?;
-        let pre = match policy::PolicyPre::new(instance_pre.clone()) {
-            Ok(p) => Pre::Policy(p),
-            Err(policy_err) => match config_space::ConfigSpacePre::new(instance_pre.clone()) {
-                Ok(p) => Pre::ConfigSpace(p),
-                Err(_) => match estimator::EstimatorPre::new(instance_pre) {
-                    Ok(p) => Pre::Estimator(p),
-                    Err(_) => {
-                        return Err(PluginError::UnknownWorld {
-                            source_name: source(),
-                            reason: chain(&policy_err),
-                        });
-                    }
-                },
-            },
-        };
-        let world = match pre {
-            Pre::Policy(_) => PluginKind::Policy,
-            Pre::ConfigSpace(_) => PluginKind::ConfigSpace,
-            Pre::Estimator(_) => PluginKind::Estimator,
-        };
+        let pre = Pre::new(instance_pre).map_err(|reason| PluginError::UnknownWorld {
+            source_name: source(),
+            reason,
+        })?;
+        let world = pre.kind();
         let mut plugin = Plugin {
             description: Description {
                 name: source_name.to_string(),
@@ -684,25 +766,26 @@ impl PluginHost {
 
     /// Ask the plugin to describe itself (a fresh call).
     pub fn describe(&self, plugin: &Plugin) -> Result<Description, PluginError> {
+        macro_rules! describe {
+            ($pre:ident, $m:path) => {{
+                use $m as m;
+                self.call(plugin, 0, |s| {
+                    let b = $pre.instantiate(&mut *s)?;
+                    Ok(m::description(
+                        b.tandem_plugin_meta().call_describe(&mut *s)?,
+                    ))
+                })
+            }};
+        }
         match &plugin.pre {
-            Pre::Policy(pre) => self.call(plugin, 0, |s| {
-                let b = pre.instantiate(&mut *s)?;
-                Ok(policy::description(
-                    b.tandem_plugin_meta().call_describe(&mut *s)?,
-                ))
-            }),
-            Pre::ConfigSpace(pre) => self.call(plugin, 0, |s| {
-                let b = pre.instantiate(&mut *s)?;
-                Ok(config_space::description(
-                    b.tandem_plugin_meta().call_describe(&mut *s)?,
-                ))
-            }),
-            Pre::Estimator(pre) => self.call(plugin, 0, |s| {
-                let b = pre.instantiate(&mut *s)?;
-                Ok(estimator::description(
-                    b.tandem_plugin_meta().call_describe(&mut *s)?,
-                ))
-            }),
+            Pre::Policy(pre) => describe!(pre, v2::policy),
+            Pre::ConfigSpace(pre) => describe!(pre, v2::config_space),
+            Pre::Estimator(pre) => describe!(pre, v2::estimator),
+            Pre::Selector(pre) => describe!(pre, v2::selector),
+            Pre::Lifecycle(pre) => describe!(pre, v2::lifecycle),
+            Pre::PolicyV1(pre) => describe!(pre, v1::policy),
+            Pre::ConfigSpaceV1(pre) => describe!(pre, v1::config_space),
+            Pre::EstimatorV1(pre) => describe!(pre, v1::estimator),
         }
     }
 
@@ -717,15 +800,19 @@ impl PluginHost {
 
     /// Instantiate only (no call beyond instantiation): what a decision pays before its call.
     pub fn instantiate_only(&self, plugin: &Plugin) -> Result<(), PluginError> {
-        match &plugin.pre {
-            Pre::Policy(pre) => self.call(plugin, 0, |s| pre.instantiate(s).map(drop)),
-            Pre::ConfigSpace(pre) => self.call(plugin, 0, |s| pre.instantiate(s).map(drop)),
-            Pre::Estimator(pre) => self.call(plugin, 0, |s| pre.instantiate(s).map(drop)),
+        each_pre!(&plugin.pre, pre => self.call(plugin, 0, |s| pre.instantiate(s).map(drop)))
+    }
+
+    /// An output that failed its check.
+    fn invalid(plugin: &Plugin, reason: String) -> PluginError {
+        PluginError::InvalidOutput {
+            plugin: plugin.name().into(),
+            version: plugin.version().into(),
+            reason,
         }
     }
 
-    /// A policy's decision, validated against the input ([`validate::schedule`]); its random
-    /// numbers come from `run_seed` mixed with the input ([`call_seed`]).
+    /// A policy's decision, validated against the input ([`validate::schedule`]).
     pub fn decide(
         &self,
         plugin: &Plugin,
@@ -733,23 +820,26 @@ impl PluginHost {
         params: &[Param],
         run_seed: u64,
     ) -> Result<Schedule, PluginError> {
-        let Pre::Policy(pre) = &plugin.pre else {
-            return Err(Self::wrong_world(plugin, PluginKind::Policy));
-        };
-        let (winput, wparams) = (policy::input(input), policy::params(params));
         let seed = call_seed(run_seed, PluginKind::Policy, &policy_key(input));
-        let out = self.call(plugin, seed, |s| {
-            let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_scheduler()
-                .call_decide(&mut *s, &winput, &wparams)
-        })?;
-        let schedule =
-            policy::schedule(out.map_err(|e| Self::guest_err(plugin, policy::error(e)))?);
-        validate::schedule(input, &schedule).map_err(|reason| PluginError::InvalidOutput {
-            plugin: plugin.name().into(),
-            version: plugin.version().into(),
-            reason,
-        })?;
+        macro_rules! decide {
+            ($pre:ident, $m:path) => {{
+                use $m as m;
+                let (winput, wparams) = (m::input(input), m::params(params));
+                self.call(plugin, seed, |s| {
+                    let b = $pre.instantiate(&mut *s)?;
+                    b.tandem_plugin_scheduler()
+                        .call_decide(&mut *s, &winput, &wparams)
+                })?
+                .map(m::schedule)
+                .map_err(|e| Self::guest_err(plugin, m::error(e)))?
+            }};
+        }
+        let schedule = match &plugin.pre {
+            Pre::Policy(pre) => decide!(pre, v2::policy),
+            Pre::PolicyV1(pre) => decide!(pre, v1::policy),
+            _ => return Err(Self::wrong_world(plugin, PluginKind::Policy)),
+        };
+        validate::schedule(input, &schedule).map_err(|r| Self::invalid(plugin, r))?;
         Ok(schedule)
     }
 
@@ -761,24 +851,26 @@ impl PluginHost {
         params: &[Param],
         run_seed: u64,
     ) -> Result<ConfigSet, PluginError> {
-        let Pre::ConfigSpace(pre) = &plugin.pre else {
-            return Err(Self::wrong_world(plugin, PluginKind::ConfigSpace));
-        };
-        let (wstate, wparams) = (config_space::state(state), config_space::params(params));
         let seed = call_seed(run_seed, PluginKind::ConfigSpace, &state_key(state));
-        let out = self.call(plugin, seed, |s| {
-            let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_configurations()
-                .call_configs(&mut *s, &wstate, &wparams)
-        })?;
-        let set = config_space::config_set(
-            out.map_err(|e| Self::guest_err(plugin, config_space::error(e)))?,
-        );
-        validate::config_set(&set).map_err(|reason| PluginError::InvalidOutput {
-            plugin: plugin.name().into(),
-            version: plugin.version().into(),
-            reason,
-        })?;
+        macro_rules! configs {
+            ($pre:ident, $m:path) => {{
+                use $m as m;
+                let (wstate, wparams) = (m::state(state), m::params(params));
+                self.call(plugin, seed, |s| {
+                    let b = $pre.instantiate(&mut *s)?;
+                    b.tandem_plugin_configurations()
+                        .call_configs(&mut *s, &wstate, &wparams)
+                })?
+                .map(m::config_set)
+                .map_err(|e| Self::guest_err(plugin, m::error(e)))?
+            }};
+        }
+        let set = match &plugin.pre {
+            Pre::ConfigSpace(pre) => configs!(pre, v2::config_space),
+            Pre::ConfigSpaceV1(pre) => configs!(pre, v1::config_space),
+            _ => return Err(Self::wrong_world(plugin, PluginKind::ConfigSpace)),
+        };
+        validate::config_set(&set).map_err(|r| Self::invalid(plugin, r))?;
         Ok(set)
     }
 
@@ -790,33 +882,78 @@ impl PluginHost {
         params: &[Param],
         run_seed: u64,
     ) -> Result<Prediction, PluginError> {
-        let Pre::Estimator(pre) = &plugin.pre else {
-            return Err(Self::wrong_world(plugin, PluginKind::Estimator));
-        };
-        let (wreq, wparams) = (estimator::request(request), estimator::params(params));
         let seed = call_seed(run_seed, PluginKind::Estimator, &request_key(request));
-        let out = self.call(plugin, seed, |s| {
-            let b = pre.instantiate(&mut *s)?;
-            b.tandem_plugin_estimate()
-                .call_predict(&mut *s, &wreq, &wparams)
-        })?;
-        let p =
-            estimator::prediction(out.map_err(|e| Self::guest_err(plugin, estimator::error(e)))?);
-        validate::prediction(request, &p).map_err(|reason| PluginError::InvalidOutput {
-            plugin: plugin.name().into(),
-            version: plugin.version().into(),
-            reason,
-        })?;
+        macro_rules! predict {
+            ($pre:ident, $m:path) => {{
+                use $m as m;
+                let (wreq, wparams) = (m::request(request), m::params(params));
+                self.call(plugin, seed, |s| {
+                    let b = $pre.instantiate(&mut *s)?;
+                    b.tandem_plugin_estimate()
+                        .call_predict(&mut *s, &wreq, &wparams)
+                })?
+                .map(m::prediction)
+                .map_err(|e| Self::guest_err(plugin, m::error(e)))?
+            }};
+        }
+        let p = match &plugin.pre {
+            Pre::Estimator(pre) => predict!(pre, v2::estimator),
+            Pre::EstimatorV1(pre) => predict!(pre, v1::estimator),
+            _ => return Err(Self::wrong_world(plugin, PluginKind::Estimator)),
+        };
+        validate::prediction(request, &p).map_err(|r| Self::invalid(plugin, r))?;
         Ok(p)
+    }
+
+    /// A selector's short list, validated against the request ([`validate::selection`]).
+    pub fn select(
+        &self,
+        plugin: &Plugin,
+        request: &SelectionRequest,
+        params: &[Param],
+    ) -> Result<Vec<String>, PluginError> {
+        let Pre::Selector(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::Selector));
+        };
+        let m = v2::selector::request(request);
+        let wparams = v2::selector::params(params);
+        let ids = self
+            .call(plugin, 0, |s| {
+                let b = pre.instantiate(&mut *s)?;
+                b.tandem_plugin_select().call_select(&mut *s, &m, &wparams)
+            })?
+            .map_err(|e| Self::guest_err(plugin, v2::selector::error(e)))?;
+        validate::selection(request, &ids).map_err(|r| Self::invalid(plugin, r))?;
+        Ok(ids)
+    }
+
+    /// A lifecycle policy's decisions, validated against the input ([`validate::lifecycle`]).
+    pub fn plan_lifecycle(
+        &self,
+        plugin: &Plugin,
+        input: &LifecycleInput,
+        params: &[Param],
+    ) -> Result<Vec<LifecycleDecision>, PluginError> {
+        let Pre::Lifecycle(pre) = &plugin.pre else {
+            return Err(Self::wrong_world(plugin, PluginKind::Lifecycle));
+        };
+        let (winput, wparams) = (v2::lifecycle::input(input), v2::lifecycle::params(params));
+        let decisions = self
+            .call(plugin, 0, |s| {
+                let b = pre.instantiate(&mut *s)?;
+                b.tandem_plugin_scaling()
+                    .call_plan(&mut *s, &winput, &wparams)
+            })?
+            .map(v2::lifecycle::decisions)
+            .map_err(|e| Self::guest_err(plugin, v2::lifecycle::error(e)))?;
+        validate::lifecycle(input, &decisions).map_err(|r| Self::invalid(plugin, r))?;
+        Ok(decisions)
     }
 
     /// Benchmark helper: instantiate once, then time `n` calls of `describe` in that one
     /// store (the smallest call every world has), in microseconds each.
     pub fn time_calls(&self, plugin: &Plugin, n: usize) -> Result<Vec<f64>, PluginError> {
-        let Pre::Policy(pre) = &plugin.pre else {
-            return Err(Self::wrong_world(plugin, PluginKind::Policy));
-        };
-        self.call(plugin, 0, |s| {
+        each_pre!(&plugin.pre, pre => self.call(plugin, 0, |s| {
             let b = pre.instantiate(&mut *s)?;
             let mut times = Vec::with_capacity(n);
             for _ in 0..n {
@@ -825,14 +962,11 @@ impl PluginHost {
                 times.push(t.elapsed().as_secs_f64() * 1e6);
             }
             Ok(times)
-        })
+        }))
     }
 }
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }

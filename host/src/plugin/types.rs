@@ -9,9 +9,10 @@
 //! one definition, and the window engine uses them without seeing generated bindings.
 
 pub use tandem_plugin_sdk::types::{
-    ConfigSet, Description, EstimateRequest, InferConfig, InferProfile, Observation, Param,
-    ParamSpec, ParamValue, PluginKind, PolicyInput, Prediction, RetrainConfig, RetrainProfile,
-    Schedule, StreamInput, StreamSchedule, StreamState, ThroughputPoint,
+    ConfigSet, Description, EstimateRequest, InferConfig, InferProfile, LifecycleDecision,
+    LifecycleInput, Observation, Param, ParamSpec, ParamValue, PluginKind, PolicyInput, Prediction,
+    RetrainConfig, RetrainProfile, Schedule, SelectionRequest, StreamActivity, StreamInput,
+    StreamPhase, StreamSchedule, StreamState, ThroughputPoint, ZooEntry,
 };
 
 /// A plugin's own, expected failure (a WIT `result` error), as the plugin reported it.

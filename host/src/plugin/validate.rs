@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use super::types::{
-    ConfigSet, Description, EstimateRequest, Param, ParamValue, PluginKind, PolicyInput,
-    Prediction, Schedule,
+    ConfigSet, Description, EstimateRequest, LifecycleDecision, LifecycleInput, Param, ParamValue,
+    PluginKind, PolicyInput, Prediction, Schedule, SelectionRequest,
 };
 
 /// Slack for floating-point sums of shares.
@@ -104,6 +104,12 @@ pub fn config_set(set: &ConfigSet) -> Result<(), String> {
                 r.name
             ));
         }
+        if r.start_from.is_some() {
+            return Err(format!(
+                "retraining configuration `{}` starts from a zoo model: only the host offers those",
+                r.name
+            ));
+        }
         if r.epochs == 0
             || !(r.data_fraction > 0.0 && r.data_fraction <= 1.0)
             || r.learning_rate.is_nan()
@@ -152,6 +158,22 @@ pub fn prediction(req: &EstimateRequest, p: &Prediction) -> Result<(), String> {
     {
         return Err(format!("accuracy {a} is not in [0, 1]"));
     }
+    if !p.accuracy_error.is_empty() && p.accuracy_error.len() != p.accuracy.len() {
+        return Err(format!(
+            "answered {} accuracy errors for {} accuracies",
+            p.accuracy_error.len(),
+            p.accuracy.len()
+        ));
+    }
+    if let Some(e) = p
+        .accuracy_error
+        .iter()
+        .find(|e| !(e.is_finite() && **e >= 0.0))
+    {
+        return Err(format!(
+            "accuracy error {e} is not a finite non-negative number"
+        ));
+    }
     if !(p.gpu_seconds.is_finite() && p.gpu_seconds > 0.0) {
         return Err(format!("GPU time {} s is not positive", p.gpu_seconds));
     }
@@ -177,6 +199,54 @@ pub fn description(d: &Description, world: PluginKind) -> Result<(), String> {
     let mut names = HashSet::new();
     if let Some(p) = d.params.iter().find(|p| !names.insert(p.name.as_str())) {
         return Err(format!("parameter `{}` declared twice", p.name));
+    }
+    Ok(())
+}
+
+/// A selector's short list is usable when every id is an entry of the request, none is named
+/// twice and there are at most `max_candidates`.
+pub fn selection(req: &SelectionRequest, ids: &[String]) -> Result<(), String> {
+    if ids.len() > req.max_candidates as usize {
+        return Err(format!(
+            "{} candidates, more than the {} allowed",
+            ids.len(),
+            req.max_candidates
+        ));
+    }
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !req.entries.iter().any(|e| &e.id == id) {
+            return Err(format!("unknown zoo model `{id}`"));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(format!("zoo model `{id}` named twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Lifecycle decisions are usable when every stream of the input has exactly one and no other
+/// stream does, and every time is a finite non-negative number of seconds.
+pub fn lifecycle(input: &LifecycleInput, ds: &[LifecycleDecision]) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for d in ds {
+        let id = &d.stream_id;
+        if !input.streams.iter().any(|s| &s.id == id) {
+            return Err(format!("unknown stream `{id}`"));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(format!("stream `{id}` decided twice"));
+        }
+        for t in std::iter::once(d.keep_alive_seconds).chain(d.prewarm_after_seconds) {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(format!(
+                    "stream `{id}`: {t} s is not a finite non-negative time"
+                ));
+            }
+        }
+    }
+    if let Some(missing) = input.streams.iter().find(|s| !seen.contains(s.id.as_str())) {
+        return Err(format!("stream `{}` has no decision", missing.id));
     }
     Ok(())
 }

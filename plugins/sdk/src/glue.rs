@@ -9,6 +9,9 @@
 //! wit_bindgen::generate!({ world: "policy", path: "../../wit" });
 //! tandem_plugin_sdk::export_policy!(tandem_plugin_sdk::policy::Thief);
 //! ```
+//!
+//! The macros target the current WIT package (`tandem:plugin@0.2.0`); components built against
+//! 0.1.0 with an earlier SDK keep working, since the host converts both.
 
 /// Conversions for the shared `types` interface; expanded inside the guest crate.
 #[doc(hidden)]
@@ -49,6 +52,8 @@ macro_rules! __tandem_types_glue {
                         s::PluginKind::Policy => w::PluginKind::Policy,
                         s::PluginKind::ConfigSpace => w::PluginKind::ConfigSpace,
                         s::PluginKind::Estimator => w::PluginKind::Estimator,
+                        s::PluginKind::Selector => w::PluginKind::Selector,
+                        s::PluginKind::Lifecycle => w::PluginKind::Lifecycle,
                     },
                     summary: d.summary,
                     params: d
@@ -91,6 +96,7 @@ macro_rules! __tandem_types_glue {
                     width: x.width,
                     batch_size: x.batch_size,
                     learning_rate: x.learning_rate,
+                    start_from: x.start_from,
                 }
             }
 
@@ -103,6 +109,7 @@ macro_rules! __tandem_types_glue {
                     width: x.width,
                     batch_size: x.batch_size,
                     learning_rate: x.learning_rate,
+                    start_from: x.start_from,
                 }
             }
 
@@ -132,6 +139,8 @@ macro_rules! __tandem_types_glue {
                             config: retrain_config(r.config),
                             accuracy_after: r.accuracy_after,
                             gpu_seconds: r.gpu_seconds,
+                            accuracy_error: r.accuracy_error,
+                            progress: r.progress,
                         })
                         .collect(),
                     infer: x
@@ -143,6 +152,7 @@ macro_rules! __tandem_types_glue {
                             gpu_cost: p.gpu_cost,
                         })
                         .collect(),
+                    running: x.running,
                 }
             }
 
@@ -306,6 +316,7 @@ macro_rules! export_estimator {
                 )
                 .map(|p| exports::tandem::plugin::estimate::Prediction {
                     accuracy: p.accuracy,
+                    accuracy_error: p.accuracy_error,
                     gpu_seconds: p.gpu_seconds,
                     seconds_at: p.seconds_at,
                 })
@@ -314,5 +325,117 @@ macro_rules! export_estimator {
         }
 
         export!(TandemEstimator);
+    };
+}
+
+/// Export a [`Selector`](crate::zoo::Selector) implementation from a crate that ran
+/// `wit_bindgen::generate!({ world: "selector", .. })`.
+#[macro_export]
+macro_rules! export_selector {
+    ($imp:ty) => {
+        $crate::__tandem_types_glue!();
+
+        struct TandemSelector;
+
+        impl exports::tandem::plugin::meta::Guest for TandemSelector {
+            fn describe() -> tandem::plugin::types::Description {
+                tandem_glue::description(<$imp as $crate::zoo::Selector>::describe())
+            }
+        }
+
+        impl exports::tandem::plugin::select::Guest for TandemSelector {
+            fn select(
+                r: exports::tandem::plugin::select::SelectionRequest,
+                params: Vec<tandem::plugin::types::Param>,
+            ) -> Result<Vec<String>, tandem::plugin::types::PluginError> {
+                let request = $crate::types::SelectionRequest {
+                    stream_id: r.stream_id,
+                    window: r.window,
+                    signature: r.signature,
+                    entries: r
+                        .entries
+                        .into_iter()
+                        .map(|e| $crate::types::ZooEntry {
+                            id: e.id,
+                            origin_stream: e.origin_stream,
+                            origin_window: e.origin_window,
+                            signature: e.signature,
+                            accuracy: e.accuracy,
+                            uses: e.uses,
+                            last_used_window: e.last_used_window,
+                        })
+                        .collect(),
+                    max_candidates: r.max_candidates,
+                };
+                <$imp as $crate::zoo::Selector>::select(&request, &tandem_glue::params(params))
+                    .map_err(tandem_glue::error)
+            }
+        }
+
+        export!(TandemSelector);
+    };
+}
+
+/// Export a [`Lifecycle`](crate::lifecycle::Lifecycle) implementation from a crate that ran
+/// `wit_bindgen::generate!({ world: "lifecycle", .. })`.
+#[macro_export]
+macro_rules! export_lifecycle {
+    ($imp:ty) => {
+        $crate::__tandem_types_glue!();
+
+        struct TandemLifecycle;
+
+        impl exports::tandem::plugin::meta::Guest for TandemLifecycle {
+            fn describe() -> tandem::plugin::types::Description {
+                tandem_glue::description(<$imp as $crate::lifecycle::Lifecycle>::describe())
+            }
+        }
+
+        impl exports::tandem::plugin::scaling::Guest for TandemLifecycle {
+            fn plan(
+                input: exports::tandem::plugin::scaling::LifecycleInput,
+                params: Vec<tandem::plugin::types::Param>,
+            ) -> Result<
+                Vec<exports::tandem::plugin::scaling::LifecycleDecision>,
+                tandem::plugin::types::PluginError,
+            > {
+                use exports::tandem::plugin::scaling as l;
+                let input = $crate::types::LifecycleInput {
+                    now_seconds: input.now_seconds,
+                    memory_budget_bytes: input.memory_budget_bytes,
+                    streams: input
+                        .streams
+                        .into_iter()
+                        .map(|a| $crate::types::StreamActivity {
+                            id: a.id,
+                            phase: match a.phase {
+                                l::StreamPhase::Active => $crate::types::StreamPhase::Active,
+                                l::StreamPhase::WarmIdle => $crate::types::StreamPhase::WarmIdle,
+                                l::StreamPhase::Cold => $crate::types::StreamPhase::Cold,
+                                l::StreamPhase::Starting => $crate::types::StreamPhase::Starting,
+                            },
+                            idle_seconds: a.idle_seconds,
+                            idle_history: a.idle_history,
+                            resident_bytes: a.resident_bytes,
+                            cold_start_seconds: a.cold_start_seconds,
+                            accuracy: a.accuracy,
+                        })
+                        .collect(),
+                };
+                <$imp as $crate::lifecycle::Lifecycle>::plan(&input, &tandem_glue::params(params))
+                    .map(|ds| {
+                        ds.into_iter()
+                            .map(|d| l::LifecycleDecision {
+                                stream_id: d.stream_id,
+                                keep_alive_seconds: d.keep_alive_seconds,
+                                prewarm_after_seconds: d.prewarm_after_seconds,
+                            })
+                            .collect()
+                    })
+                    .map_err(tandem_glue::error)
+            }
+        }
+
+        export!(TandemLifecycle);
     };
 }

@@ -6,6 +6,9 @@
 //! - [`estimate`]: the window-averaged accuracy estimate and PickConfigs;
 //! - [`policy`]: the reference policies (thief, fair, fixed-res, fixed-config, no-retrain, oracle);
 //! - [`space`]: configuration spaces (Ekya's grid); [`optimus`]: the curve-fit estimator;
+//! - [`zoo`]: zoo selectors (nearest signature, check everything); [`lifecycle`]: when idle
+//!   streams scale to zero and are pre-warmed (fixed keep-alive, always warm, scale to zero, the
+//!   hybrid histogram);
 //! - [`sample`]: deterministic Ekya-shaped inputs for tests, validation and benchmarks;
 //! - [`glue`]: macros exporting any of these as a WebAssembly component.
 //!
@@ -17,9 +20,11 @@
 
 pub mod estimate;
 pub mod glue;
+pub mod lifecycle;
 pub mod optimus;
 pub mod params;
 pub mod policy;
 pub mod sample;
 pub mod space;
 pub mod types;
+pub mod zoo;

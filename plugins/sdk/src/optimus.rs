@@ -231,6 +231,7 @@ impl Estimator for Optimus {
             .collect();
         Ok(Prediction {
             accuracy,
+            accuracy_error: Vec::new(),
             gpu_seconds,
             seconds_at,
         })

@@ -1,11 +1,13 @@
 //! Deterministic sample inputs shaped like Ekya's profiles, for tests, `tandem plugin
 //! validate` and the benchmark: per stream, 18 retraining profiles whose GPU cost spans about
 //! 200× and whose accuracy gain saturates, and inference profiles from the brief's
-//! frame-sampling curve at two resolutions.
+//! frame-sampling curve at two resolutions; a zoo for selectors and streams for lifecycle
+//! policies.
 
 use crate::space::FRAME_SAMPLING;
 use crate::types::{
-    InferConfig, InferProfile, PolicyInput, RetrainConfig, RetrainProfile, StreamInput, StreamState,
+    InferConfig, InferProfile, LifecycleInput, PolicyInput, RetrainConfig, RetrainProfile,
+    SelectionRequest, StreamActivity, StreamInput, StreamPhase, StreamState, ZooEntry,
 };
 
 /// Accuracy factor when keeping 1 frame in k, for k in [`FRAME_SAMPLING`] (Ekya, one stream).
@@ -80,9 +82,12 @@ pub fn policy_input(streams: usize, gpus: u32, configs: usize, seed: u64) -> Pol
                                 width,
                                 batch_size: 64,
                                 learning_rate: 0.001,
+                                start_from: None,
                             },
                             accuracy_after: (a0 + gain).min(0.98),
                             gpu_seconds: 1.2 * work * cost_scale * (0.8 + 0.4 * rng.next()),
+                            accuracy_error: 0.0,
+                            progress: 0.0,
                         });
                     }
                 }
@@ -97,6 +102,7 @@ pub fn policy_input(streams: usize, gpus: u32, configs: usize, seed: u64) -> Pol
                 },
                 retrain,
                 infer: infer_profiles(),
+                running: None,
             }
         })
         .collect();
@@ -105,5 +111,63 @@ pub fn policy_input(streams: usize, gpus: u32, configs: usize, seed: u64) -> Pol
         gpus,
         window_seconds: 200.0,
         elapsed_seconds: 0.0,
+    }
+}
+
+/// A zoo of `entries` models over a few recurring scenes, and a stream whose signature is near
+/// one of them: what a selector is checked and timed on.
+pub fn selection_request(entries: usize, signature_len: usize, seed: u64) -> SelectionRequest {
+    let mut rng = Lcg(seed);
+    let scenes: Vec<Vec<f64>> = (0..4)
+        .map(|_| (0..signature_len).map(|_| rng.next()).collect())
+        .collect();
+    let near = |scene: &[f64], rng: &mut Lcg| -> Vec<f64> {
+        scene
+            .iter()
+            .map(|x| x + 0.05 * (rng.next() - 0.5))
+            .collect()
+    };
+    SelectionRequest {
+        stream_id: "cam0".into(),
+        window: entries as u32,
+        signature: near(&scenes[0], &mut rng),
+        entries: (0..entries)
+            .map(|i| ZooEntry {
+                id: format!("m{i}"),
+                origin_stream: format!("cam{}", i % 3),
+                origin_window: i as u32,
+                signature: near(&scenes[i % scenes.len()], &mut rng),
+                accuracy: 0.6 + 0.3 * rng.next(),
+                uses: (rng.next() * 5.0) as u32,
+                last_used_window: i as u32,
+            })
+            .collect(),
+        max_candidates: 8,
+    }
+}
+
+/// `streams` streams in every phase, with idle histories that repeat roughly every 60 s.
+pub fn lifecycle_input(streams: usize, seed: u64) -> LifecycleInput {
+    let mut rng = Lcg(seed);
+    let phases = [
+        StreamPhase::Active,
+        StreamPhase::WarmIdle,
+        StreamPhase::Cold,
+        StreamPhase::Starting,
+    ];
+    LifecycleInput {
+        now_seconds: 3600.0,
+        streams: (0..streams)
+            .map(|i| StreamActivity {
+                id: format!("cam{i}"),
+                phase: phases[i % phases.len()],
+                idle_seconds: if i % 4 == 0 { 0.0 } else { 30.0 * rng.next() },
+                idle_history: (0..12).map(|_| 55.0 + 10.0 * rng.next()).collect(),
+                resident_bytes: 4 << 20,
+                cold_start_seconds: 0.05,
+                accuracy: 0.7,
+            })
+            .collect(),
+        memory_budget_bytes: Some(16 << 20),
     }
 }

@@ -131,6 +131,7 @@ impl ConfigSpace for EkyaSpace {
                             width,
                             batch_size: batch,
                             learning_rate: lr,
+                            start_from: None,
                         });
                     }
                 }

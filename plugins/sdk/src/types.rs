@@ -1,4 +1,5 @@
-//! The plain domain types that cross the plugin boundary, mirroring `wit/types.wit` one to one.
+//! The plain domain types that cross the plugin boundary, mirroring `wit/` (package
+//! `tandem:plugin@0.2.0`) one to one; a 0.1.0 plugin sees them without what 0.2.0 added.
 //!
 //! Guests convert the generated WIT types into these at the boundary (see [`crate::glue`]); the
 //! host re-exports them as its scheduling domain types, so the engine, the native benchmark and
@@ -48,6 +49,8 @@ pub enum PluginKind {
     Policy,
     ConfigSpace,
     Estimator,
+    Selector,
+    Lifecycle,
 }
 
 impl PluginKind {
@@ -57,8 +60,17 @@ impl PluginKind {
             PluginKind::Policy => "policy",
             PluginKind::ConfigSpace => "config-space",
             PluginKind::Estimator => "estimator",
+            PluginKind::Selector => "selector",
+            PluginKind::Lifecycle => "lifecycle",
         }
     }
+}
+
+/// Whether a number is zero (what new fields that default to 0 leave out of JSON records, so
+/// records of earlier versions read and compare the same).
+#[cfg(feature = "serde")]
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A plugin's self-description.
@@ -122,6 +134,12 @@ pub struct RetrainConfig {
     pub width: u32,
     pub batch_size: u32,
     pub learning_rate: f64,
+    /// The zoo model it starts from (none: the serving model); with 0 epochs, deployed as is.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub start_from: Option<String>,
 }
 
 /// An inference configuration λ.
@@ -139,7 +157,14 @@ pub struct InferConfig {
 pub struct RetrainProfile {
     pub config: RetrainConfig,
     pub accuracy_after: f64,
+    /// At a full GPU; for the job in progress, what it has left.
     pub gpu_seconds: f64,
+    /// Standard error of `accuracy_after` (0: measured, or not known).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
+    pub accuracy_error: f64,
+    /// Fraction already done: above 0 only for the job in progress.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
+    pub progress: f64,
 }
 
 /// An inference configuration's profile: accuracy factor and the GPU share it needs.
@@ -158,6 +183,13 @@ pub struct StreamInput {
     pub state: StreamState,
     pub retrain: Vec<RetrainProfile>,
     pub infer: Vec<InferProfile>,
+    /// The retraining job in progress, one of `retrain` (the others are what it could
+    /// switch to).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub running: Option<String>,
 }
 
 /// The input to one scheduling decision.
@@ -232,6 +264,81 @@ pub struct EstimateRequest {
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct Prediction {
     pub accuracy: Vec<f64>,
+    /// The estimator's standard error of each accuracy (empty: none given).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
+    pub accuracy_error: Vec<f64>,
     pub gpu_seconds: f64,
     pub seconds_at: Vec<f64>,
+}
+
+/// A model of the zoo as a selector sees it (world `selector`).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct ZooEntry {
+    pub id: String,
+    pub origin_stream: String,
+    pub origin_window: u32,
+    pub signature: Vec<f64>,
+    pub accuracy: f64,
+    pub uses: u32,
+    pub last_used_window: u32,
+}
+
+/// What a selector chooses candidates for.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct SelectionRequest {
+    pub stream_id: String,
+    pub window: u32,
+    pub signature: Vec<f64>,
+    pub entries: Vec<ZooEntry>,
+    pub max_candidates: u32,
+}
+
+/// Where a stream is in its serverless life (world `lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum StreamPhase {
+    Active,
+    WarmIdle,
+    Cold,
+    Starting,
+}
+
+/// One stream's activity, for a lifecycle policy.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct StreamActivity {
+    pub id: String,
+    pub phase: StreamPhase,
+    pub idle_seconds: f64,
+    pub idle_history: Vec<f64>,
+    pub resident_bytes: u64,
+    pub cold_start_seconds: f64,
+    pub accuracy: f64,
+}
+
+/// The input to a lifecycle decision.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct LifecycleInput {
+    pub now_seconds: f64,
+    pub streams: Vec<StreamActivity>,
+    pub memory_budget_bytes: Option<u64>,
+}
+
+/// A lifecycle decision for one stream.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct LifecycleDecision {
+    pub stream_id: String,
+    pub keep_alive_seconds: f64,
+    pub prewarm_after_seconds: Option<f64>,
 }

@@ -5,13 +5,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::prepare::{Pending, ProfileTask, StreamProfiles};
-use super::{Engine, Run};
+use super::{Clocked, Engine, Window};
 use crate::compute::Backend;
 use crate::data::Dataset;
+use crate::engine::profiler::{Profile, ProfileTask};
+use crate::engine::schedule::Scheduler;
 use crate::engine::serve::{self, LiveServed};
 use crate::engine::slicer::{Progress, TimeSlicer};
-use crate::engine::stream::WindowData;
+use crate::engine::stream::{StreamWindow, WindowData};
 use crate::model::{self, Model, Trainer};
 
 impl<B: Backend> Engine<'_, B> {
@@ -21,239 +22,298 @@ impl<B: Backend> Engine<'_, B> {
     /// its frames as they arrive from the window's start; once the labels are in, the
     /// micro-profile runs beside it, one profiling run per batch, on the profiler's share,
     /// and the first decision comes when it is done; then the started retraining jobs train
-    /// batch by batch. Decisions and the executor's bookkeeping are as on the virtual clock;
-    /// completions come from the device, and the frames served are the ones the inference
-    /// jobs really processed.
-    pub(super) fn run_real(
-        &self,
-        w: u32,
-        st: &mut Run<B>,
-        tasks: Vec<ProfileTask<B>>,
-        pending: &[Pending],
-        profiler_share: f64,
-    ) -> RealWindow {
+    /// batch by batch. The scheduler decides as on the virtual clock; completions come from
+    /// the device, and the frames served are the ones the inference jobs really processed.
+    pub(super) fn run_real(&self, window: &mut Window<'_, B>) -> Clocked {
+        let Window {
+            sched,
+            streams: windows,
+            tasks,
+            profiler_share,
+        } = window;
         let scale = self.scenario.real_time_scale;
         let horizon = self.scenario.window_seconds;
         let until = horizon / scale;
-        // The modelled server's G GPUs map onto this one device: a share of g GPUs is g/G of
-        // its time, and reports come back in GPUs.
-        let gpus = self.scenario.gpus as f64;
-        let mut slicer = TimeSlicer::new();
-        // A job's (allocated, delivered) shares so far, in GPUs.
-        let shares = |slicer: &TimeSlicer, id: usize| {
-            let r = slicer.report(id);
-            (r.allocated_share * gpus, r.delivered_share * gpus)
-        };
-        let n = st.prepared.len();
-        let mut serving: Vec<(usize, Rc<RefCell<LiveInfer<B>>>)> = Vec::with_capacity(n);
-        for i in 0..n {
-            let data = st.prepared[i].data.clone();
-            let fps = self.cameras[i].spec.frame_rate;
-            let job = Rc::new(RefCell::new(LiveInfer {
-                out: LiveServed::default(),
-                data,
-                model: st.versions[i][0].duplicate(self.be),
-                version: 0,
-                sampling: 1,
-                resolution: 0,
-                next_due: 0,
-            }));
-            let handle = job.clone();
-            let be = self.be;
-            // Window seconds → slicer seconds, and back.
-            let id = slicer.add(0.0, move |now| {
-                handle
-                    .borrow_mut()
-                    .step(be, fps, now * scale, |t| t / scale)
-            });
-            serving.push((id, job));
-        }
-        self.sync_inference(&mut slicer, &serving, st);
+        let mut device = Device::new(self, windows);
+        device.sync_inference(self, sched, windows);
 
         // The labels' delay, then the micro-profile beside inference.
-        slicer.run(self.scenario.golden_delay_seconds / scale);
-        let runs: Vec<(usize, usize)> = tasks
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| (0..t.runs.len()).map(move |k| (i, k)))
-            .collect();
-        let profiles: Rc<RefCell<Vec<StreamProfiles>>> = Rc::new(RefCell::new(vec![Vec::new(); n]));
-        let mut profiled = runs.is_empty();
-        let mut profiler_device = 0.0;
-        if !profiled {
-            let (out, be, cost, tasks) = (profiles.clone(), self.be, self.cost.clone(), &tasks);
-            let mut next = 0;
-            let id = slicer.add(profiler_share / gpus, move |_| {
-                let (i, k) = runs[next];
-                out.borrow_mut()[i].push(tasks[i].run(be, k, &cost));
-                next += 1;
-                if next < runs.len() {
-                    Progress::Worked
-                } else {
-                    Progress::Done
-                }
-            });
-            // Nothing else can finish before the first decision.
-            profiled = slicer.run(until) == Some(id);
-            let r = slicer.report(id);
-            profiler_device = r.delivered_share * r.seconds;
-            if !profiled {
-                // The window ended first: the rest is profiled off the clock, so that every
-                // prediction is still recorded (no decision is made this window).
-                let mut profiles = profiles.borrow_mut();
-                for (t, done) in tasks.iter().zip(profiles.iter_mut()) {
-                    for k in done.len()..t.runs.len() {
-                        done.push(t.run(self.be, k, &self.cost));
-                    }
-                }
-            }
-        }
+        device
+            .slicer
+            .run(self.scenario.golden_delay_seconds / scale);
+        let (profiles, profiler_device, profiled) =
+            device.profile(self, tasks, *profiler_share, until);
         let decision_at = if profiled {
-            (slicer.now() * scale).min(horizon)
+            (device.slicer.now() * scale).min(horizon)
         } else {
             horizon
         };
         // Its device time in GPU-seconds of the modelled server, with the window start's
         // modelled measurements (reference slice, resolution factors).
-        let profiler_gpu =
-            profiler_device * scale * gpus + pending.iter().map(|p| p.gpu.0 + p.gpu.1).sum::<f64>();
-        self.finish_all(st, pending, &profiles.borrow());
-        if decision_at < horizon {
-            self.first_decision(st, decision_at);
-        }
-
-        // Per stream: (slicer id, the job's model, data and trainer).
-        let mut running: Vec<Option<RunningJob<B>>> = (0..n).map(|_| None).collect();
-        let mut deciding = decision_at < horizon;
-        while deciding {
-            // Bring the slicer in line with the executor: inference shares, configurations
-            // and deployed models; new retraining jobs, changed shares, drops.
-            self.sync_inference(&mut slicer, &serving, st);
-            for (i, slot) in running.iter_mut().enumerate() {
-                match (st.exec.running_config(i), &*slot) {
-                    (Some(config), None) => {
-                        let (model, data, cfg) =
-                            self.job(i, w, &st.prepared[i], config, &st.versions[i][0]);
-                        let job = Rc::new(RefCell::new(RealJob {
-                            trainer: Trainer::new(&data, &cfg),
-                            model,
-                            data,
-                            config: config.to_string(),
-                        }));
-                        let handle = job.clone();
-                        let be = self.be;
-                        let id = slicer.add(st.exec.retrain_share(i) / gpus, move |_| {
-                            let mut j = handle.borrow_mut();
-                            let RealJob {
-                                trainer,
-                                model,
-                                data,
-                                ..
-                            } = &mut *j;
-                            trainer.step(be, model, data);
-                            if trainer.done() {
-                                Progress::Done
-                            } else {
-                                Progress::Worked
-                            }
-                        });
-                        *slot = Some((id, job));
-                    }
-                    (Some(_), Some((id, _))) => {
-                        slicer.set_share(*id, st.exec.retrain_share(i) / gpus)
-                    }
-                    (None, Some((id, _))) => {
-                        slicer.stop(*id);
-                        if let Some(j) = st.jobs[i].as_mut() {
-                            (j.allocated_share, j.delivered_share) = shares(&slicer, *id);
-                        }
-                        *slot = None;
-                    }
-                    (None, None) => {}
-                }
-            }
-            let Some(id) = slicer.run(until) else {
-                deciding = false;
-                continue;
-            };
-            let i = running
+        let profiler_gpu = profiler_device * scale * device.gpus
+            + windows
                 .iter()
-                .position(|r| r.as_ref().is_some_and(|(j, _)| *j == id))
-                .expect("only retraining jobs finish");
-            let (_, job) = running[i].take().expect("running");
-            let at = (slicer.now() * scale).min(horizon);
-            st.exec.advance(at);
-            // What the others have left, as the device measured it.
-            for (k, r) in running.iter().enumerate() {
-                if let Some((_, job)) = r {
-                    let t = &job.borrow().trainer;
-                    let left = 1.0 - t.samples_done() as f64 / t.samples_total().max(1) as f64;
-                    st.exec.set_remaining_fraction(k, left);
-                }
-            }
-            let done = st.exec.finish(i, at);
-            let got = shares(&slicer, id);
-            let RealJob { model, config, .. } = Rc::try_unwrap(job)
-                .ok()
-                .expect("the slicer dropped its handle")
-                .into_inner();
+                .map(|wd| wd.overhead.0 + wd.overhead.1)
+                .sum::<f64>();
+        self.estimate(sched, windows, tasks, &profiles);
+
+        sched.run(decision_at, &mut |sched| {
+            // Bring the slicer in line with the scheduler: inference shares, configurations
+            // and deployed models; new retraining jobs, changed shares, drops.
+            device.sync_inference(self, sched, windows);
+            device.sync_jobs(self, sched, windows, tasks);
+            let id = device.slicer.run(until)?;
+            let (i, model, config) = device.take_finished(id);
+            let at = (device.slicer.now() * scale).min(horizon);
+            let done = sched.finish(i, at, &device.left());
             debug_assert_eq!(config, done.config);
-            self.complete(st, done, model, got);
-        }
+            let got = device.shares(id);
+            let outcome = self.outcome(i, &mut windows[i], sched.input(i), model, got);
+            Some((done, outcome))
+        });
         // Jobs still running at the window end: what they got so far.
-        for (i, r) in running.iter().enumerate() {
-            if let (Some((id, _)), Some(j)) = (r, st.jobs[i].as_mut()) {
-                (j.allocated_share, j.delivered_share) = shares(&slicer, *id);
+        for i in 0..device.running.len() {
+            if let Some((id, _)) = device.running[i] {
+                device.measured[i] = Some(device.shares(id));
             }
         }
         // Inference goes on to the window's end whatever happened before.
-        slicer.run(until);
-        st.exec.advance(horizon);
-        RealWindow {
-            decision_at,
-            profiler_gpu,
-            served: serving
-                .iter()
-                .map(|(id, job)| LiveServed {
-                    shares: shares(&slicer, *id),
+        device.slicer.run(until);
+        let live = device
+            .serving
+            .iter()
+            .map(|(id, job)| {
+                Some(LiveServed {
+                    shares: device.shares(*id),
                     ..std::mem::take(&mut job.borrow_mut().out)
                 })
-                .collect(),
+            })
+            .collect();
+        Clocked {
+            decision_at,
+            profiler_gpu,
+            live,
+            measured: device.measured,
+        }
+    }
+}
+
+/// This device as the real clock runs a window on it: the time slicer and the jobs in it.
+struct Device<'s, B: Backend> {
+    slicer: TimeSlicer<'s>,
+    /// GPUs of the modelled server: they map onto this one device, so a share of g GPUs is
+    /// g/G of its time, and reports come back in GPUs.
+    gpus: f64,
+    /// Per stream: its inference job.
+    serving: Vec<LiveJob<B>>,
+    /// Per stream: its retraining job, while one runs.
+    running: Vec<Option<RunningJob<B>>>,
+    /// Per stream: what its last job got, if it stopped before finishing.
+    measured: Vec<Option<(f64, f64)>>,
+}
+
+impl<'s, B: Backend> Device<'s, B> {
+    /// Each stream's inference job, live in the slicer from the window's start.
+    fn new(engine: &'s Engine<'_, B>, windows: &[StreamWindow<B>]) -> Self {
+        let scale = engine.scenario.real_time_scale;
+        let mut slicer = TimeSlicer::new();
+        let serving = windows
+            .iter()
+            .zip(&engine.streams)
+            .map(|(window, st)| {
+                let fps = st.camera.spec.frame_rate;
+                let job = Rc::new(RefCell::new(LiveInfer {
+                    out: LiveServed::default(),
+                    data: window.data.clone(),
+                    model: window.versions[0].duplicate(engine.be),
+                    version: 0,
+                    sampling: 1,
+                    resolution: 0,
+                    next_due: 0,
+                }));
+                let (handle, be) = (job.clone(), engine.be);
+                // Window seconds → slicer seconds, and back.
+                let id = slicer.add(0.0, move |now| {
+                    handle
+                        .borrow_mut()
+                        .step(be, fps, now * scale, |t| t / scale)
+                });
+                (id, job)
+            })
+            .collect();
+        let n = windows.len();
+        Self {
+            slicer,
+            gpus: engine.scenario.gpus as f64,
+            serving,
+            running: (0..n).map(|_| None).collect(),
+            measured: vec![None; n],
         }
     }
 
-    /// Bring the real clock's inference jobs in line with the executor: share, sampling,
-    /// resolution and serving model version.
+    /// A job's (allocated, delivered) shares so far, in GPUs.
+    fn shares(&self, id: usize) -> (f64, f64) {
+        let r = self.slicer.report(id);
+        (r.allocated_share * self.gpus, r.delivered_share * self.gpus)
+    }
+
+    /// Run the micro-profile as one job on the profiler's share until it is done or the
+    /// window ends. Returns each stream's profiles (what the window did not get to is
+    /// profiled off the clock, so that every prediction is still recorded, though no
+    /// decision is made this window), the device seconds it used and whether it finished
+    /// in time.
+    fn profile(
+        &mut self,
+        engine: &'s Engine<'_, B>,
+        tasks: &'s [ProfileTask<B>],
+        profiler_share: f64,
+        until: f64,
+    ) -> (Vec<Vec<Profile>>, f64, bool) {
+        let runs: Vec<(usize, usize)> = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| (0..t.runs()).map(move |k| (i, k)))
+            .collect();
+        let profiles: Rc<RefCell<Vec<Vec<Profile>>>> =
+            Rc::new(RefCell::new(vec![Vec::new(); tasks.len()]));
+        if runs.is_empty() {
+            return (profiles.take(), 0.0, true);
+        }
+        let (out, be, cost) = (profiles.clone(), engine.be, &engine.cost);
+        let mut next = 0;
+        let id = self.slicer.add(profiler_share / self.gpus, move |_| {
+            let (i, k) = runs[next];
+            out.borrow_mut()[i].push(tasks[i].run(be, k, cost));
+            next += 1;
+            if next < runs.len() {
+                Progress::Worked
+            } else {
+                Progress::Done
+            }
+        });
+        // Nothing else can finish before the first decision.
+        let profiled = self.slicer.run(until) == Some(id);
+        let r = self.slicer.report(id);
+        let device = r.delivered_share * r.seconds;
+        let mut profiles = profiles.take();
+        for (t, done) in tasks.iter().zip(profiles.iter_mut()) {
+            for k in done.len()..t.runs() {
+                done.push(t.run(engine.be, k, &engine.cost));
+            }
+        }
+        (profiles, device, profiled)
+    }
+
+    /// Bring the inference jobs in line with the scheduler: share, sampling, resolution
+    /// and serving model version.
     fn sync_inference(
-        &self,
-        slicer: &mut TimeSlicer,
-        serving: &[(usize, Rc<RefCell<LiveInfer<B>>>)],
-        st: &Run<B>,
+        &mut self,
+        engine: &Engine<'_, B>,
+        sched: &Scheduler<'_>,
+        windows: &[StreamWindow<B>],
     ) {
-        let gpus = self.scenario.gpus as f64;
-        for (i, (id, job)) in serving.iter().enumerate() {
-            let seg = st
-                .exec
+        for (i, (id, job)) in self.serving.iter().enumerate() {
+            let seg = sched
+                .executor()
                 .infer_segments(i)
                 .pop()
                 .expect("a segment from time 0");
             let mut j = job.borrow_mut();
             if j.version != seg.model {
-                j.model = st.versions[i][seg.model].duplicate(self.be);
+                j.model = windows[i].versions[seg.model].duplicate(engine.be);
                 j.version = seg.model;
             }
             (j.sampling, j.resolution) = (seg.sampling.max(1), seg.resolution);
-            slicer.set_share(*id, seg.share / gpus);
+            self.slicer.set_share(*id, seg.share / self.gpus);
         }
+    }
+
+    /// Bring the retraining jobs in line with the scheduler: start the new ones (trained
+    /// batch by batch from the window's starting model), re-share the running ones, stop
+    /// the dropped ones (recording what they got).
+    fn sync_jobs(
+        &mut self,
+        engine: &'s Engine<'_, B>,
+        sched: &Scheduler<'_>,
+        windows: &[StreamWindow<B>],
+        tasks: &[ProfileTask<B>],
+    ) {
+        let exec = sched.executor();
+        for i in 0..self.running.len() {
+            let share = exec.retrain_share(i) / self.gpus;
+            match (exec.running_config(i), &self.running[i]) {
+                (Some(config), None) => {
+                    let (model, data, cfg) = engine.job(i, &windows[i], &tasks[i], config);
+                    let job = Rc::new(RefCell::new(RealJob {
+                        trainer: Trainer::new(&data, &cfg),
+                        model,
+                        data,
+                        config: config.to_string(),
+                    }));
+                    let (handle, be) = (job.clone(), engine.be);
+                    let id = self.slicer.add(share, move |_| {
+                        let mut j = handle.borrow_mut();
+                        let RealJob {
+                            trainer,
+                            model,
+                            data,
+                            ..
+                        } = &mut *j;
+                        trainer.step(be, model, data);
+                        if trainer.done() {
+                            Progress::Done
+                        } else {
+                            Progress::Worked
+                        }
+                    });
+                    self.running[i] = Some((id, job));
+                }
+                (Some(_), Some((id, _))) => self.slicer.set_share(*id, share),
+                (None, Some((id, _))) => {
+                    let id = *id;
+                    self.slicer.stop(id);
+                    self.measured[i] = Some(self.shares(id));
+                    self.running[i] = None;
+                }
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// The job slicer job `id` was, which just finished: its stream, trained model and
+    /// configuration.
+    fn take_finished(&mut self, id: usize) -> (usize, Model<B>, String) {
+        let i = self
+            .running
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|(j, _)| *j == id))
+            .expect("only retraining jobs finish");
+        let (_, job) = self.running[i].take().expect("running");
+        let RealJob { model, config, .. } = Rc::try_unwrap(job)
+            .ok()
+            .expect("the slicer dropped its handle")
+            .into_inner();
+        (i, model, config)
+    }
+
+    /// What the running jobs have left of their work, as the device measured it.
+    fn left(&self) -> Vec<(usize, f64)> {
+        self.running
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| {
+                let t = &r.as_ref()?.1.borrow().trainer;
+                Some((
+                    k,
+                    1.0 - t.samples_done() as f64 / t.samples_total().max(1) as f64,
+                ))
+            })
+            .collect()
     }
 }
 
-/// What the real clock's window reports beside the shared state.
-pub(super) struct RealWindow {
-    pub(super) decision_at: f64,
-    pub(super) profiler_gpu: f64,
-    pub(super) served: Vec<LiveServed>,
-}
+/// A stream's inference job in the time slicer: its slicer id and its shared state.
+type LiveJob<B> = (usize, Rc<RefCell<LiveInfer<B>>>);
 
 /// A job in the time slicer: its slicer id and its shared state.
 type RunningJob<B> = (usize, Rc<RefCell<RealJob<B>>>);

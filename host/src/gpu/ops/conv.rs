@@ -29,20 +29,10 @@ pub(super) struct ConvParams {
 }
 
 fn params(s: ConvShape, total: usize) -> ConvParams {
-    ConvParams {
-        n: u32_of(s.n),
-        h: u32_of(s.h),
-        w: u32_of(s.w),
-        c: u32_of(s.c),
-        kh: u32_of(s.kh),
-        kw: u32_of(s.kw),
-        stride: u32_of(s.stride),
-        pad: u32_of(s.pad),
-        oh: u32_of(s.oh()),
-        ow: u32_of(s.ow()),
-        patch_len: u32_of(s.patch()),
-        total: u32_of(total),
-    }
+    u32_params!(ConvParams {
+        n = s.n, h = s.h, w = s.w, c = s.c, kh = s.kh, kw = s.kw, stride = s.stride, pad = s.pad,
+        oh = s.oh(), ow = s.ow(), patch_len = s.patch(), total = total;
+    })
 }
 
 /// Unfolds `x` into `cols` (zero padding).

@@ -7,6 +7,14 @@
 //! one dimension would exceed the 65,535-workgroup limit; the kernels rebuild the linear
 //! index as `gid.y * num_workgroups.x * WG + gid.x`.
 
+/// A kernel's `#[repr(C)]` params from sizes, each `field = size` converted by [`u32_of`];
+/// after the `;`, fields given as they are (padding).
+macro_rules! u32_params {
+    ($ty:ident { $($f:ident = $size:expr),+ $(,)? ; $($rest:tt)* }) => {
+        $ty { $($f: u32_of($size),)+ $($rest)* }
+    };
+}
+
 pub mod bias;
 pub mod conv;
 pub mod gemm;

@@ -29,18 +29,10 @@ pub(super) struct PoolParams {
 }
 
 fn params(s: PoolShape, total: usize) -> PoolParams {
-    PoolParams {
-        n: u32_of(s.n),
-        h: u32_of(s.h),
-        w: u32_of(s.w),
-        c: u32_of(s.c),
-        k: u32_of(s.k),
-        stride: u32_of(s.stride),
-        oh: u32_of(s.oh()),
-        ow: u32_of(s.ow()),
-        total: u32_of(total),
-        _pad: [0; 3],
-    }
+    u32_params!(PoolParams {
+        n = s.n, h = s.h, w = s.w, c = s.c, k = s.k, stride = s.stride, oh = s.oh(), ow = s.ow(),
+        total = total; _pad: [0; 3]
+    })
 }
 
 /// Matches `struct Params` in `global_avg_pool.wgsl` and `global_avg_pool_backward.wgsl`.

@@ -3,6 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{KernelId, grid, u32_of};
+use crate::compute::SgdStep;
 use crate::gpu::GpuContext;
 
 /// Matches `struct Params` in `sgd.wgsl`.
@@ -16,25 +17,22 @@ pub(super) struct SgdParams {
 }
 
 /// `v = momentum·v + g + wd·w; w -= lr·v` over the first `len` elements.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd(
     ctx: &GpuContext,
     w: &wgpu::Buffer,
     g: &wgpu::Buffer,
     v: &wgpu::Buffer,
     len: usize,
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
+    step: SgdStep,
 ) {
     if len == 0 {
         return;
     }
     let p = SgdParams {
         len: u32_of(len),
-        lr,
-        momentum,
-        weight_decay,
+        lr: step.lr,
+        momentum: step.momentum,
+        weight_decay: step.weight_decay,
     };
     ctx.dispatch(KernelId::Sgd, bytemuck::bytes_of(&p), &[w, g, v], grid(len));
 }
