@@ -621,7 +621,19 @@ fn an_oversized_plugin_file_is_refused_before_it_is_read() {
 
 #[test]
 fn memory_bomb_is_capped() {
-    let e = misbehave("memory").unwrap_err();
+    // A generous deadline, so the cap (not the clock of a loaded test machine) stops it.
+    let host = PluginHost::new(Limits {
+        deadline: Duration::from_secs(10),
+        ..Limits::default()
+    })
+    .unwrap()
+    .with_cache_dir(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let p = host
+        .load("test-misbehave", &guest_bytes("test-misbehave"))
+        .unwrap();
+    let e = host
+        .decide(&p, &policy_input(3, 1, 18, 31), &[txt("mode", "memory")], 0)
+        .unwrap_err();
     assert!(
         matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 64 << 20),
         "{e}"
@@ -764,7 +776,8 @@ fn a_plugin_named_like_a_built_in_is_refused() {
 #[test]
 fn limits_are_configurable() {
     let limits = Limits {
-        deadline: Duration::from_millis(30),
+        // Long enough for a debug build's call on a loaded machine, far below the default.
+        deadline: Duration::from_millis(100),
         memory_bytes: 16 << 20,
     };
     let strict = PluginHost::new(limits)
@@ -783,7 +796,7 @@ fn limits_are_configurable() {
         "{e}"
     );
     assert!(
-        t.elapsed() < Duration::from_millis(30 + 500),
+        t.elapsed() < Duration::from_millis(100 + 500),
         "stopped after {:?}",
         t.elapsed()
     );
