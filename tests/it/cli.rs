@@ -145,6 +145,16 @@ fn bad_arguments_are_refused_before_anything_runs() {
     let (_, err) = text(&out);
     assert!(err.contains("not a text file"), "{err}");
     assert_eq!(err.matches("valid UTF-8").count(), 0, "{err}");
+    // A modelled server of a billion GPUs is refused, naming the key.
+    let huge = dir.join("huge.toml");
+    std::fs::write(
+        &huge,
+        TINY.replace("seed = 5", "seed = 5\ngpus = 1000000000"),
+    )
+    .unwrap();
+    let out = tandem(&["run", huge.to_str().unwrap()]).output().unwrap();
+    let (_, err) = text(&out);
+    assert!(err.contains("`gpus`: must be from 1 to 1024"), "{err}");
     // A samplelist outside the scenario's folder is refused, naming the key and line.
     let escape = dir.join("escape.toml");
     std::fs::write(

@@ -387,6 +387,18 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = call(&app, form("scenario=demo&policy=/etc/passwd.wasm")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // No windows, too many, or a parameter the policy does not declare: refused up front.
+    for body in [
+        "scenario=demo&policy=thief&windows=0",
+        "scenario=demo&policy=thief&windows=51",
+        "scenario=demo&policy=thief:bogus=1",
+    ] {
+        let (status, page) = call(&app, form(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {page}");
+    }
+    let (_, page) = call(&app, form("scenario=demo&policy=thief:bogus=1")).await;
+    assert!(page.contains("no parameter `bogus`"), "{page}");
+    assert!(state.arenas.list().is_empty(), "nothing started");
 
     // Built-ins can be disabled but not deleted.
     if let Some(thief) = state.catalog.registry.find("thief").unwrap() {
@@ -498,4 +510,22 @@ fn labels_are_cut_to_fit() {
         "window",
     );
     assert!(svg.contains(">a-camera-with-a-lon…<"), "{svg}");
+}
+
+#[test]
+fn a_generated_admin_token_is_never_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = super::data::tempdir();
+    let (token, fresh) = http::security::admin_token(&dir, None).unwrap();
+    assert!(fresh && token.len() == 32);
+    let mode = std::fs::metadata(dir.join("admin-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Read back, not regenerated.
+    assert_eq!(
+        http::security::admin_token(&dir, None).unwrap(),
+        (token, false)
+    );
 }
