@@ -9,4 +9,6 @@ export OUT="${OUT:-$CARGO_TARGET_DIR/browser-test}"
 cargo build --quiet
 # A valid component that is not a built-in, to upload through the form.
 plugin="$CARGO_TARGET_DIR/wasm32-wasip2/plugin/tandem_plugin_test_misbehave.wasm"
-node tests/browser/run.mjs "$CARGO_TARGET_DIR/debug/tandem" "$plugin"
+# The Python port of fair (scripts/setup.sh builds it), uploaded and compared with fair.
+fair_py="$CARGO_TARGET_DIR/wasm32-wasip2/plugin/fair_py.wasm"
+node tests/browser/run.mjs "$CARGO_TARGET_DIR/debug/tandem" "$plugin" "$fair_py"

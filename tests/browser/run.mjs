@@ -1,9 +1,12 @@
 // Browser test: Debian's chromium, headless, driven by playwright-core, against a real
 // `tandem demo`. It opens the live page and waits for an SSE update, signs in, uploads a bad
-// plugin (refused) and a good one, starts a comparison and waits for it, then opens a run and
-// a window in history. Screenshots of each page go to $OUT (default target/browser-test).
+// plugin (refused), a good one and the Python port of `fair` (plugins/python/fair), starts a
+// comparison of thief, fair and the Python fair and waits for it (the Python fair decides every
+// window itself, choosing what fair chooses), then opens a run and a window in history.
+// Screenshots of each page go to $OUT (default target/browser-test).
 //
-// Usage: node run.mjs <tandem binary> (scripts/browser-test.sh builds it and calls this).
+// Usage: node run.mjs <tandem binary> <a valid plugin> <the Python fair component>
+// (scripts/browser-test.sh builds them and calls this).
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -12,6 +15,7 @@ import { join } from "node:path";
 
 const bin = process.argv[2];
 const goodPlugin = process.argv[3];
+const pythonFair = process.argv[4];
 const out = process.env.OUT || "target/browser-test";
 mkdirSync(out, { recursive: true });
 const dataDir = mkdtempSync(join(tmpdir(), "tandem-browser-"));
@@ -35,6 +39,7 @@ async function waitFor(what, f, seconds) {
   fail(`timed out after ${seconds} s waiting for ${what}`);
 }
 
+if (!pythonFair || !existsSync(pythonFair)) fail(`no Python fair component at ${pythonFair} (run scripts/setup.sh)`);
 const started = Date.now();
 await waitFor("the server's address", () => printed.includes("tandem dashboard:"), 180);
 const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
@@ -87,12 +92,23 @@ if (goodPlugin && existsSync(goodPlugin)) {
   if (!ok.includes("stored")) fail(`good plugin not stored: ${ok}`);
   await shot("plugins.png");
 }
-console.log("plugins: bad upload refused, good one stored");
+// The Python fair (a component of about 18 MB carrying CPython): stored after its sample run.
+let t0 = Date.now();
+await page.setInputFiles("#upload input[type=file]", pythonFair);
+await Promise.all([page.waitForNavigation({ timeout: 600000 }), page.click("#upload button")]);
+const pyOk = await page.textContent("#notice");
+if (!pyOk.includes("stored fair-py")) fail(`Python fair not stored: ${pyOk}`);
+await shot("plugins-python.png");
+console.log(`plugins: bad upload refused, good one and the Python fair stored (Python upload ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 
 // 4. Compare: two policies on the tiny scenario, one window each, side by side.
 await page.goto(`${base}/compare`);
 const tiny = await page.$("input[name=scenario][value=tiny-synthetic]");
 if (tiny) await tiny.check();
+// The uploaded Python policy is offered beside the built-ins.
+const pyBox = await page.$("input[name=policy][value=fair-py]");
+if (!pyBox) fail("the Python fair is not offered on the Compare page");
+await pyBox.check();
 await page.fill("input[name=windows]", "1");
 await Promise.all([page.waitForNavigation(), page.click("#compare-form button")]);
 await page.waitForFunction(() => {
@@ -100,7 +116,20 @@ await page.waitForFunction(() => {
   return s && s.textContent.trim() === "done";
 }, null, { timeout: 300000 });
 const lanes = await page.$$eval("#lanes tbody tr", (rows) => rows.map((r) => r.textContent));
-if (lanes.length < 2 || !lanes.every((l) => l.includes("finished"))) fail(`lanes: ${lanes}`);
+if (lanes.length < 3 || !lanes.every((l) => l.includes("finished"))) fail(`lanes: ${lanes}`);
+// The Python fair took its decisions itself (no fallback) and chose what fair chose.
+const py = await page.$$eval("#lanes tbody tr", (rows) => rows
+  .map((r) => [...r.querySelectorAll("td")].map((c) => c.textContent.trim()))
+  .find((c) => c[0] === "fair-py"));
+if (!py || Number(py[5]) < 1 || Number(py[6]) !== 0) fail(`fair-py lane: ${py}`);
+const same = await page.$$eval("#configs", (tables) => {
+  const t = tables[0];
+  const heads = [...t.querySelectorAll("thead th")].map((h) => h.textContent.trim());
+  const [f, p] = [heads.indexOf("fair"), heads.indexOf("fair-py")];
+  const rows = [...t.querySelectorAll("tbody tr")].map((r) => [...r.querySelectorAll("td")].map((c) => c.textContent.trim()));
+  return { f, p, rows: rows.length, differ: rows.filter((c) => c[f] !== c[p]).length };
+});
+if (same.f < 0 || same.p < 0 || same.rows < 1 || same.differ !== 0) fail(`fair vs fair-py configurations: ${JSON.stringify(same)}`);
 await page.check("#diffonly");
 await shot("compare.png");
 console.log(`compare: ${lanes.length} arenas finished (${((Date.now() - started) / 1000).toFixed(0)} s)`);

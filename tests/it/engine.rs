@@ -64,6 +64,13 @@ fn tiny() -> Scenario {
     Scenario::parse(TINY, Path::new("tiny.toml")).unwrap()
 }
 
+/// `s` with the profile before the first decision (Ekya's timing): every policy call then
+/// comes at the decision or at a completion.
+fn before(mut s: Scenario) -> Scenario {
+    s.profiler.timing = tandem::engine::scenario::ProfileTiming::Before;
+    s
+}
+
 fn engine_host() -> Arc<PluginHost> {
     static HOST: OnceLock<Arc<PluginHost>> = OnceLock::new();
     HOST.get_or_init(|| {
@@ -200,7 +207,7 @@ fn same_seed_same_results() {
 #[test]
 fn thief_retrains_and_reschedules_on_completion() {
     let be = CpuBackend::new(2);
-    let ws = run(&be, &tiny(), "thief", vec![]);
+    let ws = run(&be, &before(tiny()), "thief", vec![]);
     let finished: Vec<_> = ws
         .iter()
         .flat_map(|w| w.streams.iter().filter_map(|s| s.retrain.as_ref()))
@@ -269,7 +276,7 @@ fn thief_retrains_and_reschedules_on_completion() {
 #[test]
 fn failing_policy_falls_back_to_fair_and_is_recorded() {
     let be = CpuBackend::new(2);
-    let mut s = tiny();
+    let mut s = before(tiny());
     s.windows = 1;
     let mode = |m: &str| {
         vec![Param {
@@ -624,7 +631,7 @@ fn a_run_reads_as_interrupted_once_its_lease_lapses() {
 #[test]
 fn two_gpus_are_used_and_never_exceeded() {
     let be = CpuBackend::new(2);
-    let mut s = tiny();
+    let mut s = before(tiny());
     s.gpus = 2;
     s.windows = 1;
     let ws = run(&be, &s, "thief", vec![]);
@@ -764,18 +771,42 @@ fn real_clock_inference_serves_the_frames_its_share_buys() {
 }
 
 #[test]
-fn calibration_corrects_by_earlier_errors_of_the_same_kind() {
-    use tandem::engine::calibrate::Calibration;
+fn calibration_corrects_by_earlier_errors_of_the_same_kind_and_scales_their_spread() {
+    use tandem::engine::calibrate::{Calibration, Raw};
+    let raw = |kind, predicted, stated| Raw {
+        config: "c".into(),
+        kind,
+        predicted,
+        stated,
+    };
     let mut c = Calibration::default();
     assert_eq!(c.correction((1, 15)), 0.0);
+    // With no outcome yet, the stated error stands.
+    assert!((c.error(0.05) - 0.05).abs() < 1e-12);
     // One outcome moves the correction half-way to its error; others follow with more.
-    c.observe((1, 15), 0.9, 0.7);
+    c.observe(&raw((1, 15), 0.9, 0.05), 0.7);
     assert!((c.correction((1, 15)) + 0.1).abs() < 1e-12);
-    c.observe((1, 15), 0.8, 0.6);
+    c.observe(&raw((1, 15), 0.8, 0.05), 0.6);
     assert!((c.correction((1, 15)) + 0.4 / 3.0).abs() < 1e-12);
     // Other layer groups or lengths are not corrected by it.
     assert_eq!(c.correction((3, 15)), 0.0);
     assert_eq!(c.correction((1, 5)), 0.0);
+    // Misses of 0.2 - 0.133 = 0.067 each, against stated errors of 0.05: the error widens
+    // by sqrt((1 + 2 * (0.067 / 0.05)^2) / 3).
+    let miss = (0.2 - 0.4 / 3.0) / 0.05;
+    let scale = ((1.0 + 2.0 * miss * miss) / 3.0f64).sqrt();
+    assert!(
+        (c.error(0.05) - 0.05 * scale).abs() < 1e-12,
+        "{}",
+        c.error(0.05)
+    );
+    assert!(scale > 1.0);
+    // Outcomes well inside their stated errors narrow it.
+    let mut tight = Calibration::default();
+    for _ in 0..5 {
+        tight.observe(&raw((2, 5), 0.7, 0.1), 0.7);
+    }
+    assert!(tight.error(0.1) < 0.1 * 0.5);
 }
 
 #[test]
@@ -812,15 +843,23 @@ fn a_policy_run_without_the_profiler_decides_at_once_and_predicts_nothing() {
 }
 
 #[test]
-fn the_profile_host_option_is_taken_out_of_a_policy_spec_and_checked() {
-    use tandem::engine::{host_options, parse_policy, policy_label};
-    let spec = parse_policy("fair:retrain-config=head-d0.5-e5:profile=false").unwrap();
-    let (plugin, profile) = host_options(&spec).unwrap();
-    assert_eq!(profile, Some(false));
+fn host_options_are_taken_out_of_a_policy_spec_and_checked() {
+    use tandem::engine::scenario::ProfileTiming;
+    use tandem::engine::{HostOptions, host_options, parse_policy, policy_label};
+    let spec =
+        parse_policy("fair:retrain-config=head-d0.5-e5:profile=false:timing=before").unwrap();
+    let (plugin, options) = host_options(&spec).unwrap();
+    assert_eq!(options.profile, Some(false));
+    assert_eq!(options.timing, Some(ProfileTiming::Before));
     assert_eq!(policy_label(&plugin), "fair:retrain-config=head-d0.5-e5");
     assert_eq!(
         host_options(&parse_policy("thief").unwrap()).unwrap().1,
-        None
+        HostOptions::default()
+    );
+    let e = host_options(&parse_policy("thief:timing=later").unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("timing must be before or beside"),
+        "{e}"
     );
     let e = host_options(&parse_policy("fair:profile=maybe").unwrap()).unwrap_err();
     assert!(
@@ -900,4 +939,105 @@ fn runs_share_the_apps_plugin_host() {
         assert!(!run.host.same_engine(&separate), "{policy}");
         assert!(Arc::ptr_eq(&run.policy, &catalog.load(policy).unwrap()));
     }
+}
+
+#[test]
+fn the_profile_runs_beside_a_safe_start_and_the_policy_replans_once_it_is_in() {
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 1;
+    // Long enough for the profile to come in on the tiny model's slow GPU.
+    s.window_seconds = 2000.0;
+    let ws = run(&be, &s, "thief", vec![]);
+    let w = &ws[0];
+    let golden = s.golden_delay_seconds;
+    // At the labels' delay every stream starts retraining its safe configuration, on the
+    // GPUs the profile leaves, before any policy call.
+    let start: Vec<_> = w.allocations.iter().filter(|a| a.at == golden).collect();
+    assert_eq!(start.len(), s.cameras.len(), "{:#?}", w.allocations);
+    assert!(start.iter().all(|a| a.retrain_config.is_some()));
+    let total: f64 = start.iter().map(|a| a.infer_share + a.retrain_share).sum();
+    assert!(
+        total <= s.gpus as f64 * (1.0 - s.profiler.share) + 1e-9,
+        "{total}"
+    );
+    // The policy first decides once the profile is in, with the running jobs' progress and
+    // what each could switch to.
+    let first = &w.policy_calls[0];
+    assert!(first.at > golden && (first.at - w.decision_at).abs() < 1e-9);
+    assert!(w.profiler_gpu_seconds > 0.0);
+    let running: Vec<_> = first
+        .input
+        .streams
+        .iter()
+        .filter(|st| st.running.is_some())
+        .collect();
+    for st in &running {
+        let name = st.running.as_deref().unwrap();
+        let job = st.retrain.iter().find(|r| r.config.name == name).unwrap();
+        assert!(job.progress > 0.0 && job.progress < 1.0, "{job:?}");
+        assert!(
+            st.retrain.len() > 1,
+            "no alternative offered to {}",
+            st.state.id
+        );
+    }
+    // A stream whose safe job finished before the profile is offered nothing more.
+    for st in first.input.streams.iter().filter(|st| st.running.is_none()) {
+        assert!(st.retrain.is_empty(), "{} offered again", st.state.id);
+    }
+    // The profiled predictions come with their standard errors.
+    assert!(
+        first
+            .input
+            .streams
+            .iter()
+            .flat_map(|st| &st.retrain)
+            .all(|r| r.accuracy_error > 0.0)
+    );
+}
+
+#[test]
+fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
+    let be = CpuBackend::new(2);
+    // Camera a never drifts; camera b drifts hard in window 1. Enough labels that a measured
+    // accuracy moves by a few points, not six, between two windows of one scene.
+    let mut s = tiny();
+    s.profiler.timing = tandem::engine::scenario::ProfileTiming::Before;
+    for c in &mut s.cameras {
+        c.train_samples = 400;
+    }
+    let b = &mut s.cameras[1].drift[0];
+    (b.brightness, b.noise, b.rotation) = (0.3, 0.3, 40.0);
+    let reused = run(&be, &s, "thief", vec![]);
+    s.profiler.reuse = false;
+    let fresh = run(&be, &s, "thief", vec![]);
+    assert_eq!(reused[0].profiler_saved_gpu_seconds, 0.0);
+    let (r, f) = (&reused[1], &fresh[1]);
+    assert!(r.profiler_saved_gpu_seconds > 0.0, "nothing reused");
+    assert!(r.profiler_gpu_seconds < f.profiler_gpu_seconds);
+    assert!(r.decision_at < f.decision_at);
+    // Camera a's predictions in window 1 are window 0's, re-anchored on its serving model,
+    // and still offered (as predictions, with their errors) to the policy.
+    let offered = |w: &WindowReport, cam: &str| -> Vec<(String, f64)> {
+        w.predictions
+            .iter()
+            .filter(|p| p.stream == cam)
+            .map(|p| (p.config.clone(), p.predicted_accuracy))
+            .collect()
+    };
+    let (a0, a1) = (offered(&reused[0], "a"), offered(r, "a"));
+    assert_eq!(a0.len(), a1.len());
+    let start = r
+        .streams
+        .iter()
+        .find(|st| st.stream == "a")
+        .unwrap()
+        .start_accuracy;
+    for ((c0, p0), (c1, p1)) in a0.iter().zip(&a1) {
+        assert_eq!(c0, c1);
+        assert!((p1 - p0.max(start)).abs() < 1e-12, "{c1}: {p1} from {p0}");
+    }
+    // Camera b's scene changed: profiled afresh.
+    assert_ne!(offered(&reused[0], "b"), offered(r, "b"));
 }

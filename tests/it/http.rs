@@ -114,6 +114,7 @@ pub(crate) fn window() -> WindowReport {
             infer_share: 0.25,
         }],
         profiler_gpu_seconds: 1.5,
+        profiler_saved_gpu_seconds: 0.0,
         gpus: 1,
         window_seconds: 200.0,
         decision_at: 10.0,

@@ -14,8 +14,10 @@ mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CS
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
 mod plugins; // real guest plugins built and run: sandbox limits, output checks, registry
+mod python; // Python plugins (componentize-py): the Python fair decides as the Rust one; limits
 mod replay; // the simulator mode on Ekya-format and recorded profiles, with real guest policies
 mod samplelist; // Ekya's samplelist source: PNG/PGM/PPM frames written by the test, crops, bad rows
+mod scaffold; // `tandem plugin new` outside the repository: Rust and Python, scaffold, build, validate
 mod shaders; // naga parses and validates every .wgsl file (no adapter needed)
 mod slicer; // the real clock's time slicer: delivered vs allocated share on real training steps
 mod support; // seeded inputs, tolerance checks, the shared wgpu backend, history helpers

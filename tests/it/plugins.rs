@@ -13,7 +13,7 @@ use tandem::plugin::types::{
     RetrainConfig, Schedule, StreamState, ThroughputPoint,
 };
 use tandem::plugin::{Limits, Plugin, PluginError, PluginHost, Registry};
-use tandem_plugin_sdk::policy::{Allocation, ThiefOptions, ThiefVariant, evaluate, thief};
+use tandem_plugin_sdk::policy::{Allocation, Anchor, ThiefOptions, ThiefVariant, evaluate, thief};
 use tandem_plugin_sdk::sample::policy_input;
 
 /// Every guest crate the tests use: the reference plugins and the misbehaving fixture.
@@ -155,21 +155,34 @@ fn reference_plugins_describe_themselves() {
         .collect();
     assert_eq!(
         names,
-        ["delta", "variant", "rounds", "spare", "min-accuracy"]
+        [
+            "delta",
+            "variant",
+            "rounds",
+            "spare",
+            "anchor",
+            "risk",
+            "margin",
+            "switch",
+            "min-accuracy"
+        ]
     );
 }
 
 #[test]
-fn thief_never_worse_than_its_fair_start_and_matches_native() {
+fn thief_never_worse_than_its_anchor_and_matches_native() {
     for (streams, gpus, seed) in [(2, 1, 1), (4, 1, 2), (6, 2, 3), (10, 8, 4), (10, 2, 5)] {
         let input = policy_input(streams, gpus, 18, seed);
         let s = decide("thief", &input, &[]);
-        let (_, fair) = evaluate(&input, &Allocation::fair(&input), 0.0);
+        let (_, uniform) = evaluate(&input, &Allocation::split(&input, 0.5), 0.0);
         let got = s.estimated_accuracy.expect("thief reports its estimate");
         assert!(
-            got >= fair - 1e-12,
-            "{streams} streams/{gpus} GPUs: thief {got} < fair start {fair}"
+            got >= uniform - 1e-12,
+            "{streams} streams/{gpus} GPUs: thief {got} < its uniform anchor {uniform}"
         );
+        let paper = decide("thief", &input, &[txt("anchor", "fair"), num("risk", 0.0)]);
+        let (_, fair) = evaluate(&input, &Allocation::fair(&input), 0.0);
+        assert!(paper.estimated_accuracy.unwrap() >= fair - 1e-12);
         assert!(total_share(&s) <= f64::from(gpus) + 1e-6);
         // The guest runs exactly the sdk's algorithm.
         let opts = ThiefOptions {
@@ -178,6 +191,8 @@ fn thief_never_worse_than_its_fair_start_and_matches_native() {
             variant: ThiefVariant::Refine,
             rounds: 3,
             spare: true,
+            anchor: Anchor::Uniform,
+            risk: 1.0,
         };
         let (_, _, native) = thief(&input, opts);
         assert!(

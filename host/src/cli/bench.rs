@@ -30,11 +30,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wgpu: bool,
     },
-    /// Plugin host: instantiation, call overhead, thief decision time (WebAssembly vs native).
+    /// Plugin host: instantiation, call overhead, thief decision time (WebAssembly vs native),
+    /// and fair in Rust beside its Python port (size, compile, instantiate, decisions).
     Plugins {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// The Python fair component [default: <target>/wasm32-wasip2/plugin/fair_py.wasm
+        /// beside this executable, where scripts/setup.sh builds it].
+        #[arg(long)]
+        python_fair: Option<std::path::PathBuf>,
     },
 }
 
@@ -54,7 +59,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BenchCommand::Plugins { json } => super::plugin_bench::run(json),
+        BenchCommand::Plugins { json, python_fair } => super::plugin_bench::run(json, python_fair),
     }
 }
 

@@ -10,6 +10,7 @@ mod plugin;
 mod plugin_bench;
 mod replay;
 mod run;
+mod scaffold;
 mod serve;
 mod train;
 

@@ -13,11 +13,13 @@ mod dataset;
 pub mod drift;
 pub mod fashion;
 pub mod idx;
+pub mod look;
 pub mod samplelist;
 pub mod synthetic;
 
 pub use dataset::Dataset;
 pub use drift::Drift;
+pub use look::Look;
 
 use std::path::{Component, Path, PathBuf};
 

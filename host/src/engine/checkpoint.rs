@@ -5,8 +5,8 @@
 //! engine's state into `<data-dir>/checkpoints/run-<id>/w<next>/`: per stream its model
 //! (`stream-<i>.safetensors`, as [`crate::model::weights`] writes models) and its exemplar
 //! memory (`memory-<i>.safetensors`: images `[n, h, w, c]` f32 and labels `[n]` u8), plus
-//! `state.json` (the next window, each stream's inference choice and sampling factors, the
-//! calibration). The folder is written under a temporary name and renamed, the history's
+//! `state.json` (the next window, each stream's inference choice, sampling factors and what its
+//! last window predicted and did, the calibration). The folder is written under a temporary name and renamed, the history's
 //! `runs.checkpoint` points at it in the same transaction as the window, and the previous one is
 //! deleted only after that commit: whatever moment a crash picks, the history names a whole
 //! checkpoint that matches its last committed window. The window loop exposes its state
@@ -23,12 +23,13 @@ use serde::{Deserialize, Serialize};
 use super::EngineError;
 use super::calibrate::Calibration;
 use super::memory::ExemplarMemory;
+use super::stream::Recent;
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{Arch, Model, weights};
 
 /// The checkpoint format's version (in `state.json`).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// One stream's state between windows, borrowed from the engine.
 pub struct StreamView<'a, B: Backend> {
@@ -37,6 +38,7 @@ pub struct StreamView<'a, B: Backend> {
     pub memory: &'a ExemplarMemory,
     pub infer: &'a Option<(f64, String)>,
     pub sampling: &'a [(u32, f64)],
+    pub recent: &'a Recent,
 }
 
 /// The engine's state between windows, borrowed.
@@ -55,6 +57,7 @@ pub struct StreamState<B: Backend> {
     pub memory: Dataset,
     pub infer: Option<(f64, String)>,
     pub sampling: Vec<(u32, f64)>,
+    pub recent: Recent,
 }
 
 /// The engine's state read back from a checkpoint.
@@ -69,6 +72,7 @@ struct StreamJson {
     id: String,
     infer: Option<(f64, String)>,
     sampling: Vec<(u32, f64)>,
+    recent: Recent,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,6 +124,7 @@ pub fn save<B: Backend>(
                 id: s.id.to_string(),
                 infer: s.infer.clone(),
                 sampling: s.sampling.to_vec(),
+                recent: s.recent.clone(),
             })
             .collect(),
     };
@@ -207,6 +212,7 @@ pub fn load<B: Backend>(
             memory,
             infer: s.infer,
             sampling: s.sampling,
+            recent: s.recent,
         });
     }
     Ok(Restored {

@@ -174,9 +174,10 @@ impl Executor {
         self.now = to;
     }
 
-    /// Advance to the next retraining completion and return it; or, if none comes before
-    /// the window ends, advance to the end and return `None`.
-    pub fn run_to_next_completion(&mut self) -> Option<Completion> {
+    /// Advance to the next retraining completion before `until` (at most the window's end)
+    /// and return it; or, if none comes before, advance to `until` and return `None`.
+    pub fn run_to_next_completion(&mut self, until: f64) -> Option<Completion> {
+        let until = until.min(self.horizon);
         let next = self
             .retrain
             .iter()
@@ -188,7 +189,7 @@ impl Executor {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         match next {
-            Some((i, at)) if at < self.horizon => {
+            Some((i, at)) if at < until => {
                 self.advance(at);
                 let j = self.retrain[i].as_mut().expect("job exists");
                 j.remaining = 0.0;
@@ -202,10 +203,25 @@ impl Executor {
                 })
             }
             _ => {
-                self.advance(self.horizon);
+                self.advance(until);
                 None
             }
         }
+    }
+
+    /// GPUs allocated now: every inference share and every running job's share.
+    pub fn allocated(&self) -> f64 {
+        let infer: f64 = (0..self.infer.len()).map(|i| self.infer_share(i)).sum();
+        infer
+            + (0..self.retrain.len())
+                .map(|i| self.retrain_share(i))
+                .sum::<f64>()
+    }
+
+    /// Fraction of stream `i`'s running job already done.
+    pub fn progress(&self, i: usize) -> Option<f64> {
+        let j = self.retrain.get(i)?.as_ref().filter(|j| j.running)?;
+        Some(1.0 - j.remaining / j.total.max(1e-12))
     }
 
     /// Set stream `i`'s running job's remaining work to `fraction` of its total (the real

@@ -39,7 +39,7 @@ use std::sync::Arc;
 pub use cost::CostModel;
 pub use report::{RunReport, WindowReport};
 pub use scenario::{Scenario, ScenarioError, parse_policy, policy_label};
-pub use session::{Session, host_options};
+pub use session::{HostOptions, Session, host_options};
 pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 

@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 
 use super::Plugins;
-use super::calibrate::{self, Calibration};
+use super::calibrate::{self, Calibration, Raw};
 use super::cost::CostModel;
 use super::report::PredictionRecord;
 use super::scenario::{ProfileAxis, ProfilerSettings};
@@ -197,6 +197,9 @@ pub struct ProfileTask<B: Backend> {
     /// One run per group of plans that train the same network on the same data: the
     /// index of the group's first plan and the run's seed. None with the profiler off.
     runs: Vec<(usize, u64)>,
+    /// Predictions carried over from the last window instead of profiling (see
+    /// [`ProfileTask::reuse`]).
+    reused: Option<Vec<RetrainProfile>>,
 }
 
 /// What a stream's profiles predict of its candidates.
@@ -205,9 +208,9 @@ pub struct Estimates {
     pub retrain: Vec<RetrainProfile>,
     /// Every prediction made, for the record.
     pub records: Vec<PredictionRecord>,
-    /// Per prediction: its configuration, kind and value before calibration (what the
-    /// calibration learns from once the job has run).
-    pub uncorrected: Vec<(String, calibrate::Kind, f64)>,
+    /// Each prediction as the estimator made it (what the calibration learns from once its
+    /// job has run).
+    pub uncorrected: Vec<Raw>,
 }
 
 impl<B: Backend> ProfileTask<B> {
@@ -238,7 +241,65 @@ impl<B: Backend> ProfileTask<B> {
             settings: settings.clone(),
             plans,
             runs,
+            reused: None,
         }
+    }
+
+    /// Profile only the groups that train on `fraction` of the window's data (the other
+    /// candidates are offered with no gain predicted); returns the modelled GPU-seconds the
+    /// dropped runs would have cost.
+    pub fn narrow(&mut self, fraction: f64, cost: &CostModel) -> f64 {
+        let keep: Vec<bool> = self
+            .runs
+            .iter()
+            .map(|(r, _)| self.plans[*r].config.data_fraction == fraction)
+            .collect();
+        let saved = (0..self.runs.len())
+            .filter(|&k| !keep[k])
+            .map(|k| self.run_cost(k, cost).0)
+            .sum();
+        let mut k = 0;
+        self.runs.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+        saved
+    }
+
+    /// Offer `offers` (the last window's predictions, re-anchored) instead of profiling;
+    /// returns the modelled GPU-seconds the skipped runs would have cost.
+    pub fn reuse(&mut self, offers: Vec<RetrainProfile>, cost: &CostModel) -> f64 {
+        let saved = (0..self.runs.len()).map(|k| self.run_cost(k, cost).0).sum();
+        self.runs.clear();
+        self.reused = Some(offers);
+        saved
+    }
+
+    /// Run `k`'s sample size and modelled cost: (GPU-seconds, samples, per-epoch training,
+    /// one evaluation of the slice).
+    fn run_cost(&self, k: usize, cost: &CostModel) -> (f64, usize, f64, f64) {
+        let plan = &self.plans[self.runs[k].0];
+        let job = job_size(
+            self.data.fit.len(),
+            self.data.memory.len(),
+            plan.config.data_fraction,
+        );
+        let samples = job_size(job, 0, self.settings.sample_fraction);
+        let (h, w) = (self.data.fit.h, self.data.fit.w);
+        let per_epoch = cost.train_seconds(h, w, plan.layers, samples);
+        let eval = cost.infer_seconds(h, w, self.data.slice.len());
+        let anchor = if plan.head == self.model.arch().hidden {
+            0.0
+        } else {
+            eval
+        };
+        let epochs = self.settings.epochs as f64;
+        (
+            (per_epoch + eval) * epochs + anchor,
+            samples,
+            per_epoch,
+            eval,
+        )
     }
 
     /// Profiling runs to make.
@@ -249,6 +310,14 @@ impl<B: Backend> ProfileTask<B> {
     /// The candidates' plans.
     pub fn plans(&self) -> &[JobPlan] {
         &self.plans
+    }
+
+    /// Each candidate's true cost: (configuration, modelled GPU-seconds at a full GPU).
+    pub fn costs(&self) -> Vec<(String, f64)> {
+        self.plans
+            .iter()
+            .map(|p| (p.config.name.clone(), p.gpu_seconds))
+            .collect()
     }
 
     /// Make run `k`: train a copy for the profiler's epochs on a sample of what its jobs
@@ -284,17 +353,13 @@ impl<B: Backend> ProfileTask<B> {
                 .min((sample.len() / PROFILE_STEPS_PER_EPOCH).max(1)),
             ..base
         };
-        let (h, w) = (self.data.fit.h, self.data.fit.w);
-        let per_epoch = cost.train_seconds(h, w, plan.layers, sample.len());
-        let eval = cost.infer_seconds(h, w, self.data.slice.len());
+        let (gpu_seconds, samples, per_epoch, _) = self.run_cost(k, cost);
+        debug_assert_eq!(samples, sample.len());
         // The copy starts as the serving model unless its head is replaced.
-        let (anchor, anchor_cost) = if plan.head == hidden {
-            (self.data.serving_on_slice, 0.0)
+        let anchor = if plan.head == hidden {
+            self.data.serving_on_slice
         } else {
-            (
-                model::evaluate(be, &mut m, &self.data.slice, 256) as f64,
-                eval,
-            )
+            model::evaluate(be, &mut m, &self.data.slice, 256) as f64
         };
         let mut observations = Vec::new();
         let slice = &self.data.slice;
@@ -307,7 +372,7 @@ impl<B: Backend> ProfileTask<B> {
         });
         Profile {
             anchor,
-            gpu_seconds: (per_epoch + eval) * self.settings.epochs as f64 + anchor_cost,
+            gpu_seconds,
             observations,
             samples: sample.len(),
         }
@@ -315,8 +380,10 @@ impl<B: Backend> ProfileTask<B> {
 
     /// Turn the runs' profiles (`profiles[k]` is run `k`'s) into what the policy is offered:
     /// each candidate's prediction from the estimator plugin, carried from the slice to the
-    /// whole validation split and corrected by `calibration`. Without a profile (the
-    /// profiler is off) a candidate is offered at its modelled cost with no gain predicted.
+    /// whole validation split and corrected by `calibration`, with its standard error (the
+    /// estimator's, or the profiler's prior, rescaled by `calibration`). Without a profile
+    /// (the profiler is off) a candidate is offered at its modelled cost with no gain
+    /// predicted; with reused predictions, those.
     pub fn estimate(
         &self,
         profiles: &[Profile],
@@ -328,6 +395,11 @@ impl<B: Backend> ProfileTask<B> {
             records: Vec::new(),
             uncorrected: Vec::new(),
         };
+        if let Some(offers) = &self.reused {
+            out.records = offers.iter().map(|r| self.record(r, None)).collect();
+            out.retrain = offers.clone();
+            return out;
+        }
         for plan in &self.plans {
             let key = plan.profile_key();
             let profile = self
@@ -346,44 +418,52 @@ impl<B: Backend> ProfileTask<B> {
                 });
                 continue;
             };
-            let (accuracy_after, gpu_seconds, estimator_error) =
-                self.predict(plan, profile, plugins);
-            out.uncorrected
-                .push((plan.config.name.clone(), plan.kind(), accuracy_after));
-            let accuracy_after = if self.settings.calibrate {
-                (accuracy_after + calibration.correction(plan.kind())).clamp(0.0, 1.0)
+            let (raw, gpu_seconds, estimator_error) = self.predict(plan, profile, plugins);
+            let (accuracy_after, accuracy_error) = if self.settings.calibrate {
+                (
+                    (raw.predicted + calibration.correction(plan.kind())).clamp(0.0, 1.0),
+                    calibration.error(raw.stated),
+                )
             } else {
-                accuracy_after
+                (raw.predicted, raw.stated)
             };
-            out.records.push(PredictionRecord {
-                stream: self.stream.clone(),
-                config: plan.config.name.clone(),
-                predicted_accuracy: accuracy_after,
-                predicted_gpu_seconds: gpu_seconds,
-                actual_accuracy: None,
-                actual_gpu_seconds: None,
-                estimator_error,
-            });
-            out.retrain.push(RetrainProfile {
+            let offer = RetrainProfile {
                 config: plan.config.clone(),
                 accuracy_after,
                 gpu_seconds,
-                accuracy_error: 0.0,
+                accuracy_error,
                 progress: 0.0,
-            });
+            };
+            out.records.push(self.record(&offer, estimator_error));
+            out.retrain.push(offer);
+            out.uncorrected.push(raw);
         }
         out
     }
 
-    /// The estimator's (accuracy on the validation split, GPU-seconds) for `plan` from its
-    /// group's `profile`, uncalibrated, with the estimator's error if it failed (the last
-    /// profiled point and the modelled cost stand in).
+    /// The record of an offered prediction.
+    fn record(&self, offer: &RetrainProfile, estimator_error: Option<String>) -> PredictionRecord {
+        PredictionRecord {
+            stream: self.stream.clone(),
+            config: offer.config.name.clone(),
+            predicted_accuracy: offer.accuracy_after,
+            predicted_gpu_seconds: offer.gpu_seconds,
+            actual_accuracy: None,
+            actual_gpu_seconds: None,
+            estimator_error,
+        }
+    }
+
+    /// The estimator's prediction for `plan` from its group's `profile` (on the validation
+    /// split, uncalibrated, with the standard error it states or the profiler's prior), its
+    /// GPU-seconds, and the estimator's error if it failed (the last profiled point and the
+    /// modelled cost stand in).
     fn predict(
         &self,
         plan: &JobPlan,
         profile: &Profile,
         plugins: &Plugins,
-    ) -> (f64, f64, Option<String>) {
+    ) -> (Raw, f64, Option<String>) {
         let c = &plan.config;
         // The curve is anchored where the profiled copy started, on the slice it was
         // measured on (a replaced head starts near chance, not at the serving accuracy).
@@ -410,10 +490,12 @@ impl<B: Backend> ProfileTask<B> {
         // Predictions are made on the slice; the serving model's gap between the slice and
         // the whole split carries them over.
         let (start, on_slice) = (self.data.start_accuracy, self.data.serving_on_slice);
-        match plugins.predict(&request) {
+        let prior = self.settings.prior_error;
+        let (predicted, stated, gpu_seconds, error) = match plugins.predict(&request) {
             Ok(p) => (
                 (p.accuracy.first().copied().unwrap_or(profile.anchor) + start - on_slice)
                     .clamp(0.0, 1.0),
+                p.accuracy_error.first().copied().unwrap_or(prior),
                 p.gpu_seconds,
                 None,
             ),
@@ -421,10 +503,18 @@ impl<B: Backend> ProfileTask<B> {
                 let last = profile.observations.last().map_or(start, |o| o.accuracy);
                 (
                     (last + start - on_slice).clamp(0.0, 1.0),
+                    prior,
                     plan.gpu_seconds,
                     Some(e.to_string()),
                 )
             }
-        }
+        };
+        let raw = Raw {
+            config: c.name.clone(),
+            kind: plan.kind(),
+            predicted,
+            stated,
+        };
+        (raw, gpu_seconds, error)
     }
 }

@@ -14,6 +14,10 @@ pub struct WindowReport {
     pub streams: Vec<StreamReport>,
     /// GPU-seconds the micro-profiler used (charged to the window).
     pub profiler_gpu_seconds: f64,
+    /// GPU-seconds of the profiles skipped because the last window's predictions were
+    /// reused (`[profiler] reuse`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub profiler_saved_gpu_seconds: f64,
     /// When the first decision was made (golden-label delay plus profiling), seconds.
     pub decision_at: f64,
     pub policy_calls: Vec<PolicyCall>,
@@ -193,6 +197,10 @@ impl Fallbacks {
             reasons.join("; ")
         )
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A whole run.

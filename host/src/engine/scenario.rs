@@ -165,6 +165,39 @@ pub struct ProfilerSettings {
     /// Correct each prediction by the mean error of the run's earlier jobs of the same kind
     /// (see [`super::calibrate`]). Off reproduces the estimator's raw predictions.
     pub calibrate: bool,
+    /// When the policy first decides: after the profile (`before`, Ekya's), or at the
+    /// golden-label delay with every stream retraining its safe configuration on a uniform
+    /// split while the profile runs beside, the policy re-planning once it is in (`beside`).
+    pub timing: ProfileTiming,
+    /// `beside`: the fraction of the GPUs the profile runs on next to the jobs.
+    pub share: f64,
+    /// Standard error of a prediction before the run has measured any (used when the
+    /// estimator states none); the calibration then learns it from finished jobs.
+    pub prior_error: f64,
+    /// Skip a stream's profile when its scene looks unchanged (its serving model scores
+    /// within `reuse_tolerance`, plus the measurement's own noise, of where the last window
+    /// left it) and the last profile's predictions held; the last predictions are offered
+    /// again, re-anchored.
+    pub reuse: bool,
+    pub reuse_tolerance: f64,
+    /// Profile only the groups that train on the safe configuration's data fraction (a
+    /// third of Ekya's grid); the other candidates are offered with no gain predicted.
+    pub lean: bool,
+    /// The configuration a stream starts with at the golden-label delay when its history
+    /// names none (`beside`); empty: the cheapest that trains on at least half the window's
+    /// data.
+    pub safe_config: String,
+}
+
+/// When the policy first decides in a window (see [`ProfilerSettings::timing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileTiming {
+    /// Profile first, decide when the profile is in (Ekya).
+    Before,
+    /// Start the safe configurations at once, profile beside, re-plan when profiled.
+    #[default]
+    Beside,
 }
 
 /// How a retraining configuration's length maps onto the micro-profile's accuracy curve.
@@ -179,6 +212,29 @@ pub enum ProfileAxis {
     Samples,
 }
 
+impl ProfilerSettings {
+    /// Semantic checks; the error is (key path, reason).
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
+        if !(self.share > 0.0 && self.share < 1.0) {
+            return bad(
+                "profiler.share",
+                "must be in (0, 1): a fraction of the GPUs",
+            );
+        }
+        if !(self.prior_error > 0.0 && self.prior_error <= 1.0) {
+            return bad("profiler.prior_error", "must be in (0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.reuse_tolerance) {
+            return bad("profiler.reuse_tolerance", "must be in [0, 1]");
+        }
+        if !(self.sample_fraction > 0.0 && self.sample_fraction <= 1.0) {
+            return bad("profiler.sample_fraction", "must be in (0, 1]");
+        }
+        Ok(())
+    }
+}
+
 impl Default for ProfilerSettings {
     fn default() -> Self {
         Self {
@@ -187,6 +243,13 @@ impl Default for ProfilerSettings {
             sample_fraction: 0.1,
             axis: ProfileAxis::default(),
             calibrate: true,
+            timing: ProfileTiming::default(),
+            share: 0.25,
+            prior_error: 0.08,
+            reuse: true,
+            reuse_tolerance: 0.02,
+            lean: false,
+            safe_config: String::new(),
         }
     }
 }
@@ -473,9 +536,7 @@ impl Scenario {
         if self.channels.contains(&0) {
             return bad("channels", "every convolution needs at least 1 channel");
         }
-        if !(self.profiler.sample_fraction > 0.0 && self.profiler.sample_fraction <= 1.0) {
-            return bad("profiler.sample_fraction", "must be in (0, 1]");
-        }
+        self.profiler.check()?;
         if self.cameras.is_empty() {
             return bad("cameras", "at least one camera is needed");
         }

@@ -6,8 +6,15 @@
 //! window ends. A policy that fails (an error, a trap, a timeout, an invalid schedule) is
 //! replaced by the fallback for that call, and the call is recorded either way.
 //!
+//! With the profile beside the jobs (`[profiler] timing = "beside"`), the window starts with
+//! the host's safe start instead of a decision (every stream retraining its safe configuration
+//! on a uniform split, the profile on its own share): until the profile is in, a finished
+//! job's share is handed out evenly without asking the policy, which has nothing to decide by
+//! yet; once it is in, the policy re-plans with the running jobs' progress and may continue,
+//! switch or stop each ([`Step::Profiled`]).
+//!
 //! What differs between the virtual clock, the real clock and replay is only how the next
-//! completion comes about and what it produced, so [`Scheduler::run`] takes that as a closure:
+//! event comes about and what it produced, so [`Scheduler::run`] takes that as a closure:
 //! the virtual clock runs the executor's fluid model to the next completion and trains the job
 //! for real ([`Scheduler::next_completion`]); the real clock time-slices the jobs on the device
 //! and reports the one the device finished ([`Scheduler::finish`]); replay takes the recorded
@@ -62,9 +69,16 @@ pub struct Records {
     pub predictions: Vec<PredictionRecord>,
 }
 
-/// The next completion and its outcome, or `None` once the window is over.
-pub type NextCompletion<'n, 'p> =
-    dyn FnMut(&mut Scheduler<'p>) -> Option<(Completion, Outcome)> + 'n;
+/// What happens next in a window.
+pub enum Step {
+    /// A retraining job finished with this outcome.
+    Completed(Completion, Outcome),
+    /// The profile is in at this time (the streams' candidates were offered again).
+    Profiled(f64),
+}
+
+/// The next event, or `None` once the window is over.
+pub type NextStep<'n, 'p> = dyn FnMut(&mut Scheduler<'p>) -> Option<Step> + 'n;
 
 /// One window's scheduling state: the executor, each stream's policy input and what every
 /// offered job would really cost, the policy, and the records.
@@ -79,6 +93,8 @@ pub struct Scheduler<'p> {
     /// Per stream: the model version serving (0: the one the window started with).
     versions: Vec<usize>,
     policy: Policy<'p>,
+    /// Whether the candidates carry profiled predictions (until then the policy is not asked).
+    profiled: bool,
     records: Records,
 }
 
@@ -106,6 +122,7 @@ impl<'p> Scheduler<'p> {
             costs: vec![Vec::new(); n],
             versions: vec![0; n],
             policy,
+            profiled: false,
             records: Records {
                 jobs: vec![None; n],
                 ..Records::default()
@@ -114,7 +131,8 @@ impl<'p> Scheduler<'p> {
     }
 
     /// Stream `i`'s retraining candidates as the policy sees them, each with its true cost,
-    /// and the predictions they came from.
+    /// and the predictions they came from. A stream whose job already finished this window
+    /// is offered none (one job a window: the profile measured the model it replaced).
     pub fn offer(
         &mut self,
         i: usize,
@@ -122,30 +140,53 @@ impl<'p> Scheduler<'p> {
         costs: Vec<(String, f64)>,
         predictions: Vec<PredictionRecord>,
     ) {
-        self.inputs[i].retrain = retrain;
+        let finished = self.records.jobs[i]
+            .as_ref()
+            .is_some_and(|j| j.finished_at.is_some());
+        self.inputs[i].retrain = if finished { Vec::new() } else { retrain };
         self.costs[i] = costs;
         self.records.predictions.extend(predictions);
     }
 
-    /// The loop: the first decision at `at` (if the window is not over by then), then, for
-    /// each completion `next` reports, the job's outcome and a new decision.
-    pub fn run(&mut self, at: f64, next: &mut NextCompletion<'_, 'p>) {
+    /// The loop: at `at` (if the window is not over by then) the host's `start` schedule, or
+    /// else the policy's first decision; then each event `next` reports: a finished job's
+    /// outcome and a new decision, or the profile coming in and a re-plan.
+    pub fn run(&mut self, at: f64, start: Option<Schedule>, next: &mut NextStep<'_, 'p>) {
         if at >= self.horizon || self.inputs.is_empty() {
             return;
         }
         self.exec.advance(at);
-        let input = self.policy_input(at);
-        let schedule = self.decide(&input, at, None);
-        self.apply(&schedule, at);
-        while let Some((done, outcome)) = next(self) {
-            self.complete(done, outcome);
+        match start {
+            Some(schedule) => self.apply(&schedule, at),
+            None => self.replan(at, None),
+        }
+        while let Some(step) = next(self) {
+            match step {
+                Step::Completed(done, outcome) => self.complete(done, outcome),
+                Step::Profiled(at) => {
+                    self.exec.advance(at);
+                    // The profiler's share comes back to the jobs.
+                    let freed = f64::from(self.gpus) - self.exec.allocated();
+                    self.replan(at, Some(freed.max(0.0)));
+                }
+            }
         }
     }
 
-    /// The virtual clock's next completion: every job progresses by its share until one has
-    /// done its work (`None` at the window's end).
-    pub fn next_completion(&mut self) -> Option<Completion> {
-        self.exec.run_to_next_completion()
+    /// Ask the policy with the candidates as offered now; on failure the fallback decides:
+    /// Ekya's fair split at a first decision (`freed` none), or the running allocation with
+    /// the `freed` GPU (the profiler's share, coming back) handed out evenly.
+    fn replan(&mut self, at: f64, freed: Option<f64>) {
+        self.profiled = true;
+        let input = self.policy_input(at);
+        let schedule = self.decide(&input, at, freed);
+        self.apply(&schedule, at);
+    }
+
+    /// The virtual clock's next completion before `until`: every job progresses by its share
+    /// until one has done its work (`None` when none does by `until` or the window's end).
+    pub fn next_completion(&mut self, until: f64) -> Option<Completion> {
+        self.exec.run_to_next_completion(until)
     }
 
     /// The real clock's completion: stream `i`'s job finished on the device at `at`; the
@@ -193,13 +234,17 @@ impl<'p> Scheduler<'p> {
         }
         let input = self.policy_input(at);
         let freed = self.exec.release_retrain(i);
-        let schedule = self.decide(&input, at, Some(freed));
+        let schedule = if self.profiled {
+            self.decide(&input, at, Some(freed))
+        } else {
+            self.hand_out(&input, freed)
+        };
         self.apply(&schedule, at);
     }
 
-    /// The policy's input at `at`: the streams as offered, except that a running job is
-    /// offered as itself, with the work it has left (the policy keeps it, re-shares it or
-    /// drops it).
+    /// The policy's input at `at`: the streams as offered, a running job named and offered
+    /// with the work it has left and its progress, beside the configurations it could switch
+    /// to (the policy keeps it, re-shares it, switches or drops it).
     fn policy_input(&self, at: f64) -> PolicyInput {
         let streams = self
             .inputs
@@ -208,11 +253,14 @@ impl<'p> Scheduler<'p> {
             .map(|(i, input)| {
                 let mut input = input.clone();
                 if let Some(config) = self.exec.running_config(i) {
-                    input.retrain.retain(|r| r.config.name == config);
+                    input.running = Some(config.to_string());
                     // A job finishing at this very instant (two completions at once) still
                     // has a sliver left; a zero would be an invalid profile.
                     let left = self.exec.remaining(i).unwrap_or(0.0).max(1e-6);
-                    input.retrain.iter_mut().for_each(|r| r.gpu_seconds = left);
+                    let progress = self.exec.progress(i).unwrap_or(0.0);
+                    for r in input.retrain.iter_mut().filter(|r| r.config.name == config) {
+                        (r.gpu_seconds, r.progress) = (left, progress);
+                    }
                 }
                 input
             })
@@ -271,7 +319,12 @@ impl<'p> Scheduler<'p> {
             let running = self.exec.running_config(i).map(str::to_string);
             match (&d.retrain_config, running) {
                 (Some(name), Some(r)) if *name == r => {
-                    self.exec.set_retrain_share(i, d.retrain_share)
+                    self.exec.set_retrain_share(i, d.retrain_share);
+                    // Its latest prediction (the profile may have come in since it started).
+                    let profile = input.retrain.iter().find(|r| r.config.name == *name);
+                    if let (Some(j), Some(p)) = (self.records.jobs[i].as_mut(), profile) {
+                        j.predicted_accuracy = p.accuracy_after;
+                    }
                 }
                 (Some(name), _) => {
                     if let Some(profile) = input.retrain.iter().find(|r| r.config.name == *name) {
@@ -438,7 +491,7 @@ fn infer_named<'i>(input: &'i StreamInput, config: &str, share: f64) -> &'i Infe
 
 /// Inference only, split evenly: the fallback's fallback, when even the fair split refuses
 /// the input.
-fn inference_only(input: &PolicyInput) -> Schedule {
+pub fn inference_only(input: &PolicyInput) -> Schedule {
     let share = (input.gpus as f64 / input.streams.len().max(1) as f64).min(1.0);
     Schedule {
         streams: input

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::scenario::{PluginRef, SourceKind};
+use super::scenario::{PluginRef, ProfileTiming, SourceKind};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
@@ -140,11 +140,9 @@ impl<B: Backend> Session<B> {
                 pool: self.pools[index].clone(),
             })
             .collect();
-        let (policy, profile) = host_options(policy)?;
+        let (policy, options) = host_options(policy)?;
         let mut s = s.clone();
-        if let Some(profile) = profile {
-            s.profiler.enabled = profile;
-        }
+        options.apply(&mut s);
         let plugins = self.plugins(&s, &policy)?;
         Ok(Engine::new(
             be,
@@ -157,22 +155,72 @@ impl<B: Backend> Session<B> {
     }
 }
 
-/// The host's own option in a policy spec, taken out before the plugin sees its parameters:
-/// `profile` (true or false) overrides `[profiler] enabled` for that policy, so a compare can
-/// run a baseline that never reads predictions without paying for the profiler.
-pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, Option<bool>), EngineError> {
-    let mut policy = policy.clone();
-    let profile = match policy.params.remove("profile") {
-        None => None,
-        Some(toml::Value::Boolean(b)) => Some(b),
-        Some(v) => {
-            return Err(EngineError::Setup(format!(
-                "policy `{}`: profile must be true or false, got {v}",
-                policy.name
-            )));
+/// The host's own options in a policy spec, taken out before the plugin sees its parameters,
+/// so a compare can run policies under different host settings on the same streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HostOptions {
+    /// `profile=true|false` overrides `[profiler] enabled`: a baseline that never reads
+    /// predictions runs without paying for the profiler.
+    pub profile: Option<bool>,
+    /// `timing=before|beside` overrides `[profiler] timing`.
+    pub timing: Option<ProfileTiming>,
+    /// `reuse=true|false` overrides `[profiler] reuse`.
+    pub reuse: Option<bool>,
+    /// `lean=true|false` overrides `[profiler] lean`.
+    pub lean: Option<bool>,
+}
+
+impl HostOptions {
+    /// The scenario as this policy runs it.
+    pub fn apply(&self, s: &mut Scenario) {
+        if let Some(profile) = self.profile {
+            s.profiler.enabled = profile;
         }
+        if let Some(timing) = self.timing {
+            s.profiler.timing = timing;
+        }
+        if let Some(reuse) = self.reuse {
+            s.profiler.reuse = reuse;
+        }
+        if let Some(lean) = self.lean {
+            s.profiler.lean = lean;
+        }
+    }
+}
+
+/// Take the host's options out of a policy spec (see [`HostOptions`]).
+pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), EngineError> {
+    let mut policy = policy.clone();
+    let bad = |key: &str, expected: &str, v: &toml::Value| {
+        EngineError::Setup(format!(
+            "policy `{}`: {key} must be {expected}, got {v}",
+            policy.name
+        ))
     };
-    Ok((policy, profile))
+    let flag = |key: &str| match policy.params.get(key) {
+        None => Ok(None),
+        Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+        Some(v) => Err(bad(key, "true or false", v)),
+    };
+    let (profile, reuse, lean) = (flag("profile")?, flag("reuse")?, flag("lean")?);
+    let timing = match policy.params.get("timing") {
+        None => None,
+        Some(toml::Value::String(t)) if t == "before" => Some(ProfileTiming::Before),
+        Some(toml::Value::String(t)) if t == "beside" => Some(ProfileTiming::Beside),
+        Some(v) => return Err(bad("timing", "before or beside", v)),
+    };
+    for key in ["profile", "timing", "reuse", "lean"] {
+        policy.params.remove(key);
+    }
+    Ok((
+        policy,
+        HostOptions {
+            profile,
+            timing,
+            reuse,
+            lean,
+        },
+    ))
 }
 
 /// A plugin from `catalog` and its parameters, checked against the ones it declares.

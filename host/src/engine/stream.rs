@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::calibrate::Kind;
+use super::calibrate::Raw;
 use super::cost::CostModel;
 use super::memory::ExemplarMemory;
 use super::profiler::{self, JobPlan, ProfileData, ProfileTask};
@@ -28,9 +28,9 @@ use super::scenario::{CameraSpec, Scenario, SourceKind};
 use super::serve;
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
-use crate::data::{DataError, Dataset, drift, fashion, synthetic};
+use crate::data::{DataError, Dataset, Look, drift, fashion, synthetic};
 use crate::model::{self, Model};
-use crate::plugin::types::{InferProfile, StreamInput, StreamState};
+use crate::plugin::types::{InferProfile, RetrainProfile, StreamInput, StreamState};
 
 /// A source's images: `train` feeds labelled samples, `frames` feeds what cameras see.
 #[derive(Debug)]
@@ -204,6 +204,45 @@ pub struct Stream<B: Backend> {
     pub infer: Option<(f64, String)>,
     /// Sampling accuracy factors measured on the last window's object tracks.
     pub sampling: Vec<(u32, f64)>,
+    /// What the last window predicted and did.
+    pub recent: Recent,
+}
+
+/// Standard errors two windows' looks may differ by, component by component, and still be
+/// one scene (about 4 keeps the chance that sampling alone splits one scene, over a few
+/// dozen components, under 1%).
+const LOOK_Z: f64 = 4.0;
+
+/// What a stream's last window predicted and did: where its safe start comes from, and
+/// whether its profile can be reused.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Recent {
+    /// The serving model's accuracy at the window's start and end, on its validation split
+    /// of `val` samples.
+    pub start: f64,
+    pub end: f64,
+    pub val: usize,
+    /// What its labelled images looked like.
+    pub look: Look,
+    /// The profiled predictions offered: (configuration, accuracy after, standard error);
+    /// empty when nothing was profiled.
+    pub predicted: Vec<(String, f64, f64)>,
+    /// The job that finished: its configuration, measured accuracy and whether it deployed.
+    pub ran: Option<(String, f64, bool)>,
+}
+
+impl Recent {
+    /// Whether the predictions held: the job that ran reached its prediction within two
+    /// standard errors (a window whose job did not finish says nothing against them).
+    fn held(&self) -> bool {
+        let Some((config, actual, _)) = &self.ran else {
+            return true;
+        };
+        self.predicted
+            .iter()
+            .find(|(c, _, _)| c == config)
+            .is_none_or(|(_, after, error)| (actual - after).abs() <= 2.0 * error)
+    }
 }
 
 /// One stream's window, as it goes: its data, its labelled samples split for training and
@@ -222,8 +261,14 @@ pub struct StreamWindow<B: Backend> {
     /// Modelled GPU-seconds of the window start's measurements: the profiler's reference
     /// slice, and the resolution factors.
     pub overhead: (f64, f64),
-    /// Per prediction: its configuration, kind and uncalibrated value.
-    pub uncorrected: Vec<(String, Kind, f64)>,
+    /// Each prediction as the estimator made it, for the calibration.
+    pub uncorrected: Vec<Raw>,
+    /// Modelled GPU-seconds of the profile it skipped, reusing the last window's.
+    pub profile_saved: f64,
+    /// What its profile offered the policy (predictions with their errors).
+    pub offered: Vec<RetrainProfile>,
+    /// What its labelled images look like.
+    pub look: Look,
 }
 
 impl<B: Backend> Stream<B> {
@@ -236,7 +281,81 @@ impl<B: Backend> Stream<B> {
             memory,
             infer: None,
             sampling: Vec::new(),
+            recent: Recent::default(),
         }
+    }
+
+    /// The last window's predictions, re-anchored on this window's serving model, when its
+    /// scene looks unchanged and they held: each candidate is offered reaching what it was
+    /// predicted to reach (at least today's accuracy), with its error. The scene looks
+    /// unchanged when this window's labelled images look like the last one's ([`Look`]) and the serving model scores on
+    /// its `val` labels what it scored at the last window's end, within `tolerance` plus two
+    /// standard errors of the difference of two measured accuracies (a 16-sample split alone
+    /// moves by 0.06). `None` means profile again.
+    pub fn reusable(
+        &self,
+        plans: &[JobPlan],
+        (start, val, look): (f64, usize, &Look),
+        tolerance: f64,
+    ) -> Option<Vec<RetrainProfile>> {
+        let r = &self.recent;
+        let p = 0.5 * (start + r.end);
+        let noise = (p * (1.0 - p) * (1.0 / val.max(1) as f64 + 1.0 / r.val.max(1) as f64)).sqrt();
+        if r.predicted.is_empty()
+            || !r.look.same_scene(look, LOOK_Z)
+            || (start - r.end).abs() > tolerance + 2.0 * noise
+            || !r.held()
+        {
+            return None;
+        }
+        plans
+            .iter()
+            .map(|plan| {
+                let (_, after, error) = r
+                    .predicted
+                    .iter()
+                    .find(|(c, _, _)| *c == plan.config.name)?;
+                Some(RetrainProfile {
+                    config: plan.config.clone(),
+                    accuracy_after: after.max(start),
+                    gpu_seconds: plan.gpu_seconds,
+                    accuracy_error: *error,
+                    progress: 0.0,
+                })
+            })
+            .collect()
+    }
+
+    /// The configuration this stream starts with before its profile is in: the one that ran
+    /// and deployed last window (history says it works here); else, by the last window's
+    /// predictions, the cheapest that reached half the best gain; else `named` if offered;
+    /// else the cheapest that trains on at least half the window's data; else the cheapest.
+    pub fn safe_plan(&self, plans: &[JobPlan], named: &str) -> Option<usize> {
+        let r = &self.recent;
+        let by_name = |n: &str| plans.iter().position(|p| p.config.name == n);
+        if let Some(i) = r.ran.as_ref().filter(|j| j.2).and_then(|j| by_name(&j.0)) {
+            return Some(i);
+        }
+        let cheapest = |ok: &dyn Fn(usize) -> bool| {
+            (0..plans.len())
+                .filter(|&i| ok(i))
+                .min_by(|&a, &b| plans[a].gpu_seconds.total_cmp(&plans[b].gpu_seconds))
+        };
+        let gain = |i: usize| {
+            r.predicted
+                .iter()
+                .find(|(c, _, _)| *c == plans[i].config.name)
+                .map(|(_, after, _)| after - r.start)
+        };
+        let best = (0..plans.len()).filter_map(gain).fold(0.0, f64::max);
+        if best > 0.0
+            && let Some(i) = cheapest(&|i| gain(i).is_some_and(|g| g >= 0.5 * best))
+        {
+            return Some(i);
+        }
+        by_name(named)
+            .or_else(|| cheapest(&|i| plans[i].config.data_fraction >= 0.5))
+            .or_else(|| cheapest(&|_| true))
     }
 
     pub fn id(&self) -> &str {
@@ -312,7 +431,7 @@ impl<B: Backend> Stream<B> {
             .map(|c| JobPlan::new(c, hidden, &fit, memory.len(), cost))
             .collect();
         let i = self.camera.index as u64;
-        let task = ProfileTask::new(
+        let mut task = ProfileTask::new(
             be,
             &state.id,
             &self.model,
@@ -327,6 +446,22 @@ impl<B: Backend> Stream<B> {
             &s.profiler,
             s.seed ^ (i << 16) ^ ((w as u64) << 4),
         );
+        let look = Look::of(&data.train);
+        let reused = (s.profiler.enabled && s.profiler.reuse)
+            .then(|| {
+                let here = (start_accuracy, val.len(), &look);
+                self.reusable(task.plans(), here, s.profiler.reuse_tolerance)
+            })
+            .flatten();
+        let profile_saved = match reused {
+            Some(offers) => task.reuse(offers, cost),
+            None if s.profiler.lean => {
+                let safe = self.safe_plan(task.plans(), &s.profiler.safe_config);
+                let fraction = safe.map(|k| task.plans()[k].config.data_fraction);
+                fraction.map_or(0.0, |f| task.narrow(f, cost))
+            }
+            None => 0.0,
+        };
         let window = StreamWindow {
             data: Rc::new(data),
             fit,
@@ -335,6 +470,9 @@ impl<B: Backend> Stream<B> {
             versions: vec![self.model.duplicate(be)],
             overhead: (slice_gpu, res_gpu),
             uncorrected: Vec::new(),
+            profile_saved,
+            offered: Vec::new(),
+            look,
         };
         let input = StreamInput {
             state,

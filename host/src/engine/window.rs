@@ -15,14 +15,17 @@ use super::executor::Executor;
 use super::memory::ExemplarMemory;
 use super::profiler::{Profile, ProfileTask};
 use super::report::{StreamReport, WindowReport};
-use super::scenario::{ClockKind, Scenario};
-use super::schedule::{Outcome, Policy, Records, Scheduler, start_infer};
+use super::scenario::{ClockKind, ProfileTiming, Scenario};
+use super::schedule::{
+    Outcome, Policy, Records, Scheduler, Step, best_infer, inference_only, start_infer,
+};
 use super::serve::{self, LiveServed};
-use super::stream::{Camera, Stream, StreamWindow};
+use super::stream::{Camera, Recent, Stream, StreamWindow};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
 use crate::model::{self, Model};
-use crate::plugin::types::{InferConfig, PolicyInput, StreamInput};
+use crate::plugin::types::{InferConfig, PolicyInput, RetrainProfile, Schedule, StreamInput};
+use tandem_plugin_sdk::policy::{Fair, Policy as _};
 
 mod real;
 
@@ -114,6 +117,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                     memory: &s.memory,
                     infer: &s.infer,
                     sampling: &s.sampling,
+                    recent: &s.recent,
                 })
                 .collect(),
         }
@@ -130,6 +134,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 ExemplarMemory::with_samples(self.scenario.memory.capacity as usize, r.memory);
             st.infer = r.infer;
             st.sampling = r.sampling;
+            st.recent = r.recent;
         }
     }
 
@@ -153,7 +158,8 @@ impl<'a, B: Backend> Engine<'a, B> {
             inputs.push(input);
             tasks.push(task);
         }
-        let (start, profiler_share) = self.start_allocation(&inputs);
+        let beside = self.beside_share(&tasks).is_some();
+        let (start, profiler_share) = self.start_allocation(&inputs, !beside);
         let plugins = &self.plugins;
         let mut decide = |input: &PolicyInput| plugins.decide(input);
         let policy = Policy {
@@ -178,9 +184,10 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// Inference allocation until the first decision, and the profiler's share: inference
     /// keeps last window's allocation (in window 0, a fair split capped at what the best
-    /// configuration needs) and the profiler runs beside it on what is left, at least half of
-    /// the GPUs (inference shrinks for those few seconds, so the decision comes early).
-    fn start_allocation(&self, inputs: &[StreamInput]) -> (Vec<(f64, String)>, f64) {
+    /// configuration needs); when the profile comes first (`reserve`), it runs beside on what
+    /// is left, at least half of the GPUs (inference shrinks for those few seconds, so the
+    /// decision comes early).
+    fn start_allocation(&self, inputs: &[StreamInput], reserve: bool) -> (Vec<(f64, String)>, f64) {
         let gpus = self.scenario.gpus as f64;
         let mut start: Vec<(f64, String)> = self
             .streams
@@ -190,16 +197,16 @@ impl<'a, B: Backend> Engine<'a, B> {
             .collect();
         let used: f64 = start.iter().map(|(sh, _)| sh).sum();
         let profiler_share = (gpus - used).max(0.5 * gpus);
-        if used > gpus - profiler_share {
+        if reserve && used > gpus - profiler_share {
             let scale = (gpus - profiler_share) / used;
             start.iter_mut().for_each(|(sh, _)| *sh *= scale);
         }
         (start, profiler_share)
     }
 
-    /// The virtual clock: the profiles run at once and are charged at the profiler's share;
-    /// then the scheduler's executor runs the jobs as a fluid, and each job that completes
-    /// is trained for real.
+    /// The virtual clock: the profiles run at once and are charged at the profiler's share
+    /// (before the first decision, or beside the safe start); the scheduler's executor runs
+    /// the jobs as a fluid, and each job that completes is trained for real.
     fn run_virtual(&self, window: &mut Window<'_, B>) -> Clocked {
         let Window {
             sched,
@@ -224,24 +231,100 @@ impl<'a, B: Backend> Engine<'a, B> {
             }
             profiler_gpu += gpu + st.overhead.1;
         }
-        self.estimate(sched, streams, tasks, &profiles);
-        let decision_at = self.scenario.golden_delay_seconds + profiler_gpu / *profiler_share;
-        sched.run(decision_at, &mut |sched| {
-            let done = sched.next_completion()?;
+        let golden = self.scenario.golden_delay_seconds;
+        let (start, profiled_at) = match self.beside_share(tasks) {
+            Some(share) => (
+                Some(self.safe_start(sched, tasks, share)),
+                golden + profiler_gpu / share,
+            ),
+            None => {
+                self.estimate(sched, streams, tasks, &profiles);
+                (None, golden + profiler_gpu / *profiler_share)
+            }
+        };
+        let first = if start.is_some() { golden } else { profiled_at };
+        let mut pending = start.is_some();
+        sched.run(first, start, &mut |sched| {
+            let until = if pending { profiled_at } else { f64::INFINITY };
+            let Some(done) = sched.next_completion(until) else {
+                if !pending {
+                    return None;
+                }
+                // The profile is in: offer its predictions and let the policy re-plan (if the
+                // window lasts that long; the predictions are recorded either way).
+                pending = false;
+                self.estimate(sched, streams, tasks, &profiles);
+                return (profiled_at < self.scenario.window_seconds)
+                    .then_some(Step::Profiled(profiled_at));
+            };
             let i = done.stream;
             let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
             model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
             let shares = sched.job_shares(i);
             let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
-            Some((done, outcome))
+            Some(Step::Completed(done, outcome))
         });
         let n = streams.len();
         Clocked {
-            decision_at,
+            decision_at: profiled_at,
             profiler_gpu,
             live: (0..n).map(|_| None).collect(),
             measured: vec![None; n],
         }
+    }
+
+    /// The GPUs the profile runs on beside the jobs, when it does: `timing = "beside"` and
+    /// something to profile (with every profile reused, the policy decides at once).
+    fn beside_share(&self, tasks: &[ProfileTask<B>]) -> Option<f64> {
+        let p = &self.scenario.profiler;
+        (p.timing == ProfileTiming::Beside && tasks.iter().any(|t| t.runs() > 0))
+            .then_some(p.share * self.scenario.gpus as f64)
+    }
+
+    /// The host's start while the profile runs beside: every stream retraining its safe
+    /// configuration ([`Stream::safe_plan`]) on the uniform split a user would pick by hand
+    /// (the `fair` policy's: G/N per stream, half to inference), scaled to the GPUs the
+    /// profile's `share` leaves. Each safe configuration is offered at its modelled cost
+    /// with no gain predicted yet.
+    fn safe_start(
+        &self,
+        sched: &mut Scheduler<'_>,
+        tasks: &[ProfileTask<B>],
+        share: f64,
+    ) -> Schedule {
+        let s = &self.scenario;
+        let mut streams = Vec::with_capacity(tasks.len());
+        for (i, (st, task)) in self.streams.iter().zip(tasks).enumerate() {
+            let mut input = sched.input(i).clone();
+            let plans = task.plans();
+            input.retrain = st
+                .safe_plan(plans, &s.profiler.safe_config)
+                .map(|k| RetrainProfile {
+                    config: plans[k].config.clone(),
+                    accuracy_after: input.state.accuracy,
+                    gpu_seconds: plans[k].gpu_seconds,
+                    accuracy_error: 0.0,
+                    progress: 0.0,
+                })
+                .into_iter()
+                .collect();
+            sched.offer(i, input.retrain.clone(), task.costs(), Vec::new());
+            streams.push(input);
+        }
+        let input = PolicyInput {
+            streams,
+            gpus: s.gpus,
+            window_seconds: s.window_seconds,
+            elapsed_seconds: s.golden_delay_seconds,
+        };
+        let mut schedule = Fair::schedule(&input, &[]).unwrap_or_else(|_| inference_only(&input));
+        let scale = 1.0 - share / s.gpus as f64;
+        for (d, st) in schedule.streams.iter_mut().zip(&input.streams) {
+            d.infer_share *= scale;
+            d.retrain_share *= scale;
+            d.infer_config = best_infer(&st.infer, d.infer_share).config.name.clone();
+        }
+        schedule
     }
 
     /// Offer every stream's candidates to the scheduler, as its profiles predict them.
@@ -254,12 +337,8 @@ impl<'a, B: Backend> Engine<'a, B> {
     ) {
         for (i, (task, profiles)) in tasks.iter().zip(profiles).enumerate() {
             let e = task.estimate(profiles, &self.plugins, &self.calibration);
-            let costs = task
-                .plans()
-                .iter()
-                .map(|p| (p.config.name.clone(), p.gpu_seconds))
-                .collect();
-            sched.offer(i, e.retrain, costs, e.records);
+            windows[i].offered = e.retrain.clone();
+            sched.offer(i, e.retrain, task.costs(), e.records);
             windows[i].uncorrected = e.uncorrected;
         }
     }
@@ -337,6 +416,7 @@ impl<'a, B: Backend> Engine<'a, B> {
     ) -> WindowReport {
         let (s, w) = (&self.scenario, self.next);
         let n = windows.len();
+        let saved = windows.iter().map(|wd| wd.profile_saved).sum();
         let mut streams = Vec::with_capacity(n);
         for (i, (mut window, input)) in windows.into_iter().zip(inputs).enumerate() {
             let segments = exec.infer_segments(i);
@@ -371,15 +451,30 @@ impl<'a, B: Backend> Engine<'a, B> {
                 infer_allocated_share: infer_shares.map(|s| s.0),
                 infer_delivered_share: infer_shares.map(|s| s.1),
             });
-            for (config, kind, predicted) in &window.uncorrected {
+            for raw in &window.uncorrected {
                 let outcome = records
                     .predictions
                     .iter()
-                    .find(|r| r.stream == input.state.id && r.config == *config);
+                    .find(|r| r.stream == input.state.id && r.config == raw.config);
                 if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
-                    self.calibration.observe(*kind, *predicted, actual);
+                    self.calibration.observe(raw, actual);
                 }
             }
+            self.streams[i].recent = Recent {
+                start: window.start_accuracy,
+                end: end_accuracy,
+                val: window.val.len(),
+                look: window.look.clone(),
+                predicted: window
+                    .offered
+                    .iter()
+                    .filter(|r| r.accuracy_error > 0.0)
+                    .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
+                    .collect(),
+                ran: records.jobs[i]
+                    .as_ref()
+                    .and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
+            };
             let last = exec.infer_share(i);
             self.streams[i].close(window, (last, infer_config), &input.infer, s.seed, w);
         }
@@ -392,6 +487,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             gpu_utilization: (exec.gpu_seconds_used() + clocked.profiler_gpu) / (gpus * horizon),
             streams,
             profiler_gpu_seconds: clocked.profiler_gpu,
+            profiler_saved_gpu_seconds: saved,
             decision_at: clocked.decision_at,
             policy_calls: records.calls,
             allocations: records.allocations,

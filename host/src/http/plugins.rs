@@ -16,8 +16,11 @@ use super::security::{Csrf, require_admin};
 use super::{AppError, AppState, Nav};
 use crate::plugin::RegistryEntry;
 
-/// The largest upload accepted, in bytes.
-pub const MAX_UPLOAD: usize = 16 * 1024 * 1024;
+/// The largest upload accepted, in bytes: 64 MiB. A Python plugin carries CPython and its
+/// standard library (componentize-py 0.25: 18.3 MB for the Python `fair`, 3.5× tandem's old
+/// 16 MiB cap); the rest leaves room for the pure-Python packages a policy may bundle. The
+/// body is held in memory while it is validated, and only the admin may upload.
+pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()

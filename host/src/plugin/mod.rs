@@ -4,8 +4,9 @@
 //!   and of the frozen 0.1.0 in `wit/0.1.0/`), with conversions to the domain types of [`types`].
 //! - [`runtime`]: [`PluginHost`] (engine with pooling allocator and epoch ticker, linker, limits),
 //!   [`Plugin`] (one compiled component, its description and sha256 digest, its cached
-//!   `InstancePre`) and [`PluginState`] (one store's WASI context, table and limits). Every call
-//!   gets a fresh store, an epoch deadline and a memory cap.
+//!   `InstancePre`, its [`Limits`]) and [`PluginState`] (one store's WASI context, table and
+//!   limits). Every call gets a fresh store, an epoch deadline and a memory cap; a component
+//!   carrying an interpreter (a Python plugin) gets larger ones than a compiled plugin.
 //! - [`validate`]: checks on every output before the engine may use it.
 //! - [`registry`]: the content-addressed plugin store on disk, the built-in plugins, and the
 //!   [`Catalog`] (one host and its registry) that a process shares across its runs.

@@ -11,15 +11,20 @@
 //! and a WASI context with no preopened directories, no environment, no arguments, no network,
 //! stdin closed, frozen clocks (both read 0), random numbers from a generator seeded per call
 //! ([`call_seed`]: the run's seed mixed with the call's input, so decisions reproduce), and
-//! stderr captured into a small buffer so a panic message can be reported.
+//! stderr captured into a small buffer so a panic message can be reported. The limits are per
+//! plugin: compiled plugins keep the tight default, components that carry an interpreter
+//! ([`INTERPRETER_MIN_BYTES`] and up) get [`Limits::interpreter`]. Compiled components are kept
+//! in memory by digest and, with a cache directory, on disk (an 18 MB Python component: 4–8 s
+//! to compile, 14–26 ms to load from the cache, release build).
 //!
 //! Calls always end: the epoch deadline interrupts guest code, and the only host calls a guest
 //! can block in (`wasi:clocks/monotonic-clock`'s subscriptions, which `wasi:io/poll` and a
 //! guest's `sleep` wait on) are replaced by [`BoundedClocks`]: a timer that would fire after
 //! the call's deadline is refused on the spot (the call ends as a timeout), so no wait
-//! outlives the deadline. Per wasmtime's guidance a component may hold at most [`MAX_MEMORIES`] memories, [`MAX_TABLES`] tables and
-//! [`MAX_CORE_INSTANCES`] core instances, and the memory cap counts all of a store's memories
-//! together, so one crafted component cannot take over the shared pool.
+//! outlives the deadline. Per wasmtime's guidance a component may hold at most
+//! [`MAX_MEMORIES`] memories, [`MAX_TABLES`] tables and [`MAX_CORE_INSTANCES`] core
+//! instances, and the memory cap counts all of a store's memories together, so one crafted
+//! component cannot take over the shared pool.
 //!
 //! The per-kind wrappers [`PluginHost::decide`], [`PluginHost::configs`] and
 //! [`PluginHost::predict`] convert to and from domain types and validate the output
@@ -27,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,7 +56,9 @@ use super::types::{
 };
 use super::{PluginError, validate};
 
-/// Sandbox limits applied to every call.
+/// Sandbox limits applied to every call of a plugin. A host has two sets: the tight default
+/// for compiled plugins, and [`Limits::interpreter`] for components that carry an interpreter
+/// (chosen per plugin at load, see [`INTERPRETER_MIN_BYTES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Wall time a call (instantiation included) may take before it is interrupted.
@@ -68,6 +75,30 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// The limits of a component carrying an interpreter (a Python plugin built with
+    /// componentize-py: CPython 3.14 and its pre-initialized heap, about 18 MB). From
+    /// `tandem bench plugins` (release) on the Python `fair`, 10 streams × 8 GPUs × 18
+    /// configurations: its instance holds 12.3 MiB of linear memory (the interpreter's heap; the
+    /// decision grows it no further), and 10× that is the cap, leaving 115 MiB for a policy's
+    /// own data; instantiation takes 0.52 ms and a decision 3.9 ms (p95 4.2 ms), 34× the Rust
+    /// `fair`'s. At that ratio a Python port of the thief (Rust: p95 33–40 ms, 48 ms on a busier
+    /// machine) would need up to 1.7 s, so the deadline is 2 s: a runaway Python plugin holds a
+    /// decision at most that long before the fallback decides.
+    pub fn interpreter() -> Self {
+        Limits {
+            deadline: Duration::from_millis(2000),
+            memory_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Components at least this large are taken to carry an interpreter and get
+/// [`Limits::interpreter`]: compiled plugins are far smaller (tandem's Rust policies are
+/// 40–200 KB), componentize-py's are about 18 MB. Padding a component to this size buys no
+/// more than the interpreter limits, which bound any plugin.
+pub const INTERPRETER_MIN_BYTES: usize = 4 << 20;
 
 /// How often the ticker advances the engine's epoch: the resolution of deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -93,6 +124,8 @@ struct MemoryCap {
     /// Bytes of all the store's memories.
     total: usize,
     exceeded: bool,
+    /// The most memory the store held at once, in bytes.
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -111,6 +144,7 @@ impl ResourceLimiter for MemoryCap {
             );
         }
         self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
@@ -321,6 +355,7 @@ impl PluginState {
                 limit: limits.memory_bytes,
                 total: 0,
                 exceeded: false,
+                peak: 0,
             },
             stderr,
             deadline: Instant::now() + limits.deadline,
@@ -433,11 +468,15 @@ impl Pre {
     }
 }
 
-/// One loaded plugin: compiled component, world, self-description and content digest.
+/// One loaded plugin: compiled component, world, self-description, content digest, and the
+/// limits its calls run under.
 pub struct Plugin {
     description: Description,
     digest: String,
     size: usize,
+    limits: Limits,
+    /// The largest linear memory any of its calls reached, in bytes.
+    peak_memory: AtomicUsize,
     pre: Pre,
 }
 
@@ -470,6 +509,15 @@ impl Plugin {
     pub fn wit_version(&self) -> &'static str {
         self.pre.wit_version()
     }
+    /// The limits its calls run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+    /// The largest linear memory any of its calls so far reached, in bytes (instantiation
+    /// included: for an interpreter that is its pre-initialized heap).
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
 }
 
 /// Stops and joins the epoch ticker when the host is dropped.
@@ -492,6 +540,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: Limits,
+    interpreter_limits: Limits,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     _ticker: Ticker,
@@ -509,8 +558,14 @@ fn chain(e: &wasmtime::Error) -> String {
 }
 
 impl PluginHost {
-    /// A host with the given limits.
+    /// A host with the given limits for compiled plugins and [`Limits::interpreter`] for
+    /// components carrying an interpreter.
     pub fn new(limits: Limits) -> Result<Self, PluginError> {
+        Self::with_limits(limits, Limits::interpreter())
+    }
+
+    /// A host with limits for compiled plugins and for components carrying an interpreter.
+    pub fn with_limits(limits: Limits, interpreter_limits: Limits) -> Result<Self, PluginError> {
         let mut pool = PoolingAllocationConfig::new();
         // Enough slots for many concurrent calls; a Rust wasip2 component has a few core
         // instances and one memory. Memory slots are capped at the plugin memory limit, and
@@ -520,7 +575,7 @@ impl PluginHost {
             .total_core_instances(512)
             .total_memories(128)
             .total_tables(512)
-            .max_memory_size(limits.memory_bytes)
+            .max_memory_size(limits.memory_bytes.max(interpreter_limits.memory_bytes))
             .max_memories_per_component(MAX_MEMORIES)
             .max_tables_per_component(MAX_TABLES)
             .max_core_instances_per_component(MAX_CORE_INSTANCES);
@@ -563,6 +618,7 @@ impl PluginHost {
             engine,
             linker,
             limits,
+            interpreter_limits,
             cache_dir: None,
             loaded: Mutex::new(HashMap::new()),
             _ticker: Ticker {
@@ -585,9 +641,19 @@ impl PluginHost {
         Engine::same(&self.engine, &other.engine)
     }
 
-    /// The limits applied to each call.
+    /// The limits applied to each call of a compiled plugin.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The limits a component of `size` bytes gets: [`Limits::interpreter`]'s (as configured)
+    /// from [`INTERPRETER_MIN_BYTES`] up, the compiled plugins' below.
+    pub fn limits_for(&self, size: usize) -> Limits {
+        if size >= INTERPRETER_MIN_BYTES {
+            self.interpreter_limits
+        } else {
+            self.limits
+        }
     }
 
     /// Load a plugin from a file (at most [`MAX_COMPONENT_BYTES`], checked before reading).
@@ -660,6 +726,8 @@ impl PluginHost {
             },
             digest: digest.clone(),
             size: bytes.len(),
+            limits: self.limits_for(bytes.len()),
+            peak_memory: AtomicUsize::new(0),
             pre,
         };
         let description = self.describe(&plugin)?;
@@ -704,11 +772,10 @@ impl PluginHost {
         Ok(component)
     }
 
-    fn store(&self, seed: u64) -> Store<PluginState> {
-        let mut store = Store::new(&self.engine, PluginState::new(&self.limits, seed));
+    fn store(&self, limits: &Limits, seed: u64) -> Store<PluginState> {
+        let mut store = Store::new(&self.engine, PluginState::new(limits, seed));
         store.limiter(|s| &mut s.cap);
-        let ticks = self
-            .limits
+        let ticks = limits
             .deadline
             .as_nanos()
             .div_ceil(EPOCH_TICK.as_nanos())
@@ -725,20 +792,24 @@ impl PluginHost {
         seed: u64,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut store = self.store(seed);
-        f(&mut store).map_err(|e| {
+        let mut store = self.store(&plugin.limits, seed);
+        let result = f(&mut store);
+        plugin
+            .peak_memory
+            .fetch_max(store.data().cap.peak, Ordering::Relaxed);
+        result.map_err(|e| {
             let (name, version) = (plugin.name().to_string(), plugin.version().to_string());
             if store.data().cap.exceeded {
                 PluginError::MemoryLimit {
                     plugin: name,
                     version,
-                    limit_bytes: self.limits.memory_bytes,
+                    limit_bytes: plugin.limits.memory_bytes,
                 }
             } else if store.data().overslept || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 PluginError::Timeout {
                     plugin: name,
                     version,
-                    deadline: self.limits.deadline,
+                    deadline: plugin.limits.deadline,
                 }
             } else {
                 let stderr = store.data().stderr.contents();

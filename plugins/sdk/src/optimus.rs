@@ -8,6 +8,11 @@
 //! pulled down in proportion to how far the measured points fall short of the prior's path
 //! (our reading of the code's scaling). Time: GPU-seconds per epoch from the micro-profile,
 //! scaled linearly by epochs and data size, divided by the measured speed at a share.
+//!
+//! Each predicted accuracy comes with a standard error: the fit's scatter about the measured
+//! points (the profile measures on a small slice, so its points are noisy) combined with half
+//! the rise it extrapolates past the last profiled epoch (the part no point supports). The host
+//! rescales it by how the run's finished jobs actually erred.
 
 use crate::params::{Params, number};
 use crate::types::{
@@ -199,20 +204,29 @@ impl Estimator for Optimus {
         let curve = fit(&points)
             .ok_or_else(|| PluginError::Infeasible("the curve fit has no solution".into()))?;
         let profiled = f64::from(last.epochs);
-        let accuracy = req
+        let scatter = (req
+            .observations
+            .iter()
+            .map(|o| (curve.at(f64::from(o.epochs)) - o.accuracy).powi(2))
+            .sum::<f64>()
+            / req.observations.len() as f64)
+            .sqrt();
+        let (accuracy, accuracy_error): (Vec<f64>, Vec<f64>) = req
             .epochs_at
             .iter()
             .map(|&e| {
                 let e = f64::from(e);
-                let acc = if e > profiled {
+                let (acc, rise) = if e > profiled {
                     let at_last = curve.at(profiled);
-                    at_last + extrapolation * (curve.at(e) - at_last)
+                    let rise = extrapolation * (curve.at(e) - at_last);
+                    (at_last + rise, rise)
                 } else {
-                    curve.at(e)
+                    (curve.at(e), 0.0)
                 };
-                acc.max(if e == 0.0 { a0 } else { 0.0 })
+                let error = (scatter * scatter + 0.25 * rise * rise).sqrt().max(0.01);
+                (acc.max(if e == 0.0 { a0 } else { 0.0 }), error)
             })
-            .collect();
+            .unzip();
         let per_epoch = last.gpu_seconds / f64::from(last.epochs);
         let gpu_seconds = per_epoch
             * (req.config.data_fraction / req.profiled_data_fraction)
@@ -231,7 +245,7 @@ impl Estimator for Optimus {
             .collect();
         Ok(Prediction {
             accuracy,
-            accuracy_error: Vec::new(),
+            accuracy_error,
             gpu_seconds,
             seconds_at,
         })

@@ -6,7 +6,7 @@
 //! accuracy, the objective every policy here maximizes or reports.
 
 use crate::estimate::{EPS, Pick, factor_after, pick_configs, pick_infer, remaining};
-use crate::params::{Params, number, text};
+use crate::params::{Params, flag, number, text};
 use crate::types::{
     Description, Param, ParamSpec, PluginError, PluginKind, PolicyInput, RetrainProfile, Schedule,
     StreamInput, StreamSchedule,
@@ -87,6 +87,19 @@ pub fn evaluate(input: &PolicyInput, alloc: &Allocation, min_accuracy: f64) -> (
         .collect();
     let mean = picks.iter().map(|p| p.accuracy).sum::<f64>() / picks.len().max(1) as f64;
     (picks, mean)
+}
+
+/// `input` with each stream's job in progress offered alone, with what it has left (what
+/// `tandem:plugin@0.1.0` promised): for a policy that does not weigh switching a running job
+/// to another configuration, which restarts it from scratch.
+pub fn pin_running(input: &PolicyInput) -> PolicyInput {
+    let mut pinned = input.clone();
+    for s in &mut pinned.streams {
+        if let Some(running) = &s.running {
+            s.retrain.retain(|r| r.config.name == *running);
+        }
+    }
+    pinned
 }
 
 /// Check the preconditions every policy relies on.
@@ -278,6 +291,18 @@ pub enum ThiefVariant {
     Refine,
 }
 
+/// Where the thief's search starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// Ekya's fair start: the GPUs split evenly over all jobs.
+    Fair,
+    /// tandem's default: the uniform split a user would pick by hand (each stream G/N, half
+    /// to inference and half to retraining its safe configuration: [`Allocation::split`]).
+    /// The search only moves away from it where its estimate improves, so the thief's
+    /// estimate is never below the uniform split's.
+    Uniform,
+}
+
 /// Thief search settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ThiefOptions {
@@ -290,16 +315,43 @@ pub struct ThiefOptions {
     pub rounds: u32,
     /// Fund retraining with the GPU the search leaves unused (see [`fund_spare`]).
     pub spare: bool,
+    pub anchor: Anchor,
+    /// Standard errors taken off every predicted accuracy before the search (see
+    /// [`risk_adjusted`]); 0 allocates by the predictions as they are (the paper).
+    pub risk: f64,
 }
 
 /// Passes per Δ after which the refine variant stops even if a pass still moved something
 /// (each pass strictly improves the estimate, so this only bounds the time).
 const REFINE_MAX_PASSES: usize = 20;
 
-/// Run the thief search from the fair start.
+/// Run the thief search from its anchor, on the risk-adjusted input. The picks and the
+/// estimate are of the adjusted input; the allocation applies to `input` (same streams and
+/// candidates).
 pub fn thief(input: &PolicyInput, opts: ThiefOptions) -> (Allocation, Vec<Pick>, f64) {
-    let start = Allocation::fair(input);
-    thief_from(input, start, opts)
+    let adjusted = risk_adjusted(input, opts.risk);
+    let start = match opts.anchor {
+        Anchor::Fair => Allocation::fair(&adjusted),
+        Anchor::Uniform => Allocation::split(&adjusted, 0.5),
+    };
+    thief_from(&adjusted, start, opts)
+}
+
+/// `input` with every predicted accuracy lowered by `risk` times its standard error (never
+/// below 0): a lower confidence bound. A gain the estimator is unsure of must then be larger
+/// to win GPU, and a stream whose profile errs widely keeps what the anchor gave it.
+pub fn risk_adjusted(input: &PolicyInput, risk: f64) -> PolicyInput {
+    let mut adjusted = input.clone();
+    if risk > 0.0 {
+        for r in adjusted
+            .streams
+            .iter_mut()
+            .flat_map(|s| s.retrain.iter_mut())
+        {
+            r.accuracy_after = (r.accuracy_after - risk * r.accuracy_error).max(0.0);
+        }
+    }
+    adjusted
 }
 
 /// Run the thief search from a given start.
@@ -446,6 +498,26 @@ fn thief_params() -> Vec<ParamSpec> {
             "GPU the search finds no use for: `retrain` (default) starts the cheapest retraining of streams not retraining, `idle` leaves it unused (the paper)",
             "retrain",
         ),
+        text(
+            "anchor",
+            "where the search starts: `uniform` (default: each stream G/N, half to inference, half to retraining; the thief never estimates worse than it) or `fair` (Ekya's even split over all jobs)",
+            "uniform",
+        ),
+        number(
+            "risk",
+            "standard errors taken off each predicted accuracy before allocating (0: the predictions as they are, as in the paper)",
+            1.0,
+        ),
+        number(
+            "margin",
+            "window-mean accuracy (0-1) by which the thief's estimate must beat the uniform split's (anchor=uniform) for the thief to leave it",
+            0.0,
+        ),
+        flag(
+            "switch",
+            "weigh switching a running job to another configuration (restarting it) when re-planning; false keeps each running job's configuration",
+            true,
+        ),
         min_accuracy_param(),
     ]
 }
@@ -482,12 +554,29 @@ fn thief_options(p: &Params<'_>) -> Result<ThiefOptions, PluginError> {
             )));
         }
     };
+    let anchor = match p.text("anchor")? {
+        "uniform" => Anchor::Uniform,
+        "fair" => Anchor::Fair,
+        v => {
+            return Err(PluginError::InvalidParam(format!(
+                "anchor must be `uniform` or `fair`, got `{v}`"
+            )));
+        }
+    };
+    let risk = p.number("risk")?;
+    if !(0.0..=10.0).contains(&risk) {
+        return Err(PluginError::InvalidParam(format!(
+            "risk must be in [0, 10] standard errors, got {risk}"
+        )));
+    }
     Ok(ThiefOptions {
         delta,
         min_accuracy: p.number("min-accuracy")?,
         variant,
         rounds: rounds as u32,
         spare,
+        anchor,
+        risk,
     })
 }
 
@@ -495,8 +584,10 @@ impl Policy for Thief {
     fn describe() -> Description {
         describe(
             "thief",
-            "Ekya's thief scheduler: from a fair split, each job steals Δ GPU from each other job while the \
-             estimated window-averaged accuracy improves, with PickConfigs after every move.",
+            "Ekya's thief scheduler: from the uniform split a user would pick by hand (or Ekya's fair split), \
+             each job steals Δ GPU from each other job while the estimated window-averaged accuracy improves, \
+             with PickConfigs after every move; predictions are lowered by their standard error first, so \
+             it moves away from the uniform split only for gains larger than its uncertainty.",
             thief_params(),
         )
     }
@@ -504,8 +595,36 @@ impl Policy for Thief {
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
         let specs = thief_params();
-        let opts = thief_options(&Params::new(&specs, params)?)?;
+        let p = Params::new(&specs, params)?;
+        let opts = thief_options(&p)?;
+        let pinned;
+        let input = if p.flag("switch")? {
+            input
+        } else {
+            pinned = pin_running(input);
+            &pinned
+        };
         let (alloc, picks, mean) = thief(input, opts);
+        // The uniform split a user would pick by hand, each stream retraining its safe
+        // configuration (cfg2: the cheapest that reaches half the best gain), estimated the
+        // same way: the thief keeps it unless its own plan is estimated better by `margin`.
+        let margin = p.number("margin")?;
+        if opts.anchor == Anchor::Uniform {
+            let adjusted = risk_adjusted(&pin_running(input), opts.risk);
+            let uniform = Fair::schedule(
+                &adjusted,
+                &[Param {
+                    name: "retrain-config".into(),
+                    value: crate::types::ParamValue::Text("cfg2".into()),
+                }],
+            )?;
+            if uniform
+                .estimated_accuracy
+                .is_some_and(|u| mean < u + margin)
+            {
+                return Ok(uniform);
+            }
+        }
         let mut schedule = to_schedule(input, &alloc, &picks, Some(mean));
         if opts.spare {
             fund_spare(input, &mut schedule);
@@ -648,6 +767,7 @@ impl Policy for Fair {
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
+        let input = &pin_running(input);
         let specs = fair_params();
         let p = Params::new(&specs, params)?;
         let (name, fraction, min_acc) = (
@@ -700,6 +820,7 @@ impl Policy for NoRetrain {
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
+        let input = &pin_running(input);
         let specs = no_retrain_params();
         let min_acc = Params::new(&specs, params)?.number("min-accuracy")?;
         let per = (f64::from(input.gpus) / input.streams.len() as f64).min(1.0);
@@ -738,6 +859,7 @@ impl Policy for FixedRes {
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
+        let input = &pin_running(input);
         let specs = fixed_res_params();
         let p = Params::new(&specs, params)?;
         let alloc = Allocation::split(input, infer_fraction(&p)?);
@@ -778,6 +900,7 @@ impl Policy for FixedConfig {
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
+        let input = &pin_running(input);
         let specs = fixed_config_params();
         let p = Params::new(&specs, params)?;
         let opts = thief_options(&p)?;
@@ -897,6 +1020,7 @@ impl Policy for Oracle {
 
     fn schedule(input: &PolicyInput, params: &[Param]) -> Result<Schedule, PluginError> {
         check_input(input)?;
+        let input = &pin_running(input);
         let specs = oracle_params();
         let p = Params::new(&specs, params)?;
         let delta = p.number("delta")?;

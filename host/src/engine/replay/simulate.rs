@@ -10,7 +10,7 @@ use super::{
 };
 use crate::engine::executor::Executor;
 use crate::engine::report::JobReport;
-use crate::engine::schedule::{Outcome, Policy, Scheduler, start_infer};
+use crate::engine::schedule::{Outcome, Policy, Scheduler, Step, start_infer};
 use crate::plugin::PluginError;
 use crate::plugin::types::{InferProfile, PolicyInput, Schedule, StreamInput};
 
@@ -100,8 +100,8 @@ fn replay_window(
     for (i, s) in window.streams.iter().enumerate() {
         sched.offer(i, s.retrain.clone(), Vec::new(), Vec::new());
     }
-    sched.run(decide_at, &mut |sched| {
-        let done = sched.next_completion()?;
+    sched.run(decide_at, None, &mut |sched| {
+        let done = sched.next_completion(f64::INFINITY)?;
         let input = sched.input(done.stream);
         let accuracy = input
             .retrain
@@ -114,7 +114,7 @@ fn replay_window(
             infer_factors: None,
             shares: sched.job_shares(done.stream),
         };
-        Some((done, outcome))
+        Some(Step::Completed(done, outcome))
     });
     let (exec, records, _) = sched.close(&[]);
     let streams = window

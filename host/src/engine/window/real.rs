@@ -9,7 +9,7 @@ use super::{Clocked, Engine, Window};
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::engine::profiler::{Profile, ProfileTask};
-use crate::engine::schedule::Scheduler;
+use crate::engine::schedule::{Scheduler, Step};
 use crate::engine::serve::{self, LiveServed};
 use crate::engine::slicer::{Progress, TimeSlicer};
 use crate::engine::stream::{StreamWindow, WindowData};
@@ -32,45 +32,70 @@ impl<B: Backend> Engine<'_, B> {
             profiler_share,
         } = window;
         let scale = self.scenario.real_time_scale;
-        let horizon = self.scenario.window_seconds;
+        let (golden, horizon) = (
+            self.scenario.golden_delay_seconds,
+            self.scenario.window_seconds,
+        );
         let until = horizon / scale;
         let mut device = Device::new(self, windows);
         device.sync_inference(self, sched, windows);
 
-        // The labels' delay, then the micro-profile beside inference.
-        device
-            .slicer
-            .run(self.scenario.golden_delay_seconds / scale);
-        let (profiles, profiler_device, profiled) =
-            device.profile(self, tasks, *profiler_share, until);
-        let decision_at = if profiled {
-            (device.slicer.now() * scale).min(horizon)
-        } else {
-            horizon
+        // The labels' delay, then the micro-profile beside inference (and, `beside`, beside
+        // the safe start's jobs).
+        device.slicer.run(golden / scale);
+        let beside = self.beside_share(tasks);
+        device.start_profile(self, tasks, beside.unwrap_or(*profiler_share));
+        let mut profiled: Option<f64> = None;
+        let mut decision_at = horizon;
+        let start = match beside {
+            Some(share) => Some(self.safe_start(sched, tasks, share)),
+            None => {
+                // Nothing else can finish before the first decision.
+                let id = device.profile.as_ref().map(|p| p.0);
+                if id.is_none_or(|id| device.slicer.run(until) == Some(id)) {
+                    decision_at = (device.slicer.now() * scale).min(horizon);
+                }
+                let (profiles, secs) = device.finish_profile(self, tasks);
+                self.estimate(sched, windows, tasks, &profiles);
+                profiled = Some(secs);
+                None
+            }
         };
-        // Its device time in GPU-seconds of the modelled server, with the window start's
-        // modelled measurements (reference slice, resolution factors).
-        let profiler_gpu = profiler_device * scale * device.gpus
-            + windows
-                .iter()
-                .map(|wd| wd.overhead.0 + wd.overhead.1)
-                .sum::<f64>();
-        self.estimate(sched, windows, tasks, &profiles);
-
-        sched.run(decision_at, &mut |sched| {
+        let first = if start.is_some() { golden } else { decision_at };
+        sched.run(first, start, &mut |sched| {
             // Bring the slicer in line with the scheduler: inference shares, configurations
-            // and deployed models; new retraining jobs, changed shares, drops.
+            // and deployed models; new retraining jobs, changed shares, switches, drops.
             device.sync_inference(self, sched, windows);
             device.sync_jobs(self, sched, windows, tasks);
             let id = device.slicer.run(until)?;
-            let (i, model, config) = device.take_finished(id);
             let at = (device.slicer.now() * scale).min(horizon);
+            if profiled.is_none() && device.profile.as_ref().is_some_and(|p| p.0 == id) {
+                let (profiles, secs) = device.finish_profile(self, tasks);
+                self.estimate(sched, windows, tasks, &profiles);
+                (profiled, decision_at) = (Some(secs), at);
+                return Some(Step::Profiled(at));
+            }
+            let (i, model, config) = device.take_finished(id);
             let done = sched.finish(i, at, &device.left());
             debug_assert_eq!(config, done.config);
             let got = device.shares(id);
             let outcome = self.outcome(i, &mut windows[i], sched.input(i), model, got);
-            Some((done, outcome))
+            Some(Step::Completed(done, outcome))
         });
+        if profiled.is_none() {
+            // The window ended first: the rest is profiled off the clock, so that every
+            // prediction is still recorded.
+            let (profiles, secs) = device.finish_profile(self, tasks);
+            self.estimate(sched, windows, tasks, &profiles);
+            profiled = Some(secs);
+        }
+        // Its device time in GPU-seconds of the modelled server, with the window start's
+        // modelled measurements (reference slice, resolution factors).
+        let profiler_gpu = profiled.unwrap_or(0.0) * scale * device.gpus
+            + windows
+                .iter()
+                .map(|wd| wd.overhead.0 + wd.overhead.1)
+                .sum::<f64>();
         // Jobs still running at the window end: what they got so far.
         for i in 0..device.running.len() {
             if let Some((id, _)) = device.running[i] {
@@ -110,6 +135,8 @@ struct Device<'s, B: Backend> {
     running: Vec<Option<RunningJob<B>>>,
     /// Per stream: what its last job got, if it stopped before finishing.
     measured: Vec<Option<(f64, f64)>>,
+    /// The micro-profile's slicer job and the profiles it has made so far.
+    profile: Option<(usize, Rc<RefCell<StreamProfiles>>)>,
 }
 
 impl<'s, B: Backend> Device<'s, B> {
@@ -148,6 +175,7 @@ impl<'s, B: Backend> Device<'s, B> {
             serving,
             running: (0..n).map(|_| None).collect(),
             measured: vec![None; n],
+            profile: None,
         }
     }
 
@@ -157,31 +185,26 @@ impl<'s, B: Backend> Device<'s, B> {
         (r.allocated_share * self.gpus, r.delivered_share * self.gpus)
     }
 
-    /// Run the micro-profile as one job on the profiler's share until it is done or the
-    /// window ends. Returns each stream's profiles (what the window did not get to is
-    /// profiled off the clock, so that every prediction is still recorded, though no
-    /// decision is made this window), the device seconds it used and whether it finished
-    /// in time.
-    fn profile(
+    /// Add the micro-profile to the slicer as one job on `share` GPUs, one profiling run
+    /// per slice (nothing when there is nothing to profile).
+    fn start_profile(
         &mut self,
         engine: &'s Engine<'_, B>,
         tasks: &'s [ProfileTask<B>],
-        profiler_share: f64,
-        until: f64,
-    ) -> (Vec<Vec<Profile>>, f64, bool) {
+        share: f64,
+    ) {
         let runs: Vec<(usize, usize)> = tasks
             .iter()
             .enumerate()
             .flat_map(|(i, t)| (0..t.runs()).map(move |k| (i, k)))
             .collect();
-        let profiles: Rc<RefCell<Vec<Vec<Profile>>>> =
-            Rc::new(RefCell::new(vec![Vec::new(); tasks.len()]));
         if runs.is_empty() {
-            return (profiles.take(), 0.0, true);
+            return;
         }
+        let profiles = Rc::new(RefCell::new(vec![Vec::new(); tasks.len()]));
         let (out, be, cost) = (profiles.clone(), engine.be, &engine.cost);
         let mut next = 0;
-        let id = self.slicer.add(profiler_share / self.gpus, move |_| {
+        let id = self.slicer.add(share / self.gpus, move |_| {
             let (i, k) = runs[next];
             out.borrow_mut()[i].push(tasks[i].run(be, k, cost));
             next += 1;
@@ -191,17 +214,28 @@ impl<'s, B: Backend> Device<'s, B> {
                 Progress::Done
             }
         });
-        // Nothing else can finish before the first decision.
-        let profiled = self.slicer.run(until) == Some(id);
-        let r = self.slicer.report(id);
-        let device = r.delivered_share * r.seconds;
-        let mut profiles = profiles.take();
+        self.profile = Some((id, profiles));
+    }
+
+    /// Each stream's profiles, the runs the window did not get to made off the clock, and
+    /// the device seconds the profile used.
+    fn finish_profile(
+        &mut self,
+        engine: &Engine<'_, B>,
+        tasks: &[ProfileTask<B>],
+    ) -> (Vec<Vec<Profile>>, f64) {
+        let Some((id, cell)) = &self.profile else {
+            return (vec![Vec::new(); tasks.len()], 0.0);
+        };
+        self.slicer.stop(*id);
+        let r = self.slicer.report(*id);
+        let mut profiles = cell.take();
         for (t, done) in tasks.iter().zip(profiles.iter_mut()) {
             for k in done.len()..t.runs() {
                 done.push(t.run(engine.be, k, &engine.cost));
             }
         }
-        (profiles, device, profiled)
+        (profiles, r.delivered_share * r.seconds)
     }
 
     /// Bring the inference jobs in line with the scheduler: share, sampling, resolution
@@ -241,8 +275,17 @@ impl<'s, B: Backend> Device<'s, B> {
         let exec = sched.executor();
         for i in 0..self.running.len() {
             let share = exec.retrain_share(i) / self.gpus;
-            match (exec.running_config(i), &self.running[i]) {
-                (Some(config), None) => {
+            let current = self.running[i]
+                .as_ref()
+                .map(|(id, job)| (*id, job.borrow().config.clone()));
+            match (exec.running_config(i), current) {
+                (Some(config), Some((id, c))) if c == config => self.slicer.set_share(id, share),
+                (Some(config), old) => {
+                    // A new job, or the policy switched the running one to another
+                    // configuration: the old one stops, the new one starts from scratch.
+                    if let Some((id, _)) = old {
+                        self.slicer.stop(id);
+                    }
                     let (model, data, cfg) = engine.job(i, &windows[i], &tasks[i], config);
                     let job = Rc::new(RefCell::new(RealJob {
                         trainer: Trainer::new(&data, &cfg),
@@ -268,9 +311,7 @@ impl<'s, B: Backend> Device<'s, B> {
                     });
                     self.running[i] = Some((id, job));
                 }
-                (Some(_), Some((id, _))) => self.slicer.set_share(*id, share),
                 (None, Some((id, _))) => {
-                    let id = *id;
                     self.slicer.stop(id);
                     self.measured[i] = Some(self.shares(id));
                     self.running[i] = None;
@@ -311,6 +352,9 @@ impl<'s, B: Backend> Device<'s, B> {
             .collect()
     }
 }
+
+/// Each stream's profiles, in its task's run order.
+type StreamProfiles = Vec<Vec<Profile>>;
 
 /// A stream's inference job in the time slicer: its slicer id and its shared state.
 type LiveJob<B> = (usize, Rc<RefCell<LiveInfer<B>>>);
