@@ -173,7 +173,13 @@ fn bad_arguments_are_refused_before_anything_runs() {
 #[test]
 fn a_policy_that_fails_every_call_fails_the_run() {
     let dir = data_dir();
-    let scenario = tiny_scenario(&dir, 1);
+    // One window long enough for the policy to be asked after the profile.
+    let scenario = dir.join("long-window.toml");
+    std::fs::write(
+        &scenario,
+        TINY.replace("windows = 2", "windows = 1\nwindow_seconds = 1000"),
+    )
+    .unwrap();
     let wasm = dir.join("misbehave.wasm");
     std::fs::write(&wasm, super::plugins::guest_bytes("test-misbehave")).unwrap();
     let policy = format!("{}:mode=panic", wasm.display());
