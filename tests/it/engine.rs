@@ -94,6 +94,8 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
         space_params,
         estimator: load("optimus"),
         estimator_params: vec![],
+        selector: None,
+        zoo_candidates: 0,
         host,
         seed: s.seed,
     }
@@ -101,18 +103,57 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
 
 /// Run every window of `s` under `policy` on a fresh engine.
 fn run(be: &CpuBackend, s: &Scenario, policy: &str, params: Vec<Param>) -> Vec<WindowReport> {
-    let mut e = engine(be, s, policy, params);
-    (0..s.windows).map(|_| e.run_window().unwrap()).collect()
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(be, &pool, (300, 1));
+    engine(be, s, (policy, params), &pool, &pre).run_all()
 }
 
-/// A fresh engine for `s` under `policy`, every camera from the same pretrained model.
-fn engine<'a>(
-    be: &'a CpuBackend,
+/// Run every window of `s` under `policy` with a zoo (its selector `nearest`) holding a
+/// model pretrained well enough for scenes to matter (1500 samples, 2 epochs).
+fn run_with_zoo(
+    be: &CpuBackend,
     s: &Scenario,
     policy: &str,
     params: Vec<Param>,
-) -> Engine<'a, CpuBackend> {
+) -> Vec<WindowReport> {
+    run_with_zoo_of(be, s, (policy, params), &mut |_, _, _| {})
+}
+
+/// As [`run_with_zoo`], `more` adding models to the zoo first (given the pool and the
+/// pretrained model).
+fn run_with_zoo_of(
+    be: &CpuBackend,
+    s: &Scenario,
+    (policy, params): (&str, Vec<Param>),
+    more: &mut dyn FnMut(&mut tandem::engine::zoo::Zoo, &SourcePool, &Model<CpuBackend>),
+) -> Vec<WindowReport> {
+    use tandem::data::Look;
+    use tandem::engine::zoo::{PRETRAINED, Zoo};
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(be, &pool, (1500, 2));
+    let mut zoo = Zoo::new(8, 1 << 24);
+    let look = Look::of(&pool.train.take(1500)).mean;
+    zoo.insert(be, &pre, (PRETRAINED, 0), look, 0.5);
+    more(&mut zoo, &pool, &pre);
+    let mut plugins = plugins(s, policy, params);
+    plugins.selector = Some((
+        engine_host()
+            .load("nearest", &guest_bytes("nearest"))
+            .unwrap(),
+        vec![],
+    ));
+    plugins.zoo_candidates = s.zoo.max_candidates;
+    let mut e = engine(be, s, (policy, vec![]), &pool, &pre).with_zoo(Some(zoo));
+    e.set_plugins(plugins);
+    e.run_all()
+}
+
+/// A model of the tiny architecture trained on `samples` of `pool` for `epochs`.
+fn pretrained(
+    be: &CpuBackend,
+    pool: &SourcePool,
+    (samples, epochs): (usize, usize),
+) -> Model<CpuBackend> {
     let arch = Arch {
         in_channels: 3,
         channels: [8, 16, 16],
@@ -121,11 +162,29 @@ fn engine<'a>(
     };
     let mut pre = Model::new(be, arch, 1);
     let cfg = TrainConfig {
-        epochs: 1,
+        epochs,
         batch_size: 32,
         ..TrainConfig::default()
     };
-    model::train(be, &mut pre, &pool.train.take(300), &cfg, &mut |_, _| {});
+    model::train(
+        be,
+        &mut pre,
+        &pool.train.take(samples),
+        &cfg,
+        &mut |_, _| {},
+    );
+    pre
+}
+
+/// An engine for `s` under `policy`, every camera drawing from `pool`, starting from `pre`.
+fn engine<'a>(
+    be: &'a CpuBackend,
+    s: &Scenario,
+    (policy, params): (&str, Vec<Param>),
+    pool: &std::sync::Arc<SourcePool>,
+    pre: &Model<CpuBackend>,
+) -> Engine<'a, CpuBackend> {
+    let arch = pre.arch();
     let cameras = s
         .cameras
         .iter()
@@ -147,7 +206,7 @@ fn engine<'a>(
         s.clone(),
         plugins(s, policy, params),
         cameras,
-        &pre,
+        pre,
         cost,
     )
 }
@@ -161,12 +220,14 @@ fn a_resumed_engine_continues_exactly_as_an_uninterrupted_one() {
     s.windows = 3;
     let whole = run(&be, &s, "thief", vec![]);
     let dir = super::data::tempdir();
-    let mut first = engine(&be, &s, "thief", vec![]);
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(&be, &pool, (300, 1));
+    let mut first = engine(&be, &s, ("thief", vec![]), &pool, &pre);
     let mut parts = vec![first.run_window().unwrap()];
     let saved = checkpoint::save(&first.checkpoint_state(), &dir, 7).unwrap();
     assert_eq!(saved, checkpoint::relative_dir(7, 1));
     drop(first);
-    let mut second = engine(&be, &s, "thief", vec![]);
+    let mut second = engine(&be, &s, ("thief", vec![]), &pool, &pre);
     checkpoint::restore(&mut second, &dir.join(&saved)).unwrap();
     assert_eq!(second.windows_done(), 1);
     parts.extend((1..3).map(|_| second.run_window().unwrap()));
@@ -174,11 +235,24 @@ fn a_resumed_engine_continues_exactly_as_an_uninterrupted_one() {
     // A checkpoint of other streams is refused with the reason.
     let mut other = s.clone();
     other.cameras[1].name = "c".into();
-    let mut third = engine(&be, &other, "thief", vec![]);
+    let mut third = engine(&be, &other, ("thief", vec![]), &pool, &pre);
     let e = checkpoint::restore(&mut third, &dir.join(&saved))
         .err()
         .unwrap();
     assert!(e.to_string().contains("streams"), "{e}");
+}
+
+/// Every window of an engine's scenario.
+trait RunAll {
+    fn run_all(self) -> Vec<WindowReport>;
+}
+
+impl RunAll for Engine<'_, CpuBackend> {
+    fn run_all(mut self) -> Vec<WindowReport> {
+        (0..self.scenario().windows)
+            .map(|_| self.run_window().unwrap())
+            .collect()
+    }
 }
 
 /// Reports with the timing fields (the only non-deterministic ones) zeroed, and the policy's
@@ -556,8 +630,15 @@ fn a_killed_run_keeps_its_committed_windows() {
                 h.stream_windows(r.id, Some(w.window)).await.unwrap().len(),
                 2
             );
+            // Profiled predictions: at least each camera's 6 configurations at its safe
+            // fraction (`[profiler] lean`), with the zoo models checked from window 1 on.
             let predictions = h.predictions(r.id, w.window).await.unwrap();
-            assert_eq!(predictions.len(), 2 * 18, "window {}", w.window);
+            assert!(
+                predictions.len() >= 2 * 6,
+                "window {}: {}",
+                w.window,
+                predictions.len()
+            );
         }
     });
     let out = super::cli::tandem(&["run", "--resume", "1", "--backend", "cpu"])
@@ -916,7 +997,7 @@ fn tiny_synthetic_matches_its_checked_in_report() {
 fn runs_share_the_apps_plugin_host() {
     let dir = super::data::tempdir();
     let registry = Registry::open(&dir).unwrap();
-    for name in ["thief", "fair", "ekya-space", "optimus"] {
+    for name in ["thief", "fair", "ekya-space", "optimus", "nearest"] {
         registry
             .add(&engine_host(), name, &guest_bytes(name), true)
             .unwrap();
@@ -946,6 +1027,7 @@ fn the_profile_runs_beside_a_safe_start_and_the_policy_replans_once_it_is_in() {
     let be = CpuBackend::new(2);
     let mut s = tiny();
     s.windows = 1;
+    s.profiler.timing = tandem::engine::scenario::ProfileTiming::Beside;
     // Long enough for the profile to come in on the tiny model's slow GPU.
     s.window_seconds = 2000.0;
     let ws = run(&be, &s, "thief", vec![]);
@@ -1003,7 +1085,7 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
     // Camera a never drifts; camera b drifts hard in window 1. Enough labels that a measured
     // accuracy moves by a few points, not six, between two windows of one scene.
     let mut s = tiny();
-    s.profiler.timing = tandem::engine::scenario::ProfileTiming::Before;
+    (s.profiler.timing, s.profiler.lean) = (tandem::engine::scenario::ProfileTiming::Before, false);
     for c in &mut s.cameras {
         c.train_samples = 400;
     }
@@ -1040,4 +1122,123 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
     }
     // Camera b's scene changed: profiled afresh.
     assert_ne!(offered(&reused[0], "b"), offered(r, "b"));
+}
+
+#[test]
+fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_model() {
+    use tandem::engine::scenario::DriftPoint;
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 2;
+    // A GPU fast enough that every job finishes early in its window.
+    s.gpu_gflops = Some(5.0);
+    for c in &mut s.cameras {
+        c.train_samples = 400;
+        // Busy enough that the detector has its objects within a few seconds.
+        c.frame_rate = 10.0;
+        c.objects_per_frame = 4;
+    }
+    // Camera a: a dark scene in window 0; back to normal at window 1's start, and dark
+    // again from 100 s into it. Camera b never changes.
+    let point = |w: u32, at: f64, brightness: f32| {
+        let mut p: DriftPoint = toml::from_str(&format!("window = {w}")).unwrap();
+        (p.at_seconds, p.brightness) = (at, brightness);
+        p
+    };
+    s.cameras[0].drift = vec![point(0, 0.0, 0.4), point(1, 0.0, 1.0), point(1, 100.0, 0.4)];
+    s.cameras[1].drift = vec![];
+    let fixed = || {
+        vec![Param {
+            name: "retrain-config".into(),
+            value: ParamValue::Text("head-d1.0-e5".into()),
+        }]
+    };
+    let with = |detect: bool| {
+        let mut s = s.clone();
+        s.profiler.enabled = false;
+        s.zoo.detect = detect;
+        run_with_zoo(&be, &s, "fair", fixed())
+    };
+    let (on, off) = (with(true), with(false));
+    let zoo0 = on[0].zoo.as_ref().unwrap();
+    let zoo1 = on[1].zoo.as_ref().unwrap();
+    // No change inside window 0: no alarm. Window 1: camera a's change seen within seconds,
+    // and window 0's model for the dark scene swapped in; camera b quiet.
+    assert!(zoo0.detections.is_empty(), "{:?}", zoo0.detections);
+    let d = zoo1
+        .detections
+        .iter()
+        .find(|d| d.stream == "a")
+        .expect("the change was seen");
+    assert_eq!(d.changed_at, Some(100.0));
+    assert!(d.at > 100.0 && d.at <= 120.0, "seen at {}", d.at);
+    let dark = zoo0
+        .added
+        .first()
+        .expect("window 0 retrained camera a's model into the zoo");
+    assert_eq!(d.swapped_to.as_ref(), Some(dark));
+    assert!(zoo1.detections.iter().all(|d| d.stream != "b"));
+    // Served accuracy after the change is higher with the swap than without it.
+    let after = |ws: &[WindowReport]| -> f64 {
+        let a = ws[1].streams.iter().find(|st| st.stream == "a").unwrap();
+        a.chunks[6..].iter().sum::<f64>() / 4.0
+    };
+    assert!(
+        after(&on) > after(&off) + 0.02,
+        "{} vs {}",
+        after(&on),
+        after(&off)
+    );
+}
+
+#[test]
+fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
+    use tandem::data::{Drift, Look};
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 1;
+    s.gpu_gflops = Some(5.0);
+    s.profiler.enabled = false;
+    let dark = Drift {
+        brightness: 0.4,
+        ..Drift::default()
+    };
+    for c in &mut s.cameras {
+        c.train_samples = 400;
+        c.drift = vec![toml::from_str("window = 0\nbrightness = 0.4").unwrap()];
+    }
+    // A model that learnt the dark scene earlier, in the zoo under that scene's signature.
+    let reuse = vec![Param {
+        name: "retrain-config".into(),
+        value: ParamValue::Text("zoo".into()),
+    }];
+    let ws = run_with_zoo_of(&be, &s, ("fair", reuse), &mut |zoo, pool, pre| {
+        let data = dark.apply(&pool.train.take(1200), 9);
+        let mut m = pre.duplicate(&be);
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 32,
+            ..TrainConfig::default()
+        };
+        model::train(&be, &mut m, &data, &cfg, &mut |_, _| {});
+        zoo.insert(&be, &m, ("earlier", 0), Look::of(&data).mean, 0.0);
+    });
+    let w = &ws[0];
+    let zoo = w.zoo.as_ref().unwrap();
+    for st in &w.streams {
+        let check = zoo
+            .checks
+            .iter()
+            .find(|c| c.stream == st.stream && c.model == "m1")
+            .expect("the dark model was short-listed and checked");
+        let job = st.retrain.as_ref().expect("reuse deployed it");
+        assert_eq!(job.config, "zoo:m1");
+        // The model deployed is the zoo's: measured again on the same split, it scores what
+        // its check did, and it serves from the decision, not after a retraining.
+        assert_eq!(job.actual_accuracy, Some(check.accuracy));
+        assert!(job.deployed && check.accuracy > st.start_accuracy);
+        assert!(job.finished_at.unwrap() - job.started_at < 1.0);
+        assert_eq!(st.end_accuracy, check.accuracy);
+    }
+    assert_eq!(zoo.uses.len(), 2);
 }

@@ -115,6 +115,7 @@ pub(crate) fn window() -> WindowReport {
         }],
         profiler_gpu_seconds: 1.5,
         profiler_saved_gpu_seconds: 0.0,
+        zoo: None,
         gpus: 1,
         window_seconds: 200.0,
         decision_at: 10.0,

@@ -118,6 +118,7 @@ fn as_recorded(profiles: &Profiles) -> Vec<RunReport> {
             streams: vec![],
             profiler_gpu_seconds: 0.0,
             profiler_saved_gpu_seconds: 0.0,
+            zoo: None,
             gpus: 1,
             window_seconds: 200.0,
             decision_at: 2.0,

@@ -406,6 +406,20 @@ fn run_policy<B: Backend>(
         );
     }
     bar.finish_and_clear();
+    // A run keeps the models it retrained for the next run on this data dir; runs compared
+    // side by side each start from the same zoo and keep nothing, so none sees another's.
+    let alone = !matches!(start, Start::New(Some(_)));
+    if let (true, Some(zoo)) = (alone, engine.zoo()) {
+        zoo.save(&session.zoo_dir)?;
+        if verbose {
+            eprintln!(
+                "zoo: {} models, {:.1} MiB in {}",
+                zoo.len(),
+                zoo.bytes() as f64 / (1 << 20) as f64,
+                session.zoo_dir.display()
+            );
+        }
+    }
     Ok(RunReport {
         scenario: s.name.clone(),
         policy: name,

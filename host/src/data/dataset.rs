@@ -32,6 +32,13 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Replace sample `i` with `image` labelled `label`.
+    pub fn replace(&mut self, i: usize, image: &[f32], label: u8) {
+        let n = self.sample_len();
+        self.images[i * n..(i + 1) * n].copy_from_slice(image);
+        self.labels[i] = label;
+    }
+
     /// Elements per image.
     pub fn sample_len(&self) -> usize {
         self.h * self.w * self.c

@@ -25,13 +25,19 @@ pub struct Look {
 impl Look {
     /// The look of `data`'s images.
     pub fn of(data: &Dataset) -> Look {
+        Look::of_images(data, 0..data.len())
+    }
+
+    /// The look of the images of `data` at `which`.
+    pub fn of_images(data: &Dataset, which: impl IntoIterator<Item = usize>) -> Look {
         let (h, w, c) = (data.h, data.w, data.c);
         let per_image = c * (2 + GRID * GRID);
-        let n = data.len();
+        let mut n = 0usize;
         let (mut sum, mut sq) = (vec![0.0f64; per_image], vec![0.0f64; per_image]);
         let mut f = vec![0.0f64; per_image];
-        for img in data.images.chunks_exact(data.sample_len().max(1)) {
-            features(img, (h, w, c), &mut f);
+        for i in which {
+            n += 1;
+            features(data.image(i), (h, w, c), &mut f);
             for (k, v) in f.iter().enumerate() {
                 sum[k] += v;
                 sq[k] += v * v;

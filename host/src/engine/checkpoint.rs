@@ -5,8 +5,9 @@
 //! engine's state into `<data-dir>/checkpoints/run-<id>/w<next>/`: per stream its model
 //! (`stream-<i>.safetensors`, as [`crate::model::weights`] writes models) and its exemplar
 //! memory (`memory-<i>.safetensors`: images `[n, h, w, c]` f32 and labels `[n]` u8), plus
-//! `state.json` (the next window, each stream's inference choice, sampling factors and what its
-//! last window predicted and did, the calibration). The folder is written under a temporary name and renamed, the history's
+//! `state.json` (the next window, each stream's inference choice, sampling factors, what its
+//! last window predicted and did and which zoo model serves it, the calibration), and the
+//! engine's model zoo as [`Zoo::save`] writes it (`zoo/`). The folder is written under a temporary name and renamed, the history's
 //! `runs.checkpoint` points at it in the same transaction as the window, and the previous one is
 //! deleted only after that commit: whatever moment a crash picks, the history names a whole
 //! checkpoint that matches its last committed window. The window loop exposes its state
@@ -24,12 +25,13 @@ use super::EngineError;
 use super::calibrate::Calibration;
 use super::memory::ExemplarMemory;
 use super::stream::Recent;
+use super::zoo::Zoo;
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{Arch, Model, weights};
 
 /// The checkpoint format's version (in `state.json`).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// One stream's state between windows, borrowed from the engine.
 pub struct StreamView<'a, B: Backend> {
@@ -39,11 +41,13 @@ pub struct StreamView<'a, B: Backend> {
     pub infer: &'a Option<(f64, String)>,
     pub sampling: &'a [(u32, f64)],
     pub recent: &'a Recent,
+    pub serving_zoo: &'a Option<String>,
 }
 
 /// The engine's state between windows, borrowed.
 pub struct EngineView<'a, B: Backend> {
     pub be: &'a B,
+    pub zoo: Option<&'a Zoo>,
     /// The window that runs next.
     pub next: u32,
     pub calibration: &'a Calibration,
@@ -58,10 +62,12 @@ pub struct StreamState<B: Backend> {
     pub infer: Option<(f64, String)>,
     pub sampling: Vec<(u32, f64)>,
     pub recent: Recent,
+    pub serving_zoo: Option<String>,
 }
 
 /// The engine's state read back from a checkpoint.
 pub struct Restored<B: Backend> {
+    pub zoo: Option<Zoo>,
     pub next: u32,
     pub calibration: Calibration,
     pub streams: Vec<StreamState<B>>,
@@ -73,6 +79,7 @@ struct StreamJson {
     infer: Option<(f64, String)>,
     sampling: Vec<(u32, f64)>,
     recent: Recent,
+    serving_zoo: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -125,9 +132,13 @@ pub fn save<B: Backend>(
                 infer: s.infer.clone(),
                 sampling: s.sampling.to_vec(),
                 recent: s.recent.clone(),
+                serving_zoo: s.serving_zoo.clone(),
             })
             .collect(),
     };
+    if let Some(zoo) = state.zoo {
+        zoo.save(&tmp.join("zoo")).map_err(|e| err(&tmp, e))?;
+    }
     let path = tmp.join("state.json");
     let text = serde_json::to_vec_pretty(&json).map_err(|e| err(&path, e))?;
     std::fs::write(&path, text).map_err(|e| err(&path, e))?;
@@ -169,19 +180,25 @@ pub fn restore<B: Backend>(
     let (be, arch) = (view.be, first.model.arch());
     let like = first.memory.samples().empty_like();
     let ids: Vec<String> = view.streams.iter().map(|s| s.id.to_string()).collect();
-    let restored = load(be, dir, arch, &ids, &like)?;
+    let z = &engine.scenario().zoo;
+    let zoo = view
+        .zoo
+        .is_some()
+        .then(|| (z.max_models as usize, (z.max_mib * 1024.0 * 1024.0) as u64));
+    let restored = load(be, dir, arch, &ids, &like, zoo)?;
     engine.restore(restored);
     Ok(())
 }
 
 /// Read the checkpoint in `dir` for an engine of `arch` with streams `ids`, each memory of
-/// images shaped like `like`.
+/// images shaped like `like`, and a zoo bounded by `zoo` (models, bytes) if it has one.
 pub fn load<B: Backend>(
     be: &B,
     dir: &Path,
     arch: Arch,
     ids: &[String],
     like: &Dataset,
+    zoo: Option<(usize, u64)>,
 ) -> Result<Restored<B>, EngineError> {
     let path = dir.join("state.json");
     let text = std::fs::read(&path).map_err(|e| err(&path, e))?;
@@ -213,9 +230,21 @@ pub fn load<B: Backend>(
             infer: s.infer,
             sampling: s.sampling,
             recent: s.recent,
+            serving_zoo: s.serving_zoo,
         });
     }
+    let zoo = match zoo {
+        Some((models, bytes)) => {
+            let (zoo, warnings) = Zoo::open(&dir.join("zoo"), models, bytes);
+            if let Some(w) = warnings.first() {
+                return Err(err(dir, format!("zoo: {w}")));
+            }
+            Some(zoo)
+        }
+        None => None,
+    };
     Ok(Restored {
+        zoo,
         next: state.next_window,
         calibration: state.calibration,
         streams,

@@ -15,11 +15,14 @@
 //! - [`report`]: what a window produces.
 //! - [`replay`]: policies on recorded job profiles, without training (the paper's simulator).
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
+//! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns;
+//!   [`detect`]: scene changes inside a window, seen on the frames, and the zoo model to swap in.
 //! - [`checkpoint`]: each committed window's engine state on disk, for `tandem run --resume`.
 
 pub mod calibrate;
 pub mod checkpoint;
 pub mod cost;
+pub mod detect;
 pub mod executor;
 pub mod memory;
 pub mod profiler;
@@ -32,6 +35,7 @@ pub mod session;
 pub mod slicer;
 pub mod stream;
 pub mod window;
+pub mod zoo;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,7 +48,8 @@ pub use stream::{Camera, SourcePool, WindowData};
 pub use window::Engine;
 
 use crate::plugin::types::{
-    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule, StreamState,
+    ConfigSet, EstimateRequest, Param, ParamValue, PolicyInput, Prediction, Schedule,
+    SelectionRequest, StreamState,
 };
 use crate::plugin::{Plugin, PluginError, PluginHost};
 
@@ -61,7 +66,7 @@ pub enum EngineError {
     Setup(String),
 }
 
-/// The three plugins a run uses, loaded, with their parameters.
+/// The plugins a run uses, loaded, with their parameters.
 #[derive(Clone)]
 pub struct Plugins {
     pub host: Arc<PluginHost>,
@@ -71,6 +76,10 @@ pub struct Plugins {
     pub space_params: Vec<Param>,
     pub estimator: Arc<Plugin>,
     pub estimator_params: Vec<Param>,
+    /// The zoo's selector, with its parameters (none: no zoo).
+    pub selector: Option<(Arc<Plugin>, Vec<Param>)>,
+    /// Zoo models checked per stream and window, at most.
+    pub zoo_candidates: u32,
     /// The run's seed: every call's WASI random numbers derive from it.
     pub seed: u64,
 }
@@ -89,6 +98,12 @@ impl Plugins {
     pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
         self.host
             .predict(&self.estimator, request, &self.estimator_params, self.seed)
+    }
+
+    /// The selector's short list (`None` without a zoo).
+    pub fn select(&self, request: &SelectionRequest) -> Option<Result<Vec<String>, PluginError>> {
+        let (plugin, params) = self.selector.as_ref()?;
+        Some(self.host.select(plugin, request, params))
     }
 
     pub fn policy_name(&self) -> String {

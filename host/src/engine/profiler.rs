@@ -22,6 +22,7 @@ use super::calibrate::{self, Calibration, Raw};
 use super::cost::CostModel;
 use super::report::PredictionRecord;
 use super::scenario::{ProfileAxis, ProfilerSettings};
+use super::zoo::ZooCheck;
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{self, Model, TrainConfig};
@@ -71,6 +72,27 @@ impl JobPlan {
         }
     }
 
+    /// Deploy zoo model `id` as it is: nothing trained; what it costs is swapping it in
+    /// (its check was paid for at the window start).
+    pub fn deploy(id: &str) -> Self {
+        JobPlan {
+            config: RetrainConfig {
+                name: format!("zoo:{id}"),
+                epochs: 0,
+                layers_trained: 0,
+                data_fraction: 1.0,
+                width: 0,
+                batch_size: 1,
+                learning_rate: 0.0,
+                start_from: Some(id.to_string()),
+            },
+            layers: 0,
+            head: 0,
+            samples: 0,
+            gpu_seconds: DEPLOY_GPU_SECONDS,
+        }
+    }
+
     /// What a correction of its predictions is shared by (see [`calibrate`]).
     pub fn kind(&self) -> calibrate::Kind {
         (self.layers, self.config.epochs)
@@ -87,7 +109,13 @@ impl JobPlan {
         seed: u64,
     ) -> (Model<B>, Dataset, TrainConfig) {
         let data = job_data(fit, memory, self.config.data_fraction, seed);
-        let m = serving.with_head(be, self.head, seed ^ 1);
+        // A zoo model (`serving` is then that model) keeps its own head unless the
+        // configuration names a width; deployed as it is, it is not touched at all.
+        let m = match (&self.config.start_from, self.config.width) {
+            (Some(_), _) if self.config.epochs == 0 => serving.duplicate(be),
+            (Some(_), 0) => serving.duplicate(be),
+            _ => serving.with_head(be, self.head, seed ^ 1),
+        };
         // The job anneals its learning rate over its epochs, so the model it deploys is not a
         // noisy constant-rate iterate: on the example this lifted every retraining policy by
         // 0.5-1.5 points and cut the profiler's error on the thief's jobs (8.1 -> 5.3 points).
@@ -128,6 +156,11 @@ impl JobPlan {
         )
     }
 }
+
+/// Modelled GPU-seconds of swapping a checked zoo model in: next to nothing (a job of one
+/// millisecond at a full GPU), but a job all the same, so the scheduler deploys it as it
+/// deploys any other.
+pub const DEPLOY_GPU_SECONDS: f64 = 1e-3;
 
 /// Samples a retraining job trains on: its fraction of the window's `fit` samples (at least
 /// one) plus the `memory` exemplars. [`job_data`] builds exactly that many.
@@ -182,6 +215,9 @@ pub struct ProfileData {
     pub slice: Dataset,
     pub serving_on_slice: f64,
     pub start_accuracy: f64,
+    /// The zoo models checked, measured on the whole validation split of `val_len` samples.
+    pub zoo_checks: Vec<ZooCheck>,
+    pub val_len: usize,
 }
 
 /// One stream's micro-profile: its runs, on copies of what they read, so they can run at
@@ -227,7 +263,12 @@ impl<B: Backend> ProfileTask<B> {
     ) -> Self {
         let mut runs: Vec<(usize, u64)> = Vec::new();
         if settings.enabled {
+            // Zoo plans are not profiled: a deployed one was measured, a retrained one is
+            // predicted from its configuration's profile.
             for (k, plan) in plans.iter().enumerate() {
+                if plan.config.start_from.is_some() {
+                    continue;
+                }
                 let key = plan.profile_key();
                 if runs.iter().all(|(r, _)| plans[*r].profile_key() != key) {
                     runs.push((k, seed ^ runs.len() as u64));
@@ -398,9 +439,11 @@ impl<B: Backend> ProfileTask<B> {
         if let Some(offers) = &self.reused {
             out.records = offers.iter().map(|r| self.record(r, None)).collect();
             out.retrain = offers.clone();
-            return out;
         }
-        for plan in &self.plans {
+        for plan in self.plans.iter().filter(|_| self.reused.is_none()) {
+            if plan.config.start_from.is_some() {
+                continue;
+            }
             let key = plan.profile_key();
             let profile = self
                 .runs
@@ -438,7 +481,51 @@ impl<B: Backend> ProfileTask<B> {
             out.retrain.push(offer);
             out.uncorrected.push(raw);
         }
+        let zoo = self.zoo_offers(&out.retrain);
+        out.records.extend(zoo.iter().map(|r| self.record(r, None)));
+        out.retrain.extend(zoo);
         out
+    }
+
+    /// The zoo plans' offers: a model deployed as it is reaches what its check measured (its
+    /// error that of a measured accuracy); a configuration retrained from it gains over it
+    /// what the same configuration is predicted to gain over the serving model (`base`),
+    /// scaled to the room left above it, with that prediction's error.
+    fn zoo_offers(&self, base: &[RetrainProfile]) -> Vec<RetrainProfile> {
+        let (start, n) = (self.data.start_accuracy, self.data.val_len.max(1) as f64);
+        self.plans
+            .iter()
+            .filter_map(|plan| {
+                let id = plan.config.start_from.as_ref()?;
+                let z = self
+                    .data
+                    .zoo_checks
+                    .iter()
+                    .find(|c| c.model == *id)?
+                    .accuracy;
+                let measured = (z * (1.0 - z) / n).sqrt().max(0.005);
+                let (accuracy_after, accuracy_error) = if plan.config.epochs == 0 {
+                    (z, measured)
+                } else {
+                    let own = plan.config.name.split("+zoo:").next().unwrap_or_default();
+                    match base.iter().find(|r| r.config.name == own) {
+                        Some(r) if r.accuracy_error > 0.0 && start < 1.0 => (
+                            (z + (r.accuracy_after - start) * (1.0 - z) / (1.0 - start))
+                                .clamp(0.0, 1.0),
+                            r.accuracy_error,
+                        ),
+                        _ => (z, measured),
+                    }
+                };
+                Some(RetrainProfile {
+                    config: plan.config.clone(),
+                    accuracy_after,
+                    gpu_seconds: plan.gpu_seconds,
+                    accuracy_error,
+                    progress: 0.0,
+                })
+            })
+            .collect()
     }
 
     /// The record of an offered prediction.

@@ -28,6 +28,9 @@ pub struct WindowReport {
     pub predictions: Vec<PredictionRecord>,
     /// Modelled GPU-seconds used by inference and retraining, over `gpus × window`.
     pub gpu_utilization: f64,
+    /// What the zoo did this window (absent without a zoo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoo: Option<ZooReport>,
     /// GPUs of the modelled server (absent in reports written before it was recorded).
     #[serde(default)]
     pub gpus: u32,
@@ -201,6 +204,57 @@ impl Fallbacks {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+/// What the zoo did in one window: every model checked and what it measured, every zoo model
+/// that went on to serve, the models it gained and lost.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ZooReport {
+    pub checks: Vec<ZooCheckRecord>,
+    pub uses: Vec<ZooUse>,
+    /// Models added (deployed after retraining this window), by id.
+    pub added: Vec<String>,
+    /// Models evicted to stay within the bounds, by id.
+    pub evicted: Vec<String>,
+    /// The zoo at the window's end: models and bytes.
+    pub models: usize,
+    pub bytes: u64,
+    /// Modelled GPU-seconds of the checks (charged to the window).
+    pub check_gpu_seconds: f64,
+    /// Why a selector call failed (the stream went without candidates), per failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// Scene changes seen inside the window on the streams' frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detections: Vec<ZooDetection>,
+}
+
+/// A scene change the detector saw on a stream's frames.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooDetection {
+    pub stream: String,
+    /// When it was seen, seconds into the window.
+    pub at: f64,
+    /// When the scene really changed (`None`: it did not, a false alarm).
+    pub changed_at: Option<f64>,
+    /// The zoo model swapped in then, if one fitted.
+    pub swapped_to: Option<String>,
+}
+
+/// A zoo model checked for a stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooCheckRecord {
+    pub stream: String,
+    pub model: String,
+    pub accuracy: f64,
+}
+
+/// A zoo model that went on to serve a stream: deployed as it is, or retrained from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZooUse {
+    pub stream: String,
+    pub model: String,
+    pub as_is: bool,
 }
 
 /// A whole run.

@@ -58,6 +58,8 @@ pub struct Scenario {
     pub profiler: ProfilerSettings,
     #[serde(default)]
     pub memory: MemorySettings,
+    #[serde(default)]
+    pub zoo: ZooSettings,
     #[serde(default = "defaults::policy")]
     pub policy: PluginRef,
     #[serde(default = "defaults::config_space")]
@@ -193,10 +195,12 @@ pub struct ProfilerSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProfileTiming {
-    /// Profile first, decide when the profile is in (Ekya).
+    /// Profile first, decide when the profile is in (Ekya). The default: with the profile
+    /// kept cheap (`lean`, `reuse`) it measured at or above `beside` on every point of
+    /// docs/fig6.md.
+    #[default]
     Before,
     /// Start the safe configurations at once, profile beside, re-plan when profiled.
-    #[default]
     Beside,
 }
 
@@ -248,7 +252,7 @@ impl Default for ProfilerSettings {
             prior_error: 0.08,
             reuse: true,
             reuse_tolerance: 0.02,
-            lean: false,
+            lean: true,
             safe_config: String::new(),
         }
     }
@@ -265,6 +269,99 @@ pub struct MemorySettings {
 impl Default for MemorySettings {
     fn default() -> Self {
         Self { capacity: 400 }
+    }
+}
+
+/// The model zoo: models retrained for earlier scenes, shared by every stream, checked and
+/// offered again when a scene comes back (see [`super::zoo`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZooSettings {
+    /// Keep and offer zoo models at all. A policy spec's `zoo=false` turns it off for that
+    /// policy alone.
+    pub enabled: bool,
+    /// `keep`: start from the zoo the data dir holds; `fresh`: start empty (with only the
+    /// pretrained model), so runs compared with and without it start alike.
+    pub start: ZooStart,
+    /// Bounds: models kept, and their weights' total size in MiB.
+    pub max_models: u32,
+    pub max_mib: f64,
+    /// The selector plugin that short-lists models to check.
+    pub selector: PluginRef,
+    /// Models checked per stream and window, at most.
+    pub max_candidates: u32,
+    /// Watch each stream's frames for a scene change inside the window and swap in the zoo
+    /// model that fits the new scene (see [`super::detect`]).
+    pub detect: bool,
+    /// Objects the detector measures a look over, at least; standard errors a component of
+    /// it must move by to flag a change; and how close (in standard errors of the new look) a
+    /// zoo model's signature must be to be swapped in.
+    pub detect_objects: u32,
+    pub detect_z: f64,
+    pub match_z: f64,
+}
+
+/// Which zoo a run starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZooStart {
+    #[default]
+    Keep,
+    Fresh,
+}
+
+impl ZooSettings {
+    /// Semantic checks; the error is (key path, reason).
+    fn check(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, reason: &str| Err((key.to_string(), reason.to_string()));
+        if self.max_models == 0 {
+            return bad(
+                "zoo.max_models",
+                "must be at least 1 (the pretrained model)",
+            );
+        }
+        if !(self.max_mib.is_finite() && self.max_mib > 0.0) {
+            return bad("zoo.max_mib", "must be a positive size in MiB");
+        }
+        if self.max_candidates == 0 {
+            return bad("zoo.max_candidates", "must be at least 1");
+        }
+        if self.detect_objects < 8 {
+            return bad(
+                "zoo.detect_objects",
+                "must be at least 8 (a look needs a sample)",
+            );
+        }
+        for (key, z) in [
+            ("zoo.detect_z", self.detect_z),
+            ("zoo.match_z", self.match_z),
+        ] {
+            if !(z.is_finite() && z > 0.0) {
+                return bad(key, "must be a positive number of standard errors");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ZooSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            start: ZooStart::default(),
+            // ELITE found 20-30 models the sweet spot; one small CNN's weights are ~0.2 MiB.
+            max_models: 24,
+            max_mib: 64.0,
+            selector: PluginRef {
+                name: "nearest".into(),
+                params: Default::default(),
+            },
+            max_candidates: 3,
+            detect: true,
+            detect_objects: 64,
+            detect_z: 6.0,
+            match_z: 4.0,
+        }
     }
 }
 
@@ -310,6 +407,10 @@ pub struct CameraSpec {
 #[serde(deny_unknown_fields)]
 pub struct DriftPoint {
     pub window: u32,
+    /// Seconds into `window` at which the scene changes (0: at its start). A change inside a
+    /// window reaches the frames from then on; the window's labels were drawn before it.
+    #[serde(default)]
+    pub at_seconds: f64,
     /// Relative frequency of each class (default: uniform).
     #[serde(default)]
     pub class_mix: Option<Vec<f32>>,
@@ -338,6 +439,56 @@ fn one() -> f32 {
 }
 
 impl DriftPoint {
+    /// Semantic checks against the previous point's (window, at_seconds); the error is
+    /// (field, reason).
+    fn check(
+        &self,
+        last: Option<(u32, f64)>,
+        window_seconds: f64,
+    ) -> Result<(), (&'static str, String)> {
+        if last.is_some_and(|(w, at)| (self.window, self.at_seconds) <= (w, at)) {
+            return Err((
+                "window",
+                "drift points must be in increasing order of window and at_seconds".into(),
+            ));
+        }
+        if !(self.at_seconds >= 0.0 && self.at_seconds < window_seconds) {
+            return Err((
+                "at_seconds",
+                format!(
+                    "{} is not a time inside the window (0 to {window_seconds} s)",
+                    self.at_seconds
+                ),
+            ));
+        }
+        if let Some(mix) = &self.class_mix
+            && (mix.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || mix.iter().sum::<f32>() <= 0.0)
+        {
+            return Err((
+                "class_mix",
+                "weights must be non-negative with a positive sum".into(),
+            ));
+        }
+        for (field, v) in [
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+            ("noise", self.noise),
+            ("blur", self.blur),
+            ("rotation", self.rotation),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err((field, format!("{v} is not a finite number >= 0")));
+            }
+        }
+        if !(self.scale > 0.0 && self.scale.is_finite()) {
+            return Err((
+                "scale",
+                format!("{} is not a positive zoom factor", self.scale),
+            ));
+        }
+        Ok(())
+    }
+
     /// The appearance part of this scene.
     pub fn appearance(&self) -> Drift {
         Drift {
@@ -537,6 +688,7 @@ impl Scenario {
             return bad("channels", "every convolution needs at least 1 channel");
         }
         self.profiler.check()?;
+        self.zoo.check()?;
         if self.cameras.is_empty() {
             return bad("cameras", "at least one camera is needed");
         }
@@ -576,47 +728,31 @@ impl Scenario {
             let mut last = None;
             for (j, d) in cam.drift.iter().enumerate() {
                 let dkey = |field: &str| format!("cameras[{i}].drift[{j}].{field}");
-                if last.is_some_and(|w| d.window <= w) {
-                    return Err((
-                        dkey("window"),
-                        "drift points must be in increasing window order".into(),
-                    ));
-                }
-                last = Some(d.window);
-                if let Some(mix) = &d.class_mix
-                    && (mix.iter().any(|w| !(w.is_finite() && *w >= 0.0))
-                        || mix.iter().sum::<f32>() <= 0.0)
-                {
-                    return Err((
-                        dkey("class_mix"),
-                        "weights must be non-negative with a positive sum".into(),
-                    ));
-                }
-                for (field, v) in [
-                    ("brightness", d.brightness),
-                    ("contrast", d.contrast),
-                    ("noise", d.noise),
-                    ("blur", d.blur),
-                    ("rotation", d.rotation),
-                ] {
-                    if !(v >= 0.0 && v.is_finite()) {
-                        return Err((dkey(field), format!("{v} is not a finite number >= 0")));
-                    }
-                }
-                if !(d.scale > 0.0 && d.scale.is_finite()) {
-                    return Err((
-                        dkey("scale"),
-                        format!("{} is not a positive zoom factor", d.scale),
-                    ));
-                }
+                d.check(last, self.window_seconds)
+                    .map_err(|(field, reason)| (dkey(field), reason))?;
+                last = Some((d.window, d.at_seconds));
             }
         }
         Ok(())
     }
 
-    /// The scene of camera `cam` in window `w`: the last drift point at or before `w`.
+    /// The scene of camera `cam` at the start of window `w`: the last drift point before
+    /// `w`, or at its start.
     pub fn scene(&self, cam: usize, w: u32) -> Option<&DriftPoint> {
-        self.cameras[cam].drift.iter().rev().find(|d| d.window <= w)
+        self.cameras[cam]
+            .drift
+            .iter()
+            .rev()
+            .find(|d| d.window < w || (d.window == w && d.at_seconds == 0.0))
+    }
+
+    /// The scene camera `cam` changes to during window `w`, if it does (the first drift
+    /// point of `w` with `at_seconds` past its start).
+    pub fn mid_scene(&self, cam: usize, w: u32) -> Option<&DriftPoint> {
+        self.cameras[cam]
+            .drift
+            .iter()
+            .find(|d| d.window == w && d.at_seconds > 0.0)
     }
 }
 

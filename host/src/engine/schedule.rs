@@ -75,6 +75,9 @@ pub enum Step {
     Completed(Completion, Outcome),
     /// The profile is in at this time (the streams' candidates were offered again).
     Profiled(f64),
+    /// A scene change was seen on stream `.0`'s frames at `.1`, and a zoo model (the next
+    /// model version) serves it from then on.
+    Swapped(usize, f64),
 }
 
 /// The next event, or `None` once the window is over.
@@ -95,6 +98,8 @@ pub struct Scheduler<'p> {
     policy: Policy<'p>,
     /// Whether the candidates carry profiled predictions (until then the policy is not asked).
     profiled: bool,
+    /// Per stream: whether a zoo model was swapped in mid-window (it retrains no more).
+    swapped: Vec<bool>,
     records: Records,
 }
 
@@ -123,6 +128,7 @@ impl<'p> Scheduler<'p> {
             versions: vec![0; n],
             policy,
             profiled: false,
+            swapped: vec![false; n],
             records: Records {
                 jobs: vec![None; n],
                 ..Records::default()
@@ -143,7 +149,11 @@ impl<'p> Scheduler<'p> {
         let finished = self.records.jobs[i]
             .as_ref()
             .is_some_and(|j| j.finished_at.is_some());
-        self.inputs[i].retrain = if finished { Vec::new() } else { retrain };
+        self.inputs[i].retrain = if finished || self.swapped[i] {
+            Vec::new()
+        } else {
+            retrain
+        };
         self.costs[i] = costs;
         self.records.predictions.extend(predictions);
     }
@@ -169,7 +179,25 @@ impl<'p> Scheduler<'p> {
                     let freed = f64::from(self.gpus) - self.exec.allocated();
                     self.replan(at, Some(freed.max(0.0)));
                 }
+                Step::Swapped(i, at) => self.swap(i, at),
             }
+        }
+    }
+
+    /// Stream `i`'s scene changed mid-window and a zoo model serves it from `at`: its job
+    /// (training on labels of the old scene) stops and it is offered none (its share goes to
+    /// the running jobs, the policy having no labels of the new scene to decide by).
+    pub fn swap(&mut self, i: usize, at: f64) {
+        self.swapped[i] = true;
+        self.exec.advance(at);
+        self.versions[i] += 1;
+        self.exec.set_model(i, at, self.versions[i]);
+        self.inputs[i].retrain.clear();
+        let freed = self.exec.release_retrain(i);
+        if freed > 0.0 {
+            let input = self.policy_input(at);
+            let schedule = self.hand_out(&input, freed);
+            self.apply(&schedule, at);
         }
     }
 

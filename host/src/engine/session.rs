@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::scenario::{PluginRef, ProfileTiming, SourceKind};
+use super::scenario::{PluginRef, ProfileTiming, SourceKind, ZooStart};
+use super::zoo::{PRETRAINED, Zoo};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
+use crate::data::Look;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
 use crate::plugin::types::{Param, PluginKind};
 use crate::plugin::{Catalog, Plugin, validate};
@@ -24,6 +26,11 @@ pub struct Session<B: Backend> {
     pub cost: CostModel,
     /// Where the pretrained model is cached.
     pub pretrained_path: PathBuf,
+    /// Where the zoo is kept (`<data dir>/zoo`).
+    pub zoo_dir: PathBuf,
+    /// The pretrained model's scene signature (what the images it learnt from look like)
+    /// and accuracy on held-out undrifted images: its entry in every zoo.
+    pretrained_look: (Vec<f64>, f64),
 }
 
 impl<B: Backend> Session<B> {
@@ -93,6 +100,11 @@ impl<B: Backend> Session<B> {
                 .map_err(|e| EngineError::Setup(e.to_string()))?;
             m
         };
+        let mut held_out = pretrained.duplicate(be);
+        let pretrained_look = (
+            Look::of(&pool.train.take(s.pretrain.samples as usize)).mean,
+            model::evaluate(be, &mut held_out, &pool.frames.take(512), 256) as f64,
+        );
         let per_second = s.cameras[0].frame_rate * s.cameras[0].objects_per_frame as f64;
         // Default capacity: one camera's inference at full rate and resolution needs a
         // quarter GPU, as in Ekya's setting.
@@ -106,6 +118,8 @@ impl<B: Backend> Session<B> {
             pretrained,
             cost: CostModel { arch, gpu_flops },
             pretrained_path,
+            zoo_dir: data_dir.join("zoo"),
+            pretrained_look,
         })
     }
 
@@ -121,6 +135,31 @@ impl<B: Backend> Session<B> {
     /// The scenario's plugins, with `policy` as the policy, each one's parameters checked.
     pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
         plugins(&self.catalog, s, policy)
+    }
+
+    /// The zoo a run of `s` starts from: the data dir's (`start = "keep"`, corrupt or
+    /// missing models skipped with a warning on stderr) or an empty one, with the pretrained
+    /// model in it.
+    pub fn zoo(&self, be: &B, s: &Scenario) -> Zoo {
+        let (max_models, max_bytes) = (
+            s.zoo.max_models as usize,
+            (s.zoo.max_mib * 1024.0 * 1024.0) as u64,
+        );
+        let mut zoo = match s.zoo.start {
+            ZooStart::Keep => {
+                let (zoo, warnings) = Zoo::open(&self.zoo_dir, max_models, max_bytes);
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                zoo
+            }
+            ZooStart::Fresh => Zoo::new(max_models, max_bytes),
+        };
+        if !zoo.models().any(|m| m.id == PRETRAINED) {
+            let (look, accuracy) = self.pretrained_look.clone();
+            zoo.insert(be, &self.pretrained, (PRETRAINED, 0), look, accuracy);
+        }
+        zoo
     }
 
     /// A fresh engine for `s` under `policy`, every camera starting from the pretrained model.
@@ -144,14 +183,8 @@ impl<B: Backend> Session<B> {
         let mut s = s.clone();
         options.apply(&mut s);
         let plugins = self.plugins(&s, &policy)?;
-        Ok(Engine::new(
-            be,
-            s,
-            plugins,
-            cameras,
-            &self.pretrained,
-            self.cost.clone(),
-        ))
+        let zoo = s.zoo.enabled.then(|| self.zoo(be, &s));
+        Ok(Engine::new(be, s, plugins, cameras, &self.pretrained, self.cost.clone()).with_zoo(zoo))
     }
 }
 
@@ -168,6 +201,8 @@ pub struct HostOptions {
     pub reuse: Option<bool>,
     /// `lean=true|false` overrides `[profiler] lean`.
     pub lean: Option<bool>,
+    /// `zoo=true|false` overrides `[zoo] enabled`: the same streams with and without reuse.
+    pub zoo: Option<bool>,
 }
 
 impl HostOptions {
@@ -184,6 +219,9 @@ impl HostOptions {
         }
         if let Some(lean) = self.lean {
             s.profiler.lean = lean;
+        }
+        if let Some(zoo) = self.zoo {
+            s.zoo.enabled = zoo;
         }
     }
 }
@@ -202,14 +240,19 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
         Some(v) => Err(bad(key, "true or false", v)),
     };
-    let (profile, reuse, lean) = (flag("profile")?, flag("reuse")?, flag("lean")?);
+    let (profile, reuse, lean, zoo) = (
+        flag("profile")?,
+        flag("reuse")?,
+        flag("lean")?,
+        flag("zoo")?,
+    );
     let timing = match policy.params.get("timing") {
         None => None,
         Some(toml::Value::String(t)) if t == "before" => Some(ProfileTiming::Before),
         Some(toml::Value::String(t)) if t == "beside" => Some(ProfileTiming::Beside),
         Some(v) => return Err(bad("timing", "before or beside", v)),
     };
-    for key in ["profile", "timing", "reuse", "lean"] {
+    for key in ["profile", "timing", "reuse", "lean", "zoo"] {
         policy.params.remove(key);
     }
     Ok((
@@ -219,6 +262,7 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
             timing,
             reuse,
             lean,
+            zoo,
         },
     ))
 }
@@ -243,6 +287,11 @@ pub fn plugins(
     let (policy, policy_params) = checked(catalog, policy)?;
     let (space, space_params) = checked(catalog, &s.config_space)?;
     let (estimator, estimator_params) = checked(catalog, &s.estimator)?;
+    let selector = if s.zoo.enabled {
+        Some(checked(catalog, &s.zoo.selector)?)
+    } else {
+        None
+    };
     Ok(Plugins {
         host: catalog.host.clone(),
         policy,
@@ -251,6 +300,8 @@ pub fn plugins(
         space_params,
         estimator,
         estimator_params,
+        selector,
+        zoo_candidates: s.zoo.max_candidates,
         seed: s.seed,
     })
 }

@@ -22,15 +22,19 @@ use rand_pcg::Pcg64Mcg;
 
 use super::calibrate::Raw;
 use super::cost::CostModel;
+use super::detect::{Detection, Detector, best_match};
 use super::memory::ExemplarMemory;
 use super::profiler::{self, JobPlan, ProfileData, ProfileTask};
-use super::scenario::{CameraSpec, Scenario, SourceKind};
+use super::scenario::{CameraSpec, Scenario, SourceKind, ZooSettings};
 use super::serve;
+use super::zoo::{PRETRAINED, Zoo, ZooCheck};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
 use crate::data::{DataError, Dataset, Look, drift, fashion, synthetic};
 use crate::model::{self, Model};
-use crate::plugin::types::{InferProfile, RetrainProfile, StreamInput, StreamState};
+use crate::plugin::types::{
+    InferConfig, InferProfile, RetrainProfile, SelectionRequest, StreamInput, StreamState,
+};
 
 /// A source's images: `train` feeds labelled samples, `frames` feeds what cameras see.
 #[derive(Debug)]
@@ -110,6 +114,10 @@ pub struct WindowData {
     pub slots: usize,
     /// The track in view in each (frame, slot): `track_of[frame * slots + slot]`.
     pub track_of: Vec<u32>,
+    /// The frame each track comes into view.
+    pub first_frame: Vec<usize>,
+    /// When the scene changed inside the window, seconds (see `DriftPoint::at_seconds`).
+    pub changed_at: Option<f64>,
     /// Fraction per class of the labelled samples.
     pub class_mix: Vec<f64>,
 }
@@ -164,23 +172,44 @@ impl Camera {
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 4);
         let mut track_of = vec![0u32; frames * slots];
         let mut tracks = 0u32;
+        // The frame each track comes into view.
+        let mut first_frame = Vec::new();
         // Geometric dwell: an object leaves after each frame with probability 1/dwell.
         let leave = 1.0 / self.spec.object_dwell_frames;
         for s in 0..slots {
             let mut current = tracks;
             tracks += 1;
+            first_frame.push(0);
             for f in 0..frames {
                 if f > 0 && rng.random::<f64>() < leave {
                     current = tracks;
                     tracks += 1;
+                    first_frame.push(f);
                 }
                 track_of[f * slots + s] = current;
             }
         }
-        let crops = look.apply(
+        let mut crops = look.apply(
             &drift::resample_mix(&self.pool.frames, mix, tracks as usize, seed ^ 5),
             seed ^ 6,
         );
+        // A scene change inside the window: objects that come into view from then on are
+        // the new scene's (those already in view stay as they were).
+        let change = scenario.mid_scene(self.index, w).map(|d| {
+            let at = (d.at_seconds * self.spec.frame_rate).round() as usize;
+            let later: Vec<usize> = (0..tracks as usize)
+                .filter(|&t| first_frame[t] >= at)
+                .collect();
+            let mix = d.class_mix.as_deref().unwrap_or(&uniform);
+            let new = d.appearance().apply(
+                &drift::resample_mix(&self.pool.frames, mix, later.len(), seed ^ 7),
+                seed ^ 8,
+            );
+            for (k, &t) in later.iter().enumerate() {
+                crops.replace(t, new.image(k), new.labels[k]);
+            }
+            d.at_seconds
+        });
         // resample_mix draws in order, so track t is crop t.
         WindowData {
             train,
@@ -188,7 +217,9 @@ impl Camera {
             frames,
             slots,
             track_of,
+            first_frame,
             class_mix,
+            changed_at: change,
         }
     }
 }
@@ -206,6 +237,8 @@ pub struct Stream<B: Backend> {
     pub sampling: Vec<(u32, f64)>,
     /// What the last window predicted and did.
     pub recent: Recent,
+    /// The zoo's id of the model serving, when it is one of the zoo's.
+    pub serving_zoo: Option<String>,
 }
 
 /// Standard errors two windows' looks may differ by, component by component, and still be
@@ -269,6 +302,16 @@ pub struct StreamWindow<B: Backend> {
     pub offered: Vec<RetrainProfile>,
     /// What its labelled images look like.
     pub look: Look,
+    /// The zoo models checked for it, and why the selector found none, if it failed.
+    pub zoo_checks: Vec<ZooCheck>,
+    pub zoo_error: Option<String>,
+    /// A scene change seen on its frames inside the window, and the zoo model swapped in then
+    /// (its id, and the model until it is swapped in).
+    pub detection: Option<Detection>,
+    pub swap: Option<String>,
+    pub swap_model: Option<Model<B>>,
+    /// The zoo's id of the model serving at the window's start, if it is one of the zoo's.
+    pub start_zoo: Option<String>,
 }
 
 impl<B: Backend> Stream<B> {
@@ -282,6 +325,7 @@ impl<B: Backend> Stream<B> {
             infer: None,
             sampling: Vec::new(),
             recent: Recent::default(),
+            serving_zoo: Some(PRETRAINED.to_string()),
         }
     }
 
@@ -310,6 +354,7 @@ impl<B: Backend> Stream<B> {
         }
         plans
             .iter()
+            .filter(|plan| plan.config.start_from.is_none())
             .map(|plan| {
                 let (_, after, error) = r
                     .predicted
@@ -332,13 +377,19 @@ impl<B: Backend> Stream<B> {
     /// else the cheapest that trains on at least half the window's data; else the cheapest.
     pub fn safe_plan(&self, plans: &[JobPlan], named: &str) -> Option<usize> {
         let r = &self.recent;
-        let by_name = |n: &str| plans.iter().position(|p| p.config.name == n);
+        let own = |i: usize| plans[i].config.start_from.is_none();
+        let by_name = |n: &str| {
+            plans
+                .iter()
+                .position(|p| p.config.name == n)
+                .filter(|&i| own(i))
+        };
         if let Some(i) = r.ran.as_ref().filter(|j| j.2).and_then(|j| by_name(&j.0)) {
             return Some(i);
         }
         let cheapest = |ok: &dyn Fn(usize) -> bool| {
             (0..plans.len())
-                .filter(|&i| ok(i))
+                .filter(|&i| own(i) && ok(i))
                 .min_by(|&a, &b| plans[a].gpu_seconds.total_cmp(&plans[b].gpu_seconds))
         };
         let gain = |i: usize| {
@@ -363,15 +414,17 @@ impl<B: Backend> Stream<B> {
     }
 
     /// Start window `w`: draw the camera's data, measure the serving model, get the candidate
-    /// configurations and their inference profiles and job plans. Returns the window, the
-    /// stream's policy input (retraining is offered once profiled) and its profile task.
+    /// configurations, their inference profiles and job plans, and check the models the zoo's
+    /// selector short-lists (each offered as a plan to deploy, the best also to retrain from).
+    /// Returns the window, the stream's policy input (retraining is offered once profiled)
+    /// and its profile task (reused or narrowed per `[profiler]`).
     pub fn open(
         &mut self,
         be: &B,
         s: &Scenario,
         w: u32,
         plugins: &Plugins,
-        cost: &CostModel,
+        (cost, zoo): (&CostModel, Option<&Zoo>),
     ) -> Result<(StreamWindow<B>, StreamInput, ProfileTask<B>), EngineError> {
         let data = self.camera.window(s, w);
         // Every 4th labelled sample is held out to measure accuracy (the profiler's and
@@ -398,38 +451,33 @@ impl<B: Backend> Stream<B> {
         } else {
             0.0
         };
-        // Inference: resolution factors measured on the validation split, sampling factors
-        // on the last window's object tracks (this window's in window 0).
-        let (res_factor, res_gpu) = serve::resolution_factors(
-            be,
-            cost,
-            &mut self.model,
-            &val,
-            start_accuracy,
-            &configs.infer,
-        );
-        if self.sampling.is_empty() {
-            self.sampling = serve::sampling_factors(&data, &[]);
-        }
-        let cam = &self.camera.spec;
-        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
-        let infer = configs
-            .infer
-            .iter()
-            .map(|c| InferProfile {
-                config: c.clone(),
-                accuracy_factor: serve::served_factor(&res_factor, &self.sampling, &data, c),
-                gpu_cost: cost.infer_share(c.resolution as usize, per_second)
-                    / c.frame_sampling.max(1) as f64,
-            })
-            .collect();
-        let hidden = self.model.arch().hidden;
+        let (infer, res_gpu) =
+            self.infer_profiles(be, cost, &data, (&val, start_accuracy), &configs.infer);
+        let look = Look::of(&data.train);
         let memory = self.memory.samples();
-        let plans = configs
+        let mut plans: Vec<JobPlan> = configs
             .retrain
             .iter()
-            .map(|c| JobPlan::new(c, hidden, &fit, memory.len(), cost))
+            .map(|c| JobPlan::new(c, self.model.arch().hidden, &fit, memory.len(), cost))
             .collect();
+        let (zoo_checks, zoo_error) = match zoo {
+            Some(zoo) => self.check_zoo(be, zoo, plugins, (w, &look), &val),
+            None => (Vec::new(), None),
+        };
+        let check_gpu = cost.infer_seconds(val.h, val.w, val.len()) * zoo_checks.len() as f64;
+        let (detection, swap) = match zoo.filter(|_| s.zoo.detect) {
+            Some(zoo) => self.watch(zoo, &s.zoo, &data, &look),
+            None => (None, None),
+        };
+        let swap_model = swap.as_ref().and_then(|id| zoo?.load(be, id));
+        let swap = swap.filter(|_| swap_model.is_some());
+        plans.extend(self.zoo_plans(
+            &zoo_checks,
+            &plans,
+            start_accuracy,
+            (&fit, memory.len(), cost),
+            &s.profiler.safe_config,
+        ));
         let i = self.camera.index as u64;
         let mut task = ProfileTask::new(
             be,
@@ -441,38 +489,32 @@ impl<B: Backend> Stream<B> {
                 slice,
                 serving_on_slice,
                 start_accuracy,
+                zoo_checks: zoo_checks.clone(),
+                val_len: val.len(),
             },
             plans,
             &s.profiler,
             s.seed ^ (i << 16) ^ ((w as u64) << 4),
         );
-        let look = Look::of(&data.train);
-        let reused = (s.profiler.enabled && s.profiler.reuse)
-            .then(|| {
-                let here = (start_accuracy, val.len(), &look);
-                self.reusable(task.plans(), here, s.profiler.reuse_tolerance)
-            })
-            .flatten();
-        let profile_saved = match reused {
-            Some(offers) => task.reuse(offers, cost),
-            None if s.profiler.lean => {
-                let safe = self.safe_plan(task.plans(), &s.profiler.safe_config);
-                let fraction = safe.map(|k| task.plans()[k].config.data_fraction);
-                fraction.map_or(0.0, |f| task.narrow(f, cost))
-            }
-            None => 0.0,
-        };
+        let profile_saved =
+            self.shrink_profile(&mut task, s, cost, (start_accuracy, val.len(), &look));
         let window = StreamWindow {
             data: Rc::new(data),
             fit,
             val,
             start_accuracy,
             versions: vec![self.model.duplicate(be)],
-            overhead: (slice_gpu, res_gpu),
+            overhead: (slice_gpu, res_gpu + check_gpu),
             uncorrected: Vec::new(),
             profile_saved,
             offered: Vec::new(),
             look,
+            zoo_checks,
+            zoo_error,
+            detection,
+            swap,
+            swap_model,
+            start_zoo: self.serving_zoo.clone(),
         };
         let input = StreamInput {
             state,
@@ -481,6 +523,156 @@ impl<B: Backend> Stream<B> {
             running: None,
         };
         Ok((window, input, task))
+    }
+
+    /// Each offered inference configuration's profile: resolution factors measured on the
+    /// validation split `val` (where the serving model scores `accuracy`), sampling factors on
+    /// the last window's object tracks (this window's in window 0); and the modelled
+    /// GPU-seconds the measurement took.
+    fn infer_profiles(
+        &mut self,
+        be: &B,
+        cost: &CostModel,
+        data: &WindowData,
+        (val, accuracy): (&Dataset, f64),
+        offered: &[InferConfig],
+    ) -> (Vec<InferProfile>, f64) {
+        let (res_factor, res_gpu) =
+            serve::resolution_factors(be, cost, &mut self.model, val, accuracy, offered);
+        if self.sampling.is_empty() {
+            self.sampling = serve::sampling_factors(data, &[]);
+        }
+        let cam = &self.camera.spec;
+        let per_second = cam.frame_rate * cam.objects_per_frame as f64;
+        let infer = offered
+            .iter()
+            .map(|c| InferProfile {
+                config: c.clone(),
+                accuracy_factor: serve::served_factor(&res_factor, &self.sampling, data, c),
+                gpu_cost: cost.infer_share(c.resolution as usize, per_second)
+                    / c.frame_sampling.max(1) as f64,
+            })
+            .collect();
+        (infer, res_gpu)
+    }
+
+    /// The zoo models the selector short-lists for this stream in window `w` (its scene
+    /// looking like `look`), each measured on the validation split `val`. A selector that
+    /// fails short-lists nothing (the window goes on without the zoo) and says why.
+    fn check_zoo(
+        &self,
+        be: &B,
+        zoo: &Zoo,
+        plugins: &Plugins,
+        (w, look): (u32, &Look),
+        val: &Dataset,
+    ) -> (Vec<ZooCheck>, Option<String>) {
+        let entries = zoo.entries(self.serving_zoo.as_deref());
+        if entries.is_empty() {
+            return (Vec::new(), None);
+        }
+        let request = SelectionRequest {
+            stream_id: self.id().to_string(),
+            window: w,
+            signature: look.mean.clone(),
+            entries,
+            max_candidates: plugins.zoo_candidates,
+        };
+        let (ids, error) = match plugins.select(&request) {
+            Some(Ok(ids)) => (ids, None),
+            Some(Err(e)) => (Vec::new(), Some(e.to_string())),
+            None => (Vec::new(), None),
+        };
+        let checks = ids
+            .into_iter()
+            .filter_map(|id: String| {
+                let mut m = zoo.load(be, &id)?;
+                let accuracy = model::evaluate(be, &mut m, val, 256) as f64;
+                Some(ZooCheck {
+                    model: id.clone(),
+                    accuracy,
+                })
+            })
+            .collect();
+        (checks, error)
+    }
+
+    /// Watch the window's frames for a scene change away from what its labelled images
+    /// (`look`) show, and find the zoo model that fits it.
+    fn watch(
+        &self,
+        zoo: &Zoo,
+        settings: &ZooSettings,
+        data: &WindowData,
+        look: &Look,
+    ) -> (Option<Detection>, Option<String>) {
+        let detector = Detector {
+            min_objects: settings.detect_objects as usize,
+            z: settings.detect_z,
+        };
+        let Some(d) = detector.detect(data, self.camera.spec.frame_rate, look) else {
+            return (None, None);
+        };
+        // Which model will be serving by then is not known yet: the swap checks it then.
+        let swap = best_match(zoo, &d.look, None, settings.match_z);
+        (Some(d), swap)
+    }
+
+    /// Plans for the checked zoo models: each deployed as it is (0 epochs, the check already
+    /// paid for, so nearly free), and the safe configuration retrained starting from the best
+    /// one when it beats the serving model (`start`) on the checks.
+    fn zoo_plans(
+        &self,
+        checks: &[ZooCheck],
+        plans: &[JobPlan],
+        start: f64,
+        (fit, memory, cost): (&Dataset, usize, &CostModel),
+        safe_config: &str,
+    ) -> Vec<JobPlan> {
+        let mut out: Vec<JobPlan> = checks.iter().map(|c| JobPlan::deploy(&c.model)).collect();
+        let best = checks
+            .iter()
+            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+            .filter(|c| c.accuracy > start);
+        if let (Some(best), Some(k)) = (best, self.safe_plan(plans, safe_config)) {
+            let mut config = plans[k].config.clone();
+            config.name = format!("{}+zoo:{}", config.name, best.model);
+            config.start_from = Some(best.model.clone());
+            out.push(JobPlan::new(
+                &config,
+                self.model.arch().hidden,
+                fit,
+                memory,
+                cost,
+            ));
+        }
+        out
+    }
+
+    /// Skip or narrow the profile per `[profiler]`: the last window's predictions when its
+    /// scene looks unchanged (`here` = this window's start accuracy, validation size and
+    /// look), else with `lean` only the safe configuration's data fraction. Returns the
+    /// modelled GPU-seconds saved.
+    fn shrink_profile(
+        &self,
+        task: &mut ProfileTask<B>,
+        s: &Scenario,
+        cost: &CostModel,
+        here: (f64, usize, &Look),
+    ) -> f64 {
+        let p = &s.profiler;
+        let reused = (p.enabled && p.reuse)
+            .then(|| self.reusable(task.plans(), here, p.reuse_tolerance))
+            .flatten();
+        match reused {
+            Some(offers) => task.reuse(offers, cost),
+            None if p.lean => {
+                let safe = self.safe_plan(task.plans(), &p.safe_config);
+                let fraction = safe.map(|k| task.plans()[k].config.data_fraction);
+                fraction.map_or(0.0, |f| task.narrow(f, cost))
+            }
+            None => 0.0,
+        }
     }
 
     /// Fold window `w` of a run seeded `seed` in: the model serving at its end (`window`'s last version) serves

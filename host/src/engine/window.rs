@@ -14,13 +14,14 @@ use super::cost::CostModel;
 use super::executor::Executor;
 use super::memory::ExemplarMemory;
 use super::profiler::{Profile, ProfileTask};
-use super::report::{StreamReport, WindowReport};
+use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
 use super::scenario::{ClockKind, ProfileTiming, Scenario};
 use super::schedule::{
     Outcome, Policy, Records, Scheduler, Step, best_infer, inference_only, start_infer,
 };
 use super::serve::{self, LiveServed};
 use super::stream::{Camera, Recent, Stream, StreamWindow};
+use super::zoo::{self, Zoo};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
 use crate::model::{self, Model};
@@ -38,6 +39,8 @@ pub struct Engine<'a, B: Backend> {
     streams: Vec<Stream<B>>,
     next: u32,
     calibration: Calibration,
+    /// Models retrained for earlier scenes, shared by the streams (none: no zoo).
+    zoo: Option<Zoo>,
 }
 
 /// A window in progress: the scheduler, each stream's window and micro-profile, and the
@@ -47,6 +50,92 @@ struct Window<'p, B: Backend> {
     streams: Vec<StreamWindow<B>>,
     tasks: Vec<ProfileTask<B>>,
     profiler_share: f64,
+}
+
+/// What comes at known times in a window besides completions: zoo swaps where a scene
+/// change was seen, and (timing `beside`) the profile coming in.
+struct Timed {
+    /// (time, stream), in time order.
+    swaps: std::collections::VecDeque<(f64, usize)>,
+    profile: Option<f64>,
+    /// Whether a profile beside the jobs has yet to be offered (it may come after the end).
+    profile_pending: bool,
+    horizon: f64,
+}
+
+/// One of [`Timed`]'s events.
+enum Timing {
+    Swap(usize, f64),
+    Profile(f64),
+}
+
+impl Timed {
+    fn new<B: Backend>(streams: &[StreamWindow<B>], profile: Option<f64>, horizon: f64) -> Self {
+        let mut swaps: Vec<(f64, usize)> = streams
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| st.swap.is_some())
+            .filter_map(|(i, st)| Some((st.detection.as_ref()?.at, i)))
+            .filter(|(at, _)| *at < horizon)
+            .collect();
+        swaps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Timed {
+            swaps: swaps.into(),
+            profile: profile.filter(|&t| t < horizon),
+            profile_pending: profile.is_some(),
+            horizon,
+        }
+    }
+
+    /// When the next event comes (the window's end if none does).
+    fn next_at(&self) -> f64 {
+        let swap = self.swaps.front().map_or(self.horizon, |s| s.0);
+        swap.min(self.profile.unwrap_or(self.horizon))
+    }
+
+    /// The next event, taken off (`None` when none comes before the window's end).
+    fn pop(&mut self) -> Option<Timing> {
+        let swap = self.swaps.front().map_or(f64::INFINITY, |s| s.0);
+        match self.profile {
+            Some(p) if p <= swap => {
+                (self.profile, self.profile_pending) = (None, false);
+                Some(Timing::Profile(p))
+            }
+            _ => self.swaps.pop_front().map(|(at, i)| Timing::Swap(i, at)),
+        }
+    }
+
+    /// Swaps due before the scheduler's first decision at `first` happen right away.
+    fn swaps_before<B: Backend>(
+        &mut self,
+        first: f64,
+        sched: &mut Scheduler<'_>,
+        streams: &mut [StreamWindow<B>],
+    ) {
+        while self.swaps.front().is_some_and(|s| s.0 <= first) {
+            let (at, i) = self.swaps.pop_front().expect("checked");
+            if swap_in(&mut streams[i], i, at).is_some() {
+                sched.swap(i, at);
+            }
+        }
+    }
+}
+
+/// Stream `i`'s zoo model for the scene change seen at `at` joins its window's model
+/// versions (the scheduler serves it from `at`); `None` when it is the model serving
+/// already (the window's starting model, nothing deployed since).
+fn swap_in<B: Backend>(window: &mut StreamWindow<B>, i: usize, at: f64) -> Option<Step> {
+    let already = window.versions.len() == 1 && window.swap == window.start_zoo;
+    let model = window
+        .swap_model
+        .take()
+        .expect("a swap comes with its model");
+    if already {
+        window.swap = None;
+        return None;
+    }
+    window.versions.push(model);
+    Some(Step::Swapped(i, at))
 }
 
 /// What a clock reports of a window besides the scheduler's records.
@@ -85,7 +174,24 @@ impl<'a, B: Backend> Engine<'a, B> {
             streams,
             next: 0,
             calibration: Calibration::default(),
+            zoo: None,
         }
+    }
+
+    /// The engine with `zoo` shared by its streams (none: no zoo).
+    pub fn with_zoo(mut self, zoo: Option<Zoo>) -> Self {
+        self.zoo = zoo;
+        self
+    }
+
+    /// Run with `plugins` from the next window on.
+    pub fn set_plugins(&mut self, plugins: Plugins) {
+        self.plugins = plugins;
+    }
+
+    /// Its zoo as it stands (to save it at the end of a run).
+    pub fn zoo(&self) -> Option<&Zoo> {
+        self.zoo.as_ref()
     }
 
     /// The policy plugin's sha256 digest.
@@ -106,6 +212,7 @@ impl<'a, B: Backend> Engine<'a, B> {
     pub fn checkpoint_state(&self) -> checkpoint::EngineView<'_, B> {
         checkpoint::EngineView {
             be: self.be,
+            zoo: self.zoo.as_ref(),
             next: self.next,
             calibration: &self.calibration,
             streams: self
@@ -118,16 +225,20 @@ impl<'a, B: Backend> Engine<'a, B> {
                     infer: &s.infer,
                     sampling: &s.sampling,
                     recent: &s.recent,
+                    serving_zoo: &s.serving_zoo,
                 })
                 .collect(),
         }
     }
 
-    /// Continue from a checkpoint: its next window, and each stream's model, memory,
-    /// inference choice and sampling factors, and the calibration.
+    /// Continue from a checkpoint: its next window, each stream's model, memory, inference
+    /// choice, sampling factors, recent window and zoo model, the calibration and the zoo.
     pub fn restore(&mut self, c: checkpoint::Restored<B>) {
         self.next = c.next;
         self.calibration = c.calibration;
+        if c.zoo.is_some() {
+            self.zoo = c.zoo;
+        }
         for (st, r) in self.streams.iter_mut().zip(c.streams) {
             st.model = r.model;
             st.memory =
@@ -135,6 +246,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             st.infer = r.infer;
             st.sampling = r.sampling;
             st.recent = r.recent;
+            st.serving_zoo = r.serving_zoo;
         }
     }
 
@@ -152,7 +264,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 &self.scenario,
                 self.next,
                 &self.plugins,
-                &self.cost,
+                (&self.cost, self.zoo.as_ref()),
             )?;
             streams.push(window);
             inputs.push(input);
@@ -243,27 +355,37 @@ impl<'a, B: Backend> Engine<'a, B> {
             }
         };
         let first = if start.is_some() { golden } else { profiled_at };
-        let mut pending = start.is_some();
+        let horizon = self.scenario.window_seconds;
+        let mut timed = Timed::new(streams, start.is_some().then_some(profiled_at), horizon);
+        timed.swaps_before(first, sched, streams);
         sched.run(first, start, &mut |sched| {
-            let until = if pending { profiled_at } else { f64::INFINITY };
-            let Some(done) = sched.next_completion(until) else {
-                if !pending {
-                    return None;
+            loop {
+                if let Some(done) = sched.next_completion(timed.next_at()) {
+                    let i = done.stream;
+                    let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
+                    model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
+                    let shares = sched.job_shares(i);
+                    let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
+                    return Some(Step::Completed(done, outcome));
                 }
-                // The profile is in: offer its predictions and let the policy re-plan (if the
-                // window lasts that long; the predictions are recorded either way).
-                pending = false;
-                self.estimate(sched, streams, tasks, &profiles);
-                return (profiled_at < self.scenario.window_seconds)
-                    .then_some(Step::Profiled(profiled_at));
-            };
-            let i = done.stream;
-            let (mut m, data, cfg) = self.job(i, &streams[i], &tasks[i], &done.config);
-            model::train(self.be, &mut m, &data, &cfg, &mut |_, _| {});
-            let shares = sched.job_shares(i);
-            let outcome = self.outcome(i, &mut streams[i], sched.input(i), m, shares);
-            Some(Step::Completed(done, outcome))
+                match timed.pop()? {
+                    Timing::Swap(i, at) => {
+                        if let Some(step) = swap_in(&mut streams[i], i, at) {
+                            return Some(step);
+                        }
+                    }
+                    // The profile is in: offer its predictions and let the policy re-plan.
+                    Timing::Profile(at) => {
+                        self.estimate(sched, streams, tasks, &profiles);
+                        return Some(Step::Profiled(at));
+                    }
+                }
+            }
         });
+        if timed.profile_pending {
+            // The window ended first: the predictions are recorded all the same.
+            self.estimate(sched, streams, tasks, &profiles);
+        }
         let n = streams.len();
         Clocked {
             decision_at: profiled_at,
@@ -344,7 +466,8 @@ impl<'a, B: Backend> Engine<'a, B> {
     }
 
     /// Stream `i`'s job `config` in the window now running, ready to train from the model
-    /// the window started with.
+    /// the window started with, or from the zoo model the configuration names (deployed as
+    /// it is when it trains for no epochs).
     fn job(
         &self,
         i: usize,
@@ -360,7 +483,12 @@ impl<'a, B: Backend> Engine<'a, B> {
         let w = self.next as u64;
         let seed = self.scenario.seed ^ ((i as u64) << 24) ^ (w << 12) ^ 0x7E7;
         let memory = self.streams[i].memory.samples();
-        plan.job(self.be, &window.versions[0], &window.fit, memory, seed)
+        let from_zoo = plan.config.start_from.as_ref().and_then(|id| {
+            let zoo = self.zoo.as_ref()?;
+            zoo.load(self.be, id)
+        });
+        let start = from_zoo.as_ref().unwrap_or(&window.versions[0]);
+        plan.job(self.be, start, &window.fit, memory, seed)
     }
 
     /// What stream `i`'s finished job `m` brings: its accuracy on the validation split, and
@@ -406,80 +534,35 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
     }
 
-    /// Score what each stream served, fold the window into each stream and the calibration,
-    /// and report it.
+    /// Score what each stream served, fold the window into each stream, the calibration and
+    /// the zoo, and report it.
     fn close(
         &mut self,
         windows: Vec<StreamWindow<B>>,
         (exec, records, inputs): (Executor, Records, Vec<StreamInput>),
         mut clocked: Clocked,
     ) -> WindowReport {
-        let (s, w) = (&self.scenario, self.next);
+        let w = self.next;
         let n = windows.len();
         let saved = windows.iter().map(|wd| wd.profile_saved).sum();
+        let mut zoo = self.zoo.as_ref().map(|_| ZooReport::default());
         let mut streams = Vec::with_capacity(n);
         for (i, (mut window, input)) in windows.into_iter().zip(inputs).enumerate() {
-            let segments = exec.infer_segments(i);
             let live = clocked.live[i].take();
-            let infer_shares = live.as_ref().map(|l| l.shares);
-            let fps = self.streams[i].camera.spec.frame_rate;
-            let served = serve::serve(
-                self.be,
-                &window.data,
-                fps,
-                &segments,
-                &mut window.versions,
-                live,
+            let report = self.score(i, &mut window, (&exec, &records), live);
+            let ended = (
+                report.end_accuracy,
+                (exec.infer_share(i), report.infer_config.clone()),
             );
-            let serving = window
-                .versions
-                .last_mut()
-                .expect("at least the starting model");
-            let end_accuracy = model::evaluate(self.be, serving, &window.val, 256) as f64;
-            let infer_config = exec.infer_config(i).to_string();
-            streams.push(StreamReport {
-                stream: input.state.id.clone(),
-                accuracy: served.accuracy,
-                chunks: served.chunks,
-                start_accuracy: window.start_accuracy,
-                end_accuracy,
-                frames: served.frames,
-                frames_processed: served.frames_processed,
-                retrain: records.jobs[i].clone(),
-                infer_config: infer_config.clone(),
-                infer_share: exec.mean_infer_share(i),
-                infer_allocated_share: infer_shares.map(|s| s.0),
-                infer_delivered_share: infer_shares.map(|s| s.1),
-            });
-            for raw in &window.uncorrected {
-                let outcome = records
-                    .predictions
-                    .iter()
-                    .find(|r| r.stream == input.state.id && r.config == raw.config);
-                if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
-                    self.calibration.observe(raw, actual);
-                }
-            }
-            self.streams[i].recent = Recent {
-                start: window.start_accuracy,
-                end: end_accuracy,
-                val: window.val.len(),
-                look: window.look.clone(),
-                predicted: window
-                    .offered
-                    .iter()
-                    .filter(|r| r.accuracy_error > 0.0)
-                    .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
-                    .collect(),
-                ran: records.jobs[i]
-                    .as_ref()
-                    .and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
-            };
-            let last = exec.infer_share(i);
-            self.streams[i].close(window, (last, infer_config), &input.infer, s.seed, w);
+            streams.push(report);
+            self.fold(i, window, (&input, &records), ended, zoo.as_mut());
+        }
+        if let (Some(report), Some(z)) = (zoo.as_mut(), &self.zoo) {
+            (report.models, report.bytes) = (z.len(), z.bytes());
         }
         let mean_accuracy = streams.iter().map(|r| r.accuracy).sum::<f64>() / n.max(1) as f64;
         self.next += 1;
+        let s = &self.scenario;
         let (gpus, horizon) = (s.gpus as f64, s.window_seconds);
         WindowReport {
             window: w,
@@ -492,8 +575,141 @@ impl<'a, B: Backend> Engine<'a, B> {
             policy_calls: records.calls,
             allocations: records.allocations,
             predictions: records.predictions,
+            zoo,
             gpus: s.gpus,
             window_seconds: horizon,
         }
+    }
+
+    /// Stream `i`'s window as its users saw it: the frames served (as the executor's
+    /// allocation affords them, or as the real clock's inference job `live` really served
+    /// them) scored against the truth, and the model serving at the end measured.
+    fn score(
+        &self,
+        i: usize,
+        window: &mut StreamWindow<B>,
+        (exec, records): (&Executor, &Records),
+        live: Option<LiveServed>,
+    ) -> StreamReport {
+        let segments = exec.infer_segments(i);
+        let infer_shares = live.as_ref().map(|l| l.shares);
+        let fps = self.streams[i].camera.spec.frame_rate;
+        let served = serve::serve(
+            self.be,
+            &window.data,
+            fps,
+            &segments,
+            &mut window.versions,
+            live,
+        );
+        let serving = window
+            .versions
+            .last_mut()
+            .expect("at least the starting model");
+        StreamReport {
+            stream: self.streams[i].id().to_string(),
+            accuracy: served.accuracy,
+            chunks: served.chunks,
+            start_accuracy: window.start_accuracy,
+            end_accuracy: model::evaluate(self.be, serving, &window.val, 256) as f64,
+            frames: served.frames,
+            frames_processed: served.frames_processed,
+            retrain: records.jobs[i].clone(),
+            infer_config: exec.infer_config(i).to_string(),
+            infer_share: exec.mean_infer_share(i),
+            infer_allocated_share: infer_shares.map(|s| s.0),
+            infer_delivered_share: infer_shares.map(|s| s.1),
+        }
+    }
+
+    /// Fold stream `i`'s window in: the calibration learns from its jobs' outcomes, the
+    /// stream remembers what was predicted and done (`ended`: its end accuracy and inference
+    /// allocation), the zoo records its checks, the zoo model it used and the model it
+    /// retrained, and the stream carries its model and memory on.
+    fn fold(
+        &mut self,
+        i: usize,
+        window: StreamWindow<B>,
+        (input, records): (&StreamInput, &Records),
+        (end_accuracy, infer): (f64, (f64, String)),
+        zoo: Option<&mut ZooReport>,
+    ) {
+        let (s, w) = (&self.scenario, self.next);
+        for raw in &window.uncorrected {
+            let outcome = records
+                .predictions
+                .iter()
+                .find(|r| r.stream == input.state.id && r.config == raw.config);
+            if let Some(actual) = outcome.and_then(|r| r.actual_accuracy) {
+                self.calibration.observe(raw, actual);
+            }
+        }
+        let job = records.jobs[i].as_ref();
+        self.streams[i].recent = Recent {
+            start: window.start_accuracy,
+            end: end_accuracy,
+            val: window.val.len(),
+            look: window.look.clone(),
+            predicted: window
+                .offered
+                .iter()
+                .filter(|r| r.accuracy_error > 0.0 && r.config.start_from.is_none())
+                .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
+                .collect(),
+            ran: job.and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
+        };
+        if let (Some(report), Some(z)) = (zoo, self.zoo.as_mut()) {
+            let deployed = job.filter(|j| j.deployed && j.finished_at.is_some());
+            let st = &mut self.streams[i];
+            let id = st.id().to_string();
+            report.check_gpu_seconds +=
+                self.cost
+                    .infer_seconds(window.val.h, window.val.w, window.val.len())
+                    * window.zoo_checks.len() as f64;
+            report
+                .checks
+                .extend(window.zoo_checks.iter().map(|c| ZooCheckRecord {
+                    stream: id.clone(),
+                    model: c.model.clone(),
+                    accuracy: c.accuracy,
+                }));
+            report.errors.extend(window.zoo_error.clone());
+            if let Some(d) = &window.detection {
+                report.detections.push(ZooDetection {
+                    stream: id.clone(),
+                    at: d.at,
+                    changed_at: window.data.changed_at,
+                    swapped_to: window.swap.clone(),
+                });
+            }
+            if let Some(model) = &window.swap {
+                // The swapped-in model serves to the end (its stream retrained no more).
+                z.used(model, w);
+                st.serving_zoo = Some(model.clone());
+            } else if let Some(job) = deployed {
+                let from = zoo::source(&job.config);
+                if let Some((model, as_is)) = from {
+                    z.used(model, w);
+                    report.uses.push(ZooUse {
+                        stream: id.clone(),
+                        model: model.to_string(),
+                        as_is,
+                    });
+                }
+                match from {
+                    Some((model, true)) => st.serving_zoo = Some(model.to_string()),
+                    _ => {
+                        let serving = window.versions.last().expect("at least the starting model");
+                        let look = window.look.mean.clone();
+                        let (added, evicted) =
+                            z.insert(self.be, serving, (&id, w), look, end_accuracy);
+                        st.serving_zoo = Some(added.clone());
+                        report.added.push(added);
+                        report.evicted.extend(evicted.into_iter().map(|m| m.id));
+                    }
+                }
+            }
+        }
+        self.streams[i].close(window, infer, &input.infer, s.seed, w);
     }
 }

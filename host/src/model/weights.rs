@@ -95,6 +95,20 @@ pub fn load<B: Backend>(
     from_bytes(backend, &bytes, path, expected)
 }
 
+/// Check that `bytes` hold a tandem model (safetensors with its architecture and tensors
+/// that parse) without building it; returns its architecture.
+pub fn check_bytes(bytes: &[u8]) -> Result<Arch, String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let arch_json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(ARCH_KEY))
+        .ok_or_else(|| format!("no `{ARCH_KEY}` metadata"))?;
+    let arch: Arch = serde_json::from_str(arch_json).map_err(|e| e.to_string())?;
+    SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    Ok(arch)
+}
+
 /// Load a model from safetensors bytes (`path` is only used in errors).
 pub fn from_bytes<B: Backend>(
     backend: &B,

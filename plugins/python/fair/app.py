@@ -34,7 +34,7 @@ def specs() -> List[t.ParamSpec]:
     return [
         text(
             "retrain-config",
-            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice) or a configuration name",
+            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice), `zoo` (reuse only: the best zoo model to deploy as it is, never a retraining) or a configuration name",
             "cfg1",
         ),
         number(

@@ -209,7 +209,9 @@ fn cheapest_infer(s: &StreamInput) -> usize {
 
 /// Resolve a retraining configuration by name: an exact candidate name, or `cfg1` (the most
 /// accurate; the cheaper on ties) or `cfg2` (the cheapest on the accuracy/cost Pareto front that
-/// reaches at least half of cfg1's gain). `None` when the stream has no candidates.
+/// reaches at least half of cfg1's gain), or `zoo` (reuse only: the zoo model offered to
+/// deploy as it is that scores best, if it beats the serving model; never a retraining).
+/// `None` when the stream has no candidates.
 pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>, PluginError> {
     let c = &stream.retrain;
     if c.is_empty() {
@@ -217,6 +219,12 @@ pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>
     }
     if let Some(i) = c.iter().position(|r| r.config.name == name) {
         return Ok(Some(i));
+    }
+    if name == "zoo" {
+        let deploy = |r: &RetrainProfile| r.config.start_from.is_some() && r.config.epochs == 0;
+        return Ok((0..c.len())
+            .filter(|&i| deploy(&c[i]) && c[i].accuracy_after > stream.state.accuracy)
+            .max_by(|&a, &b| c[a].accuracy_after.total_cmp(&c[b].accuracy_after)));
     }
     let better = |a: &RetrainProfile, b: &RetrainProfile| {
         a.accuracy_after > b.accuracy_after
@@ -247,7 +255,7 @@ pub fn resolve_retrain(stream: &StreamInput, name: &str) -> Result<Option<usize>
                 .or(Some(cfg1)))
         }
         other => Err(PluginError::InvalidParam(format!(
-            "stream `{}` offers no retraining configuration named `{other}` (nor is it cfg1/cfg2)",
+            "stream `{}` offers no retraining configuration named `{other}` (nor is it cfg1/cfg2/zoo)",
             stream.state.id
         ))),
     }
@@ -733,7 +741,7 @@ fn fair_params() -> Vec<ParamSpec> {
     vec![
         text(
             "retrain-config",
-            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice) or a configuration name",
+            "`cfg1` (most accurate), `cfg2` (cheap Pareto choice), `zoo` (reuse only: the best zoo model to deploy as it is, never a retraining) or a configuration name",
             "cfg1",
         ),
         number(

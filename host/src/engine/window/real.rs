@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::{Clocked, Engine, Window};
+use super::{Clocked, Engine, Timed, Timing, Window, swap_in};
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::engine::profiler::{Profile, ProfileTask};
@@ -62,12 +62,25 @@ impl<B: Backend> Engine<'_, B> {
             }
         };
         let first = if start.is_some() { golden } else { decision_at };
+        let mut timed = Timed::new(windows, None, horizon);
+        timed.swaps_before(first, sched, windows);
         sched.run(first, start, &mut |sched| {
             // Bring the slicer in line with the scheduler: inference shares, configurations
             // and deployed models; new retraining jobs, changed shares, switches, drops.
             device.sync_inference(self, sched, windows);
             device.sync_jobs(self, sched, windows, tasks);
-            let id = device.slicer.run(until)?;
+            let id = loop {
+                if let Some(id) = device.slicer.run(timed.next_at() / scale) {
+                    break id;
+                }
+                // The next zoo swap is due (or the window is over).
+                let Timing::Swap(i, at) = timed.pop()? else {
+                    unreachable!("the real clock's profile is a slicer job")
+                };
+                if let Some(step) = swap_in(&mut windows[i], i, at) {
+                    return Some(step);
+                }
+            };
             let at = (device.slicer.now() * scale).min(horizon);
             if profiled.is_none() && device.profile.as_ref().is_some_and(|p| p.0 == id) {
                 let (profiles, secs) = device.finish_profile(self, tasks);

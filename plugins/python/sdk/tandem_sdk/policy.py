@@ -178,13 +178,26 @@ def to_schedule(
 def resolve_retrain(stream: t.StreamInput, name: str) -> Optional[int]:
     """A retraining configuration by name: an exact candidate name, or `cfg1` (the most
     accurate; the cheaper on ties) or `cfg2` (the cheapest on the accuracy/cost Pareto front
-    that reaches at least half of cfg1's gain). None when the stream has no candidates."""
+    that reaches at least half of cfg1's gain), or `zoo` (reuse only: the zoo model offered to
+    deploy as it is that scores best, if it beats the serving model). None when the stream has
+    no candidates."""
     c = stream.retrain
     if not c:
         return None
     for i, r in enumerate(c):
         if r.config.name == name:
             return i
+    if name == "zoo":
+        best = None
+        for i, r in enumerate(c):
+            if r.config.start_from is None or r.config.epochs != 0:
+                continue
+            if r.accuracy_after <= stream.state.accuracy:
+                continue
+            # max_by keeps the last of equal maxima, as Rust's does.
+            if best is None or r.accuracy_after >= c[best].accuracy_after:
+                best = i
+        return best
     cfg1 = 0
     for i in range(1, len(c)):
         a, b = c[i], c[cfg1]
@@ -212,7 +225,7 @@ def resolve_retrain(stream: t.StreamInput, name: str) -> Optional[int]:
         return cfg1 if best is None else best
     raise invalid_param(
         f"stream `{stream.state.id}` offers no retraining configuration named `{name}` "
-        "(nor is it cfg1/cfg2)"
+        "(nor is it cfg1/cfg2/zoo)"
     )
 
 
