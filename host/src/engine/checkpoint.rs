@@ -184,7 +184,7 @@ pub fn restore<B: Backend>(
     let zoo = view
         .zoo
         .is_some()
-        .then(|| (z.max_models as usize, (z.max_mib * 1024.0 * 1024.0) as u64));
+        .then_some((z.max_models as usize, (z.max_mib * 1024.0 * 1024.0) as u64));
     let restored = load(be, dir, arch, &ids, &like, zoo)?;
     engine.restore(restored);
     Ok(())
