@@ -25,7 +25,7 @@ fn env(name: &str, default: u32) -> u32 {
 }
 
 /// Every run's committed windows, and the database's own check: windows numbered from 0 with
-/// no gap, each with both streams and all its predictions; the
+/// no gap, each with both streams; the
 /// checkpoint named for the run is whole and belongs to its last window. Returns each run's
 /// windows' mean accuracies.
 fn verify(data: &Path) -> Vec<(i64, Vec<f64>)> {
@@ -45,7 +45,6 @@ fn verify(data: &Path) -> Vec<(i64, Vec<f64>)> {
                     h.stream_windows(r.id, Some(w.window)).await.unwrap().len(),
                     2
                 );
-                assert_eq!(h.predictions(r.id, w.window).await.unwrap().len(), 2 * 18);
             }
             let checkpoint: Option<String> =
                 sqlx::query_scalar("SELECT checkpoint FROM runs WHERE id = ?")
@@ -107,6 +106,7 @@ fn settled(data: &Path, id: i64) -> String {
 
 #[test]
 fn runs_killed_at_random_moments_stay_whole_and_resume_to_the_same_result() {
+    let _one = super::support::one_binary_at_a_time();
     let rounds = env("TANDEM_CRASH_ROUNDS", 1);
     let seed = env("TANDEM_CRASH_SEED", 1);
     let mut rng = Rng::new(seed);

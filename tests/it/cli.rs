@@ -107,6 +107,7 @@ pub(crate) fn wait_for_windows(child: &mut Child, data: &Path, n: i64) {
 
 #[test]
 fn bad_arguments_are_refused_before_anything_runs() {
+    let _one = super::support::one_binary_at_a_time();
     let dir = data_dir();
     let scenario = tiny_scenario(&dir, 2);
     let s = scenario.to_str().unwrap();
@@ -172,6 +173,7 @@ fn bad_arguments_are_refused_before_anything_runs() {
 
 #[test]
 fn a_policy_that_fails_every_call_fails_the_run() {
+    let _one = super::support::one_binary_at_a_time();
     let dir = data_dir();
     // One window long enough for the policy to be asked after the profile.
     let scenario = dir.join("long-window.toml");
@@ -218,6 +220,7 @@ fn a_policy_that_fails_every_call_fails_the_run() {
 
 #[test]
 fn ctrl_c_stops_a_run_after_its_window_and_it_resumes() {
+    let _one = super::support::one_binary_at_a_time();
     let dir = data_dir();
     let scenario = tiny_scenario(&dir, 6);
     let d = dir.to_str().unwrap();
@@ -273,6 +276,7 @@ fn read_until(r: &mut impl BufRead, needle: &str) -> bool {
 
 #[test]
 fn serve_shuts_down_within_5_s_with_an_event_stream_open() {
+    let _one = super::support::one_binary_at_a_time();
     let dir = data_dir();
     let scenario = tiny_scenario(&dir, 2);
     let port = 20000 + (std::process::id() % 5000) as u16;
@@ -324,6 +328,7 @@ fn serve_shuts_down_within_5_s_with_an_event_stream_open() {
 
 #[test]
 fn replay_json_carries_the_fallbacks_reasons_and_checks_its_options() {
+    let _one = super::support::one_binary_at_a_time();
     let dir = data_dir();
     let wasm = dir.join("misbehave.wasm");
     std::fs::write(&wasm, super::plugins::guest_bytes("test-misbehave")).unwrap();

@@ -552,6 +552,7 @@ fn a_model_that_validates_worse_is_not_deployed() {
 
 #[test]
 fn a_killed_run_keeps_its_committed_windows() {
+    let _one = super::support::one_binary_at_a_time();
     // The real thing: a `tandem run` process killed (SIGKILL) mid-run. Every window it
     // committed is whole; the run reads as interrupted once its lease lapses, and resumes
     // from its last committed window to the end.
