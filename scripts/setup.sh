@@ -10,6 +10,10 @@ APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 dataset-fashion-mnist)
 if [[ "${TANDEM_SETUP_BROWSER:-0}" == 1 ]]; then
   APT_PACKAGES+=(chromium)
 fi
+# The HTTP load test (scripts/load-test.sh) drives the dashboard with wrk.
+if [[ "${TANDEM_SETUP_LOAD:-0}" == 1 ]]; then
+  APT_PACKAGES+=(wrk bc)
+fi
 # Python plugins need a python3 that can make virtual environments (Debian splits venv out).
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   APT_PACKAGES+=(python3 python3-venv)

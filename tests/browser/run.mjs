@@ -55,6 +55,10 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
 page.setDefaultTimeout(30000);
 const shot = (name) => page.screenshot({ path: join(out, name), fullPage: true });
+// The pages must work under their Content-Security-Policy: any violation fails the test.
+page.on("console", (msg) => {
+  if (msg.text().includes("Content Security Policy")) fail(`CSP violation: ${msg.text()}`);
+});
 
 // 1. Live: an SSE update arrives without reloading (a finished window shows up).
 await page.goto(`${base}/live`);

@@ -4,13 +4,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::scenario::ScenarioError;
 use tandem::engine::{
-    Camera, CostModel, Engine, Plugins, Scenario, Session, SourcePool, WindowReport, parse_policy,
+    Camera, CostModel, Engine, Plugins, Scenario, Session, SourcePool, WindowReport, checkpoint,
+    parse_policy,
 };
-use tandem::history::History;
+use tandem::history::{History, LEASE, RunEnd};
 use tandem::model::{self, Arch, Model, TrainConfig};
 use tandem::plugin::types::{Param, ParamValue};
 use tandem::plugin::{Catalog, Limits, PluginHost, Registry};
@@ -18,7 +20,7 @@ use tandem::plugin::{Catalog, Limits, PluginHost, Registry};
 use super::plugins::guest_bytes;
 use super::support::{new_run, runtime};
 
-const TINY: &str = r#"
+pub(crate) const TINY: &str = r#"
 name = "tiny"
 windows = 2
 seed = 5
@@ -96,6 +98,7 @@ fn plugins(s: &Scenario, policy: &str, params: Vec<Param>) -> Plugins {
         zoo_candidates: 0,
         lifecycle: None,
         host,
+        seed: s.seed,
     }
 }
 
@@ -207,6 +210,37 @@ fn engine<'a>(
         pre,
         cost,
     )
+}
+
+#[test]
+fn a_resumed_engine_continues_exactly_as_an_uninterrupted_one() {
+    // The checkpoint after window 0 holds all that window 1 and 2 depend on: models, exemplar
+    // memories, inference choices, sampling factors and the calibration.
+    let be = CpuBackend::new(2);
+    let mut s = tiny();
+    s.windows = 3;
+    let whole = run(&be, &s, "thief", vec![]);
+    let dir = super::data::tempdir();
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(&be, &pool, (300, 1));
+    let mut first = engine(&be, &s, ("thief", vec![]), &pool, &pre);
+    let mut parts = vec![first.run_window().unwrap()];
+    let saved = checkpoint::save(&first.checkpoint_state(), &dir, 7).unwrap();
+    assert_eq!(saved, checkpoint::relative_dir(7, 1));
+    drop(first);
+    let mut second = engine(&be, &s, ("thief", vec![]), &pool, &pre);
+    checkpoint::restore(&mut second, &dir.join(&saved)).unwrap();
+    assert_eq!(second.windows_done(), 1);
+    parts.extend((1..3).map(|_| second.run_window().unwrap()));
+    assert_eq!(comparable(parts), comparable(whole));
+    // A checkpoint of other streams is refused with the reason.
+    let mut other = s.clone();
+    other.cameras[1].name = "c".into();
+    let mut third = engine(&be, &other, ("thief", vec![]), &pool, &pre);
+    let e = checkpoint::restore(&mut third, &dir.join(&saved))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("streams"), "{e}");
 }
 
 /// Every window of an engine's scenario.
@@ -446,8 +480,10 @@ fn history_keeps_every_window_and_survives_a_crash() {
         for w in &ws {
             h.record_window(id, w).await.unwrap();
         }
+        // Dropped without finish_run: as if the process died before window 3, a minute ago
+        // (its lease lapsed).
+        age_lease(&h, id, 60.0).await;
         id
-        // Dropped without finish_run: as if the process died before window 3.
     });
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
@@ -455,6 +491,9 @@ fn history_keeps_every_window_and_survives_a_crash() {
         let r = runs.iter().find(|r| r.id == run_id).unwrap();
         assert_eq!(r.status, "interrupted");
         assert_eq!(r.windows_done, 2);
+        // Its mean accuracy is the mean over the windows it committed.
+        let mean = (ws[0].mean_accuracy + ws[1].mean_accuracy) / 2.0;
+        assert!((r.mean_accuracy.unwrap() - mean).abs() < 1e-12, "{r:?}");
         let rows = h.windows(run_id).await.unwrap();
         assert_eq!(rows.len(), 2);
         let policies = vec!["thief".to_string(), "fair:profile=false".to_string()];
@@ -514,12 +553,12 @@ fn a_model_that_validates_worse_is_not_deployed() {
 
 #[test]
 fn a_killed_run_keeps_its_committed_windows() {
+    let _one = super::support::one_binary_at_a_time();
     // The real thing: a `tandem run` process killed (SIGKILL) mid-run. Every window it
-    // committed is whole; the run is marked interrupted when the history is next opened.
-    let dir = super::data::tempdir();
-    let scenario = dir.join("long.toml");
-    std::fs::write(&scenario, TINY.replace("windows = 2", "windows = 500")).unwrap();
-    let data = dir.join("data");
+    // committed is whole; the run reads as interrupted once its lease lapses, and resumes
+    // from its last committed window to the end.
+    let data = super::cli::data_dir();
+    let scenario = super::cli::tiny_scenario(&data, 5);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args([
             "run",
@@ -571,11 +610,19 @@ fn a_killed_run_keeps_its_committed_windows() {
     child.wait().unwrap();
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
-        let runs = h.runs().await.unwrap();
-        assert_eq!(runs.len(), 1);
-        let r = &runs[0];
+        // Running until its lease lapses, then interrupted, with no restart of the reader.
+        let started = std::time::Instant::now();
+        let r = loop {
+            let r = h.runs().await.unwrap().remove(0);
+            if r.status != "running" {
+                break r;
+            }
+            assert!(started.elapsed() < LEASE + Duration::from_secs(10), "{r:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         assert_eq!(r.status, "interrupted");
-        assert!(r.windows_done >= 2 && r.windows_done < 500, "{r:?}");
+        assert!(r.mean_accuracy.is_some(), "{r:?}");
+        assert!(r.windows_done >= 2 && r.windows_done < 5, "{r:?}");
         let rows = h.windows(r.id).await.unwrap();
         assert_eq!(rows.len() as i64, r.windows_done);
         for (i, w) in rows.iter().enumerate() {
@@ -596,39 +643,72 @@ fn a_killed_run_keeps_its_committed_windows() {
             );
         }
     });
+    let out = super::cli::tandem(&["run", "--resume", "1", "--backend", "cpu"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        let h = History::open(&db).await.unwrap();
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(h.pool())
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+        let r = h.runs().await.unwrap().remove(0);
+        assert_eq!((r.status.as_str(), r.windows_done), ("finished", 5));
+        let rows = h.windows(r.id).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|w| w.window).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+    });
+}
+
+/// Move run `id`'s lease `seconds` into the past, as if its writer had stopped then.
+async fn age_lease(h: &History, id: i64, seconds: f64) {
+    sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at - ? WHERE id = ?")
+        .bind(seconds)
+        .bind(id)
+        .execute(h.pool())
+        .await
+        .unwrap();
 }
 
 #[test]
-fn opening_the_history_leaves_another_process_live_run_alone() {
-    // A dashboard opened beside a `tandem run` must not call that run interrupted.
+fn a_run_reads_as_interrupted_once_its_lease_lapses() {
+    // No restart and no process-id guess: any reader sees the lease.
     let dir = super::data::tempdir();
     let db = dir.join("history.sqlite");
-    let mut other = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
     let rt = runtime();
-    let status = |db: &Path| {
-        rt.block_on(async {
-            let h = History::open(db).await.unwrap();
-            h.runs().await.unwrap()[0].status.clone()
-        })
-    };
     rt.block_on(async {
         let h = History::open(&db).await.unwrap();
+        let other = History::open(&db).await.unwrap();
+        let status = || async { other.runs().await.unwrap()[0].status.clone() };
         let id = h.start_run(&new_run("tiny")).await.unwrap();
-        // As if that other process had started it.
-        sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
-            .bind(i64::from(other.id()))
-            .bind(id)
-            .execute(h.pool())
-            .await
-            .unwrap();
+        assert_eq!(status().await, "running");
+        age_lease(&h, id, LEASE.as_secs_f64() - 3.0).await;
+        assert_eq!(status().await, "running", "the lease still holds");
+        age_lease(&h, id, 6.0).await;
+        assert_eq!(status().await, "interrupted", "the lease lapsed");
+        // A writer that was only slow renews it and is running again.
+        h.heartbeat(id).await.unwrap();
+        assert_eq!(status().await, "running");
+        h.finish_run(id, RunEnd::Interrupted(0.5)).await.unwrap();
+        let r = other.run(id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.mean_accuracy),
+            ("interrupted", Some(0.5))
+        );
+        // A closed run's lease is not renewed any more.
+        h.heartbeat(id).await.unwrap();
+        assert_eq!(status().await, "interrupted");
     });
-    assert_eq!(status(&db), "running");
-    other.kill().unwrap();
-    other.wait().unwrap();
-    assert_eq!(status(&db), "interrupted");
 }
 
 #[test]

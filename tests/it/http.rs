@@ -11,15 +11,45 @@ use tower::ServiceExt;
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::WindowReport;
 use tandem::engine::report::{
-    Allocation, JobReport, PredictionRecord, StreamReport, ZooCheckRecord, ZooReport, ZooUse,
+    Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, ZooCheckRecord, ZooReport,
+    ZooUse,
 };
 use tandem::engine::zoo::{PRETRAINED, Zoo};
-use tandem::history::NewRun;
+use tandem::history::{NewRun, RunEnd};
 use tandem::http::{self, AppState};
 use tandem::model::{Arch, Model};
 
-const TOKEN: &str = "test-admin-token";
+pub(crate) const TOKEN: &str = "test-admin-token";
 const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
+/// The sign-in form's request: `token`, and the page to go back to.
+fn login(token: &str, next: &str) -> Request<Body> {
+    Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("tandem_csrf={CSRF}"))
+        .body(Body::from(format!("csrf={CSRF}&token={token}&next={next}")))
+        .unwrap()
+}
+
+/// Sign in with the admin token; returns the session cookie (`name=value`), after checking
+/// that it is HttpOnly and does not hold the token.
+async fn sign_in(app: &Router, next: &str) -> String {
+    let resp = app.clone().oneshot(login(TOKEN, next)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.starts_with("tandem_session=") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    assert!(
+        !set.contains(TOKEN),
+        "the cookie must not hold the token: {set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, String) {
     let resp = app.clone().oneshot(req).await.expect("router answers");
@@ -32,7 +62,7 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-fn multipart(
+pub(crate) fn multipart(
     uri: &str,
     cookie: Option<&str>,
     bearer: bool,
@@ -59,7 +89,7 @@ fn multipart(
     req.body(Body::from(body)).unwrap()
 }
 
-fn window() -> WindowReport {
+pub(crate) fn window() -> WindowReport {
     WindowReport {
         window: 0,
         mean_accuracy: 0.75,
@@ -94,6 +124,7 @@ fn window() -> WindowReport {
         // Two zoo models checked for the stream, the better deployed as it is, and a selector
         // failure whose text needs escaping.
         zoo: Some(ZooReport {
+            detections: Vec::new(),
             checks: vec![
                 ZooCheckRecord {
                     stream: "<cam>".into(),
@@ -118,10 +149,20 @@ fn window() -> WindowReport {
             check_gpu_seconds: 0.25,
             errors: vec!["selector <script>alert(1)</script> failed".into()],
         }),
+        lifecycle: None,
         gpus: 1,
         window_seconds: 200.0,
         decision_at: 10.0,
-        policy_calls: vec![],
+        // The policy failed its one call: the fallback decided.
+        policy_calls: vec![PolicyCall {
+            at: 10.0,
+            plugin: "thief@0.1.0".into(),
+            digest: "00".into(),
+            input: tandem_plugin_sdk::sample::policy_input(1, 1, 18, 1),
+            output: None,
+            error: Some("plugin thief 0.1.0: trapped: on purpose".into()),
+            micros: 5,
+        }],
         allocations: vec![Allocation {
             at: 10.0,
             stream: "<cam>".into(),
@@ -239,7 +280,11 @@ async fn dashboard_routes() {
         .await
         .unwrap();
     state.history.record_window(run, &window()).await.unwrap();
-    state.history.finish_run(run, Ok(0.75)).await.unwrap();
+    state
+        .history
+        .finish_run(run, RunEnd::Finished(0.75))
+        .await
+        .unwrap();
     save_zoo(&dir.join("zoo"));
     let app = http::app(state.clone());
 
@@ -273,6 +318,10 @@ async fn dashboard_routes() {
         body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
         "{body}"
     );
+    // A run whose policy failed says so, on the list and on its page.
+    assert!(body.contains("fallback decided 1 of 1"), "{body}");
+    let (_, page) = call(&app, get("/history/runs/1")).await;
+    assert!(page.contains("fallback decided 1 of 1"), "{page}");
     let (_, body) = call(&app, get("/history?policy=nothing-like-this")).await;
     assert!(body.contains("no runs match"));
     let (status, _) = call(&app, get("/history/runs/999")).await;
@@ -383,8 +432,17 @@ async fn dashboard_routes() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // ...and, by cookie, the matching CSRF field.
-    let cookies = format!("tandem_admin={TOKEN}; tandem_csrf={CSRF}");
+    // ...a cookie holding the raw token is worth nothing (the cookie holds a session)...
+    let raw = format!("tandem_admin={TOKEN}; tandem_session={TOKEN}; tandem_csrf={CSRF}");
+    let (status, _) = call(
+        &app,
+        multipart("/plugins/upload", Some(&raw), false, CSRF, b"junk"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // ...and, by a signed-in session's cookie, the matching CSRF field.
+    let session = sign_in(&app, "/plugins").await;
+    let cookies = format!("{session}; tandem_csrf={CSRF}");
     let (status, body) = call(
         &app,
         multipart(
@@ -413,26 +471,23 @@ async fn dashboard_routes() {
     let (status, _) = call(&app, multipart("/plugins/upload", None, true, "", &big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    // Sign-in: wrong token refused, right one sets an HttpOnly cookie.
-    let login = |token: &str| {
-        Request::post("/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, format!("tandem_csrf={CSRF}"))
-            .body(Body::from(format!(
-                "csrf={CSRF}&token={token}&next=/plugins"
-            )))
-            .unwrap()
-    };
-    let (status, _) = call(&app, login("wrong")).await;
+    // Sign-in: wrong token refused; the right one opens a session (tested in `sign_in`).
+    let (status, _) = call(&app, login("wrong", "/plugins")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let resp = app.clone().oneshot(login(TOKEN)).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert!(
-        resp.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("HttpOnly")
-    );
+    // Signing out ends the session on the server: its cookie no longer works.
+    let logout = Request::post("/logout")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &cookies)
+        .body(Body::from(format!("csrf={CSRF}")))
+        .unwrap();
+    let (status, _) = call(&app, logout).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = call(
+        &app,
+        multipart("/plugins/upload", Some(&cookies), false, CSRF, b"junk"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Comparisons check their policies before starting anything.
     let form = |body: &str| {
@@ -448,6 +503,18 @@ async fn dashboard_routes() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = call(&app, form("scenario=demo&policy=/etc/passwd.wasm")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // No windows, too many, or a parameter the policy does not declare: refused up front.
+    for body in [
+        "scenario=demo&policy=thief&windows=0",
+        "scenario=demo&policy=thief&windows=51",
+        "scenario=demo&policy=thief:bogus=1",
+    ] {
+        let (status, page) = call(&app, form(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {page}");
+    }
+    let (_, page) = call(&app, form("scenario=demo&policy=thief:bogus=1")).await;
+    assert!(page.contains("no parameter `bogus`"), "{page}");
+    assert!(state.arenas.list().is_empty(), "nothing started");
 
     // Built-ins can be disabled but not deleted.
     if let Some(thief) = state.catalog.registry.find("thief").unwrap() {
@@ -471,6 +538,76 @@ async fn dashboard_routes() {
     assert_ne!(status, StatusCode::OK);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_hardened_against_other_sites() {
+    let dir = super::data::tempdir();
+    let mut state = AppState::open(&dir, TOKEN.into(), http::scenario_choices(None))
+        .await
+        .expect("state opens");
+    state.hosts = std::sync::Arc::new(http::security::Hosts::new(
+        [127, 0, 0, 1].into(),
+        &["tandem.lan".to_string()],
+    ));
+    let app = http::app(state);
+    let with_host = |uri: &str, host: &str| {
+        Request::get(uri)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Every answer carries the security headers, a refusal too.
+    for host in ["127.0.0.1:8080", "evil.example"] {
+        let resp = app.clone().oneshot(with_host("/live", host)).await.unwrap();
+        let h = resp.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+    // The Host allow-list: loopback, localhost, the bound address and configured names; a
+    // DNS-rebinding page's name is refused, for pages and the API alike.
+    for (host, ok) in [
+        ("127.0.0.1:8080", true),
+        ("localhost:8080", true),
+        ("LOCALHOST", true),
+        ("[::1]:8080", true),
+        ("tandem.lan:8080", true),
+        ("evil.example", false),
+        ("evil.example:8080", false),
+        ("127.0.0.1.evil.example", false),
+        ("10.1.2.3:8080", false),
+        ("", false),
+    ] {
+        for uri in ["/live", "/api/runs"] {
+            let (status, _) = call(&app, with_host(uri, host)).await;
+            assert_eq!(status == StatusCode::OK, ok, "{host} {uri}: {status}");
+            if !ok {
+                assert_eq!(status.as_u16() / 100, 4, "{host}: {status}");
+            }
+        }
+    }
+    // After signing in, `next` stays on this site; control characters are a bad request.
+    for (next, want) in [
+        ("/plugins", Some("/plugins")),
+        ("/history?policy=thief", Some("/history?policy=thief")),
+        ("//evil.example", Some("/live")),
+        ("/%5Cevil.example", Some("/live")),
+        ("/%5C/evil.example", Some("/live")),
+        ("https://evil.example/", Some("/live")),
+        ("/%09/evil.example", None),
+        ("/%0d%0aLocation:%20x", None),
+    ] {
+        let resp = app.clone().oneshot(login(TOKEN, next)).await.unwrap();
+        match want {
+            Some(to) => {
+                assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next}");
+                assert_eq!(resp.headers()[header::LOCATION], to, "{next}");
+            }
+            None => assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{next}"),
+        }
+    }
+}
+
 #[test]
 fn labels_are_cut_to_fit() {
     use tandem::http::charts::{Series, accuracy_lines};
@@ -489,4 +626,22 @@ fn labels_are_cut_to_fit() {
         "window",
     );
     assert!(svg.contains(">a-camera-with-a-lon…<"), "{svg}");
+}
+
+#[test]
+fn a_generated_admin_token_is_never_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = super::data::tempdir();
+    let (token, fresh) = http::security::admin_token(&dir, None).unwrap();
+    assert!(fresh && token.len() == 32);
+    let mode = std::fs::metadata(dir.join("admin-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Read back, not regenerated.
+    assert_eq!(
+        http::security::admin_token(&dir, None).unwrap(),
+        (token, false)
+    );
 }

@@ -4,8 +4,11 @@
 //! whichever wgpu adapter exists, software ones included, and skip with a printed reason
 //! when there is none.
 
+mod campaign; // SIGKILL at random moments: history intact, committed windows whole, resume to the same result
+mod cli; // the real binary: bad arguments, failing policies, Ctrl-C and resume, serve's shutdown
 mod data; // IDX reader, Fashion-MNIST loader, synthetic source, drift and resizing
 mod engine; // the window loop on a tiny scenario: determinism, fallback, re-scheduling, history, one plugin host for every run
+mod fuzz; // property tests over every parser and output check (proptest; PROPTEST_CASES scales them)
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CSRF, uploads, escaping
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk

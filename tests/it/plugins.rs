@@ -33,6 +33,7 @@ const GUESTS: &[&str] = &[
     "scale-to-zero",
     "histogram",
     "test-misbehave",
+    "test-sleep",
 ];
 
 fn target_dir() -> PathBuf {
@@ -108,7 +109,7 @@ fn txt(name: &str, v: &str) -> Param {
 
 fn decide(name: &str, input: &PolicyInput, params: &[Param]) -> Schedule {
     host()
-        .decide(&plugin(name), input, params)
+        .decide(&plugin(name), input, params, 0)
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -268,7 +269,7 @@ fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
     }
     assert_eq!(s.estimated_accuracy, idle.estimated_accuracy);
     let e = host()
-        .decide(&plugin("thief"), &input, &[txt("spare", "sometimes")])
+        .decide(&plugin("thief"), &input, &[txt("spare", "sometimes")], 0)
         .unwrap_err();
     assert!(e.to_string().contains("spare must be"), "{e}");
 }
@@ -298,7 +299,7 @@ fn thief_code_variant_and_rescheduling_mid_window() {
     assert!(s.streams[0].infer_share > 0.0);
     // Δ is a parameter; a bad one is the plugin's own typed error.
     let e = host()
-        .decide(&plugin("thief"), &input, &[num("delta", 5.0)])
+        .decide(&plugin("thief"), &input, &[num("delta", 5.0)], 0)
         .unwrap_err();
     assert!(
         matches!(
@@ -343,7 +344,7 @@ fn oracle_is_never_beaten_by_the_thief() {
         assert!(estimate("refine") >= estimate("code") - 1e-12);
     }
     let e = host()
-        .decide(&plugin("oracle"), &policy_input(5, 2, 18, 1), &[])
+        .decide(&plugin("oracle"), &policy_input(5, 2, 18, 1), &[], 0)
         .unwrap_err();
     assert!(
         matches!(
@@ -425,7 +426,7 @@ fn ekya_space_lists_the_grid() {
         class_mix: vec![0.5, 0.5],
         samples: 500,
     };
-    let set = host().configs(&p, &state, &[]).unwrap();
+    let set = host().configs(&p, &state, &[], 0).unwrap();
     assert_eq!(set.retrain.len(), 18);
     assert_eq!(set.infer.len(), 24);
     assert!(
@@ -438,14 +439,20 @@ fn ekya_space_lists_the_grid() {
         && r.width == 256
         && r.epochs == 30));
     let three = host()
-        .configs(&p, &state, &[num("resolutions", 3.0)])
+        .configs(&p, &state, &[num("resolutions", 3.0)], 0)
         .unwrap();
     assert_eq!(three.infer.len(), 36);
     let empty = StreamState {
         samples: 0,
         ..state
     };
-    assert!(host().configs(&p, &empty, &[]).unwrap().retrain.is_empty());
+    assert!(
+        host()
+            .configs(&p, &empty, &[], 0)
+            .unwrap()
+            .retrain
+            .is_empty()
+    );
 }
 
 #[test]
@@ -485,7 +492,9 @@ fn optimus_recovers_a_known_curve() {
             },
         ],
     };
-    let p = host().predict(&plugin("optimus"), &request, &[]).unwrap();
+    let p = host()
+        .predict(&plugin("optimus"), &request, &[], 0)
+        .unwrap();
     for (e, a) in [5.0, 15.0, 30.0].iter().zip(&p.accuracy) {
         assert!(
             (a - truth(*e)).abs() < 0.05,
@@ -499,11 +508,12 @@ fn optimus_recovers_a_known_curve() {
 }
 
 fn misbehave(mode: &str) -> Result<Schedule, PluginError> {
-    host().decide(
-        &plugin("test-misbehave"),
-        &policy_input(3, 1, 18, 31),
-        &[txt("mode", mode)],
-    )
+    misbehave_on(&plugin("test-misbehave"), mode)
+}
+
+/// One decision of the loaded fixture in `mode` (timed tests load it first).
+fn misbehave_on(p: &Plugin, mode: &str) -> Result<Schedule, PluginError> {
+    host().decide(p, &policy_input(3, 1, 18, 31), &[txt("mode", mode)], 0)
 }
 
 fn assert_still_serving() {
@@ -512,10 +522,15 @@ fn assert_still_serving() {
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline() {
+    let p = plugin("test-misbehave");
     let t = Instant::now();
-    let e = misbehave("loop").unwrap_err();
+    let e = misbehave_on(&p, "loop").unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    eprintln!(
+        "sandbox: `loop` cut off after {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
     assert!(e.to_string().contains("test-misbehave"), "{e}");
     assert!(
         took < Limits::default().deadline + Duration::from_millis(800),
@@ -524,9 +539,116 @@ fn infinite_loop_is_stopped_at_the_deadline() {
     assert_still_serving();
 }
 
+/// The longest a cut-off call may take past its deadline: epoch ticks, trap unwinding and a
+/// busy test machine.
+const MARGIN: Duration = Duration::from_millis(300);
+
+#[test]
+fn a_sleeping_plugin_is_cut_off_at_its_deadline() {
+    // One long WASI sleep, and a loop of short ones: neither outlives the deadline.
+    let p = plugin("test-misbehave");
+    for mode in ["sleep", "naps"] {
+        let t = Instant::now();
+        let e = misbehave_on(&p, mode).unwrap_err();
+        let took = t.elapsed();
+        assert!(matches!(e, PluginError::Timeout { .. }), "{mode}: {e}");
+        eprintln!(
+            "sandbox: `{mode}` cut off after {:.0} ms (deadline {} ms)",
+            took.as_secs_f64() * 1e3,
+            Limits::default().deadline.as_millis()
+        );
+        assert!(
+            took < Limits::default().deadline + MARGIN,
+            "{mode}: stopped after {took:?}"
+        );
+        assert_still_serving();
+    }
+}
+
+#[test]
+fn validation_cuts_off_a_plugin_that_sleeps_in_its_sample_run() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("registry-sleep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let reg = Registry::open(&dir).unwrap();
+    let bytes = guest_bytes("test-sleep");
+    // It loads (describing itself is quick), then sleeps in the sample decision.
+    host().load("test-sleep.wasm", &bytes).unwrap();
+    let t = Instant::now();
+    let e = reg
+        .add_validated(host(), "test-sleep.wasm", &bytes)
+        .unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(e, PluginError::Timeout { .. }), "{e}");
+    eprintln!(
+        "sandbox: validation of a sleeping plugin refused after {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(
+        took < Limits::default().deadline + MARGIN,
+        "validation took {took:?}"
+    );
+    assert!(reg.list().unwrap().is_empty(), "nothing is stored");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wasi_random_is_seeded_per_call_from_the_run_seed() {
+    let p = plugin("test-misbehave");
+    let random = |input: &PolicyInput, seed: u64| {
+        host()
+            .decide(&p, input, &[txt("mode", "random")], seed)
+            .unwrap()
+            .estimated_accuracy
+            .unwrap()
+    };
+    let (a, b) = (policy_input(3, 1, 18, 31), policy_input(3, 1, 18, 32));
+    let first = random(&a, 7);
+    assert_eq!(first, random(&a, 7), "the same call draws the same numbers");
+    assert_ne!(first, random(&a, 8), "another run seed, other numbers");
+    assert_ne!(first, random(&b, 7), "another input, other numbers");
+}
+
+#[test]
+fn a_component_over_the_per_component_caps_is_refused() {
+    // Five instances of a module with one memory each: over the cap of four memories.
+    let module = "(core module $m (memory 1))";
+    let instances: String = (0..5).map(|_| "(core instance (instantiate $m))").collect();
+    let bytes = wat::parse_str(format!("(component {module} {instances})")).unwrap();
+    let e = host().load("memories.wasm", &bytes).err().unwrap();
+    assert!(matches!(e, PluginError::NotComponent { .. }), "{e}");
+    assert!(e.to_string().contains("5 Wasm linear memories"), "{e}");
+    assert_still_serving();
+}
+
+#[test]
+fn an_oversized_plugin_file_is_refused_before_it_is_read() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("huge-{}.wasm", std::process::id()));
+    // A sparse file: its size is all that is looked at.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(300 << 20).unwrap();
+    let e = host().load_file(&path).err().unwrap();
+    assert!(matches!(e, PluginError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("huge-"), "{e}");
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn memory_bomb_is_capped() {
-    let e = misbehave("memory").unwrap_err();
+    // A generous deadline, so the cap (not the clock of a loaded test machine) stops it.
+    let host = PluginHost::new(Limits {
+        deadline: Duration::from_secs(10),
+        ..Limits::default()
+    })
+    .unwrap()
+    .with_cache_dir(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let p = host
+        .load("test-misbehave", &guest_bytes("test-misbehave"))
+        .unwrap();
+    let e = host
+        .decide(&p, &policy_input(3, 1, 18, 31), &[txt("mode", "memory")], 0)
+        .unwrap_err();
     assert!(
         matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 64 << 20),
         "{e}"
@@ -580,7 +702,7 @@ fn bad_outputs_are_refused_with_the_reason() {
 fn wrong_world_and_non_components_are_refused() {
     let space = plugin("ekya-space");
     let e = host()
-        .decide(&space, &policy_input(2, 1, 18, 1), &[])
+        .decide(&space, &policy_input(2, 1, 18, 1), &[], 0)
         .unwrap_err();
     assert!(
         matches!(
@@ -616,7 +738,8 @@ fn registry_stores_by_digest() {
     let _ = std::fs::remove_dir_all(&dir);
     let reg = Registry::open(&dir).unwrap();
     let bytes = guest_bytes("thief");
-    let a = reg.add(host(), "thief.wasm", &bytes, false).unwrap();
+    // As the host registers its built-ins (a built-in's name finds only built-ins).
+    let a = reg.add(host(), "thief.wasm", &bytes, true).unwrap();
     let b = reg.add(host(), "again.wasm", &bytes, false).unwrap();
     assert_eq!(a, b, "adding the same bytes twice is a no-op");
     assert_eq!(a.digest, tandem::plugin::runtime::sha256_hex(&bytes));
@@ -641,9 +764,40 @@ fn registry_stores_by_digest() {
 }
 
 #[test]
+fn a_plugin_named_like_a_built_in_is_refused() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("registry-reserved-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let reg = Registry::open(&dir).unwrap();
+    reg.register_builtins(host()).unwrap();
+    let builtin = reg.find("thief").unwrap().expect("thief is built in");
+    // The built-in thief's own code (as embedded: a guest rebuilt with other features can
+    // differ) with a custom section appended: other bytes, same name.
+    let embedded = tandem::plugin::registry::builtins()
+        .into_iter()
+        .find(|b| b.name == "thief")
+        .expect("thief is embedded")
+        .bytes;
+    let mut bytes = embedded.to_vec();
+    bytes.extend_from_slice(&[0, 6, 5, b'n', b'o', b't', b'e', b's']);
+    let e = reg.add_validated(host(), "thief.wasm", &bytes).unwrap_err();
+    assert!(matches!(e, PluginError::ReservedName { .. }), "{e}");
+    assert!(e.to_string().contains("`thief`"), "{e}");
+    let found = reg.find("thief").unwrap().unwrap();
+    assert_eq!(
+        found.digest, builtin.digest,
+        "the built-in still answers to its name"
+    );
+    // The built-in's own bytes are no impostor.
+    reg.add_validated(host(), "thief.wasm", embedded).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn limits_are_configurable() {
     let limits = Limits {
-        deadline: Duration::from_millis(30),
+        // Long enough for a debug build's call on a loaded machine, far below the default.
+        deadline: Duration::from_millis(100),
         memory_bytes: 16 << 20,
     };
     let strict = PluginHost::new(limits)
@@ -655,25 +809,25 @@ fn limits_are_configurable() {
     let input = policy_input(2, 1, 18, 41);
     let t = Instant::now();
     let e = strict
-        .decide(&p, &input, &[txt("mode", "loop")])
+        .decide(&p, &input, &[txt("mode", "loop")], 0)
         .unwrap_err();
     assert!(
         matches!(e, PluginError::Timeout { deadline, .. } if deadline == limits.deadline),
         "{e}"
     );
     assert!(
-        t.elapsed() < Duration::from_millis(30 + 500),
+        t.elapsed() < Duration::from_millis(100 + 500),
         "stopped after {:?}",
         t.elapsed()
     );
     let e = strict
-        .decide(&p, &input, &[txt("mode", "memory")])
+        .decide(&p, &input, &[txt("mode", "memory")], 0)
         .unwrap_err();
     assert!(
         matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 16 << 20),
         "{e}"
     );
-    strict.decide(&p, &input, &[txt("mode", "ok")]).unwrap();
+    strict.decide(&p, &input, &[txt("mode", "ok")], 0).unwrap();
 }
 
 #[test]
@@ -732,8 +886,8 @@ fn components_built_against_0_1_0_keep_loading_and_deciding_as_before() {
         for name in ["fair", "thief"] {
             let (old, new) = (plugin_0_1_0(name), plugin(name));
             assert_eq!(
-                host().decide(&old, &input, &[]).unwrap(),
-                host().decide(&new, &input, &[]).unwrap(),
+                host().decide(&old, &input, &[], 0).unwrap(),
+                host().decide(&new, &input, &[], 0).unwrap(),
                 "{name}, seed {seed}"
             );
         }
@@ -756,6 +910,7 @@ fn components_built_against_0_1_0_keep_loading_and_deciding_as_before() {
         &plugin_0_1_0("fair"),
         &input,
         &[txt("retrain-config", &running)],
+        0,
     );
     let s = old.unwrap();
     assert_eq!(

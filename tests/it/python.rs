@@ -167,7 +167,7 @@ fn ekya_inputs(rust: &Plugin) -> Vec<PolicyInput> {
     let mut inputs = Vec::new();
     replay::replay(&profiles, &ReplayOptions::default(), &mut |input| {
         inputs.push(input.clone());
-        host().decide(rust, input, &[])
+        host().decide(rust, input, &[], 0)
     });
     inputs
 }
@@ -231,8 +231,8 @@ fn python_fair_decides_exactly_as_rust_fair_on_recorded_inputs() {
     let t = Instant::now();
     for (what, input) in &inputs {
         for params in &settings {
-            let a = host().decide(&rust, input, params);
-            let b = host().decide(&py, input, params);
+            let a = host().decide(&rust, input, params, 0);
+            let b = host().decide(&py, input, params, 0);
             match (a, b) {
                 // Exact equality: every share, configuration name and the estimate.
                 (Ok(a), Ok(b)) => {
@@ -275,7 +275,7 @@ fn python_components_get_the_interpreter_limits() {
     assert_eq!(py.limits(), Limits::interpreter());
     assert_eq!(rust.limits(), Limits::default());
     let s = host()
-        .decide(&py, &policy_input(10, 8, 18, 42), &[])
+        .decide(&py, &policy_input(10, 8, 18, 42), &[], 0)
         .unwrap();
     assert!(schedule_total(&s) <= 8.0 + 1e-9);
     // Its heap is measured: under the cap, and above a compiled plugin's whole cap (the
@@ -317,7 +317,7 @@ fn a_misbehaving_python_plugin_is_stopped_at_the_interpreter_limits() {
     let input = policy_input(2, 1, 18, 41);
     let t = Instant::now();
     let e = strict
-        .decide(&p, &input, &[txt("mode", "loop")])
+        .decide(&p, &input, &[txt("mode", "loop")], 0)
         .unwrap_err();
     assert!(
         matches!(e, PluginError::Timeout { deadline, .. } if deadline == limits.deadline),
@@ -325,7 +325,7 @@ fn a_misbehaving_python_plugin_is_stopped_at_the_interpreter_limits() {
     );
     assert!(t.elapsed() < limits.deadline + Duration::from_millis(700));
     let e = strict
-        .decide(&p, &input, &[txt("mode", "memory")])
+        .decide(&p, &input, &[txt("mode", "memory")], 0)
         .unwrap_err();
     assert!(
         matches!(e, PluginError::MemoryLimit { limit_bytes, .. } if limit_bytes == 128 << 20),
@@ -333,12 +333,12 @@ fn a_misbehaving_python_plugin_is_stopped_at_the_interpreter_limits() {
     );
     // An uncaught exception is a trap carrying the Python traceback.
     let e = strict
-        .decide(&p, &input, &[txt("mode", "raise")])
+        .decide(&p, &input, &[txt("mode", "raise")], 0)
         .unwrap_err();
     assert!(
         matches!(&e, PluginError::Trap { reason, .. } if reason.contains("ZeroDivisionError")),
         "{e}"
     );
     // And the next call works: nothing leaks from one store into the next.
-    strict.decide(&p, &input, &[txt("mode", "ok")]).unwrap();
+    strict.decide(&p, &input, &[txt("mode", "ok")], 0).unwrap();
 }

@@ -28,7 +28,7 @@ fn fixture() -> Vec<PathBuf> {
 fn run_policy(profiles: &Profiles, name: &str) -> Vec<ReplayWindow> {
     let p = plugin(name);
     replay::replay(profiles, &ReplayOptions::default(), &mut |input| {
-        host().decide(&p, input, &[])
+        host().decide(&p, input, &[], 0)
     })
 }
 
@@ -119,6 +119,7 @@ fn as_recorded(profiles: &Profiles) -> Vec<RunReport> {
             profiler_gpu_seconds: 0.0,
             profiler_saved_gpu_seconds: 0.0,
             zoo: None,
+            lifecycle: None,
             gpus: 1,
             window_seconds: 200.0,
             decision_at: 2.0,

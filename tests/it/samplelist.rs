@@ -220,6 +220,11 @@ fn bad_rows_name_the_file_and_line() {
             "nowhere,1,2,3,4,5\n",
             "missing.csv:2: frame image `nowhere` not found",
         ),
+        // A frame outside the CSV's folder is never opened.
+        (
+            "../frame0,1,2,3,4,5\n",
+            "escape.csv:2: frame image `../frame0` is outside the CSV's folder",
+        ),
         // An unterminated quote runs to the end of the file: one field.
         ("\"frame0,1,2,3,4,5\n", "quote.csv:2: 1 fields, expected 6"),
     ];

@@ -7,6 +7,13 @@ use std::sync::OnceLock;
 use tandem::gpu::WgpuBackend;
 use tandem::history::NewRun;
 
+/// Held by every test that runs the `tandem` binary: each such process takes every core, so
+/// they run one at a time, and the timing tests beside them keep their margins.
+pub fn one_binary_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A single-threaded tokio runtime for a test that opens the history.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

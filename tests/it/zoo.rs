@@ -29,6 +29,7 @@ fn window(w: u32, zoo: Option<ZooReport>) -> WindowReport {
         predictions: vec![],
         gpu_utilization: 0.0,
         zoo,
+        lifecycle: None,
         gpus: 1,
         window_seconds: 200.0,
     }
@@ -62,6 +63,7 @@ fn history_keeps_every_zoo_check_use_and_change() {
         let h = History::open(&dir.join("history.sqlite")).await.unwrap();
         let run = h.start_run(&new_run("zoo")).await.unwrap();
         let w0 = ZooReport {
+            detections: Vec::new(),
             checks: vec![
                 check("a", "pretrained", 0.61),
                 check("b", "pretrained", 0.4),
@@ -77,6 +79,7 @@ fn history_keeps_every_zoo_check_use_and_change() {
         // A model checked twice for one stream, one deployed as it is and one retrained from,
         // an eviction, and a selector that failed for a stream.
         let w1 = ZooReport {
+            detections: Vec::new(),
             checks: vec![
                 check("a", "m2", 0.9),
                 check("a", "m2", 0.88),
@@ -469,11 +472,13 @@ fn tandem_zoo_lists_shows_and_prunes_a_saved_zoo() {
         let h = History::open(&data.join("history.sqlite")).await.unwrap();
         let run = h.start_run(&new_run("zoo")).await.unwrap();
         let added = ZooReport {
+            detections: Vec::new(),
             added: vec![ids[1].clone()],
             ..ZooReport::default()
         };
         h.record_window(run, &window(2, Some(added))).await.unwrap();
         let checked = ZooReport {
+            detections: Vec::new(),
             checks: vec![check("<cam>", &ids[1], 0.875)],
             uses: vec![used("<cam>", &ids[1], true)],
             ..ZooReport::default()

@@ -53,6 +53,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    private_runtime_dir();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
@@ -71,5 +72,58 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Give the graphics stack a private runtime directory when the environment has none: without
+/// one, enumerating GPU adapters prints `error: XDG_RUNTIME_DIR is invalid or not set` (twice),
+/// which reads as a failure although nothing failed. Called first thing in `main`, before any
+/// thread exists.
+fn private_runtime_dir() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let usable = |p: &std::path::Path, uid: u32| {
+            std::fs::metadata(p)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0)
+        };
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+            return;
+        };
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| usable(d.as_ref(), uid)) {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tandem-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if usable(&dir, uid) {
+            // SAFETY: no other thread exists yet (this runs first in `main`), so nothing can
+            // read the environment concurrently.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
+}
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -71,7 +71,7 @@ pub fn run(as_json: bool, python_fair: Option<PathBuf>) -> anyhow::Result<()> {
     let mut estimate = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let s = host.decide(&thief, &input, &[])?;
+        let s = host.decide(&thief, &input, &[], 0)?;
         wasm.push(ms(t));
         let t = Instant::now();
         let n = Thief::schedule(&input, &[]).map_err(|e| anyhow::anyhow!("native thief: {e}"))?;
@@ -177,7 +177,7 @@ fn policy_figures(name: &str, bytes: &[u8], input: &PolicyInput) -> anyhow::Resu
     let _ = std::fs::remove_dir_all(&cache);
 
     let t = Instant::now();
-    host.decide(&plugin, input, &[])?;
+    host.decide(&plugin, input, &[], 0)?;
     let first_ms = ms(t);
     let mut inst: Vec<f64> = (0..40)
         .map(|_| {
@@ -188,7 +188,7 @@ fn policy_figures(name: &str, bytes: &[u8], input: &PolicyInput) -> anyhow::Resu
     let mut decide: Vec<f64> = (0..40)
         .map(|_| {
             let t = Instant::now();
-            host.decide(&plugin, input, &[]).map(|_| ms(t))
+            host.decide(&plugin, input, &[], 0).map(|_| ms(t))
         })
         .collect::<Result<_, _>>()?;
     let limits = plugin.limits();
@@ -226,8 +226,8 @@ fn same_decisions(rust: &Measured, py: &Measured, input: &PolicyInput) -> anyhow
                     value: ParamValue::Number(fraction),
                 },
             ];
-            let a = rust.host.decide(&rust.plugin, input, &params)?;
-            let b = py.host.decide(&py.plugin, input, &params)?;
+            let a = rust.host.decide(&rust.plugin, input, &params, 0)?;
+            let b = py.host.decide(&py.plugin, input, &params, 0)?;
             anyhow::ensure!(
                 a == b,
                 "fair and fair-py disagree ({config}, {fraction}):\n{a:?}\n{b:?}"

@@ -12,10 +12,13 @@ use crate::engine::replay::{
     self, DEFAULT_GOLDEN_DELAY, DEFAULT_GPUS, DEFAULT_WINDOW_SECONDS, Profiles, ReplayOptions,
     ReplayWindow,
 };
+use crate::engine::report::Fallbacks;
+use crate::engine::scenario::MAX_GPUS;
 use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
 use crate::history::History;
 use crate::plugin::Catalog;
 use crate::plugin::types::PolicyInput;
+use crate::plugin::validate;
 use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
@@ -43,6 +46,10 @@ pub struct ReplayArgs {
     /// recorded; 2 for Ekya profiles, as in its drivers).
     #[arg(long)]
     pub golden_delay: Option<f64>,
+    /// Seed of the policies' random numbers (each call's WASI random derives from it and the
+    /// call's input, so a replay reproduces).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +87,26 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if args.window == Some(0.0) || args.gpus == Some(0) {
         bail!("--window and --gpus must be positive");
     }
+    if args.gpus.is_some_and(|g| g > MAX_GPUS) {
+        bail!("--gpus: at most {MAX_GPUS}");
+    }
+    // The first decision must come inside the window.
+    for w in &profiles.windows {
+        let window = args
+            .window
+            .or(w.window_seconds)
+            .unwrap_or(DEFAULT_WINDOW_SECONDS);
+        let delay = args
+            .golden_delay
+            .or(w.decide_at)
+            .unwrap_or(DEFAULT_GOLDEN_DELAY);
+        if delay >= window {
+            bail!(
+                "--golden-delay: {delay} s is not shorter than the {window} s window `{}`",
+                w.label
+            );
+        }
+    }
     let options = ReplayOptions {
         gpus: args.gpus,
         window_seconds: args.window,
@@ -87,14 +114,21 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let catalog = Catalog::open(&args.data_dir)?;
 
-    let started = Instant::now();
-    let mut results = Vec::new();
+    // Every policy loads and takes its parameters before the first one replays.
+    let mut loaded = Vec::new();
     for (label, policy) in &policies {
         let plugin = catalog.load(&policy.name)?;
         let params = params_from_toml(&policy.params)
             .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
+        validate::params(plugin.description(), &params)
+            .map_err(|e| anyhow::anyhow!("policy `{}`: {e}", policy.name))?;
+        loaded.push((label, plugin, params));
+    }
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for (label, plugin, params) in loaded {
         let windows = replay::replay(&profiles, &options, &mut |input: &PolicyInput| {
-            catalog.host.decide(&plugin, input, &params)
+            catalog.host.decide(&plugin, input, &params, args.seed)
         });
         results.push((label.clone(), windows));
     }
@@ -186,12 +220,24 @@ fn from_history(data_dir: &Path, run: i64) -> anyhow::Result<Profiles> {
     )?)
 }
 
+/// The policy's failures over the replay, with their reasons.
+fn fallbacks(windows: &[ReplayWindow]) -> Fallbacks {
+    Fallbacks::count(windows.iter().flat_map(|w| {
+        let used = w.policy_calls.saturating_sub(w.policy_failures.len());
+        w.policy_failures
+            .iter()
+            .map(|e| Some(e.as_str()))
+            .chain(std::iter::repeat_n(None, used))
+    }))
+}
+
 fn policy_json(windows: &[ReplayWindow]) -> serde_json::Value {
     json!({
         "mean_accuracy": replay::mean_accuracy(windows),
         "windows": windows.iter().map(|w| w.mean_accuracy).collect::<Vec<_>>(),
         "policy_calls": windows.iter().map(|w| w.policy_calls).sum::<usize>(),
         "policy_failures": windows.iter().map(|w| w.policy_failures.len()).sum::<usize>(),
+        "policy_fallbacks": fallbacks(windows),
         "retraining_jobs_finished": windows.iter().map(ReplayWindow::jobs_finished).sum::<usize>(),
         "streams": windows.iter().map(|w| &w.streams).collect::<Vec<_>>(),
     })
@@ -226,5 +272,11 @@ fn print_table(profiles: &Profiles, results: &[(String, Vec<ReplayWindow>)]) {
         .any(|(_, r)| r.iter().any(|w| !w.policy_failures.is_empty()))
     {
         println!("(! the policy failed in that window and the fallback decided; see --json)");
+    }
+    for (name, r) in results {
+        let f = fallbacks(r);
+        if f.failed > 0 {
+            println!("{name}: {}", f.describe());
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! `tandem run` and `tandem compare`: a scenario's windows under one policy, or under
-//! several policies on identical streams, side by side.
+//! several policies on identical streams, side by side. Every committed window leaves a
+//! checkpoint, so `tandem run --resume RUN_ID` continues a stopped run where it stopped. The
+//! first SIGINT/SIGTERM stops after the window in progress (the run is `interrupted` and can
+//! be resumed); a second one exits at once.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -13,22 +17,29 @@ use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::engine::report::{LifecycleReport, LifecycleSummary};
 use crate::engine::scenario::PluginRef;
-use crate::engine::{RunReport, Scenario, Session, parse_policy, policy_label};
-use crate::history::{Recorder, RunMeta};
+use crate::engine::{
+    RunReport, Scenario, Session, checkpoint, parse_policy, policy_label, session,
+};
+use crate::history::{Recorder, ResumePoint, RunMeta};
 use crate::plugin::Catalog;
 use crate::text::truncate;
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
     /// The scenario file (TOML; see examples/).
-    pub scenario: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    pub scenario: Option<PathBuf>,
     /// Use this policy instead of the scenario's (a plugin name, `name:key=value:...` to set
     /// parameters, or a .wasm file).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub policy: Option<String>,
-    /// Run only this many windows.
-    #[arg(long)]
+    /// Run only this many windows (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "resume")]
     pub windows: Option<u32>,
+    /// Continue run RUN_ID (interrupted or failed) from its last committed window, with the
+    /// scenario, policy, models and exemplar memories it had there.
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "scenario")]
+    pub resume: Option<i64>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -40,7 +51,8 @@ pub struct CompareArgs {
     /// scenario's `compare` list, or thief,fair,no-retrain.
     #[arg(long)]
     pub policies: Option<String>,
-    #[arg(long)]
+    /// Run only this many windows (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub windows: Option<u32>,
     #[command(flatten)]
     pub common: Common,
@@ -63,13 +75,26 @@ pub struct Common {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut scenario = Scenario::load(&args.scenario)?;
-    if let Some(w) = args.windows {
-        scenario.windows = w.min(scenario.windows).max(1);
-    }
-    let policy = match &args.policy {
-        Some(p) => parse_policy(p).map_err(anyhow::Error::msg)?,
-        None => scenario.policy.clone(),
+    let (scenario, policy, resume) = match (args.resume, &args.scenario) {
+        (Some(id), _) => {
+            let point = resume_point(&args.common.data_dir, id)?;
+            let scenario: Scenario = serde_json::from_str(&point.scenario_json)
+                .with_context(|| format!("run {id}: the scenario recorded in history"))?;
+            let policy = parse_policy(&point.policy).map_err(anyhow::Error::msg)?;
+            (scenario, policy, Some((id, point)))
+        }
+        (None, Some(path)) => {
+            let mut scenario = Scenario::load(path)?;
+            if let Some(w) = args.windows {
+                scenario.windows = w.min(scenario.windows);
+            }
+            let policy = match &args.policy {
+                Some(p) => parse_policy(p).map_err(anyhow::Error::msg)?,
+                None => scenario.policy.clone(),
+            };
+            (scenario, policy, None)
+        }
+        (None, None) => bail!("name a scenario file, or --resume RUN_ID"),
     };
     let json = args.common.json;
     let report_path = args.common.report.clone();
@@ -79,6 +104,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             scenario,
             policies: vec![policy],
             common: args.common,
+            resume,
         },
     )?;
     write_report(report_path.as_deref(), &reports)?;
@@ -88,13 +114,84 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         print_summary(report);
     }
+    fail_if_the_policy_never_decided(&reports)?;
+    fail_if_stopped(&reports)
+}
+
+/// Where run `id` stopped, checked for resuming.
+fn resume_point(data_dir: &Path, id: i64) -> anyhow::Result<ResumePoint> {
+    let recorder = Recorder::open(data_dir)?;
+    let point = recorder
+        .block_on(recorder.history().resume_point(id))?
+        .with_context(|| format!("no run {id} in {}", data_dir.display()))?;
+    match point.status.as_str() {
+        "running" => bail!(
+            "run {id} is still running (its writer renewed its lease in the last {} s)",
+            crate::history::LEASE.as_secs()
+        ),
+        "finished" => bail!("run {id} finished all its windows"),
+        _ => {}
+    }
+    if point.windows_done >= point.windows_planned {
+        bail!(
+            "run {id} has committed all its {} windows",
+            point.windows_planned
+        );
+    }
+    if point.checkpoint.is_none() && point.windows_done > 0 {
+        bail!(
+            "run {id} has no checkpoint (it was recorded by a version without them); start it again"
+        );
+    }
+    Ok(point)
+}
+
+/// A run stopped by a signal is not a success: say how to continue it.
+fn fail_if_stopped(reports: &[RunReport]) -> anyhow::Result<()> {
+    if STOP.load(Ordering::SeqCst) {
+        bail!(
+            "stopped by a signal after {} window(s)",
+            reports.iter().map(|r| r.windows.len()).sum::<usize>()
+        );
+    }
+    Ok(())
+}
+
+/// Set by the first SIGINT/SIGTERM: runs stop after their window.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// On the first signal ask runs to stop after their window; on the second exit at once.
+fn stop_on_signal(recorder: &Recorder) {
+    recorder.handle().spawn(async {
+        super::stop_signal().await;
+        STOP.store(true, Ordering::SeqCst);
+        eprintln!("stopping after the window in progress (a second Ctrl-C stops at once)");
+        super::stop_signal().await;
+        eprintln!("stopped; the run reads as interrupted and resumes from its last window");
+        std::process::exit(130);
+    });
+}
+
+/// A run whose policy failed every call is not a success, whatever the fallback achieved.
+fn fail_if_the_policy_never_decided(reports: &[RunReport]) -> anyhow::Result<()> {
+    let never: Vec<String> = reports
+        .iter()
+        .filter(|r| r.fallbacks().all_failed())
+        .map(|r| format!("{}: {}", r.policy, r.fallbacks().describe()))
+        .collect();
+    if !never.is_empty() {
+        bail!(
+            "the policy failed every call, so every decision was the fallback's\n  {}",
+            never.join("\n  ")
+        );
+    }
     Ok(())
 }
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(&args.scenario)?;
     if let Some(w) = args.windows {
-        scenario.windows = w.min(scenario.windows).max(1);
+        scenario.windows = w.min(scenario.windows);
     }
     let named = match &args.policies {
         Some(p) => p.clone(),
@@ -119,6 +216,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
             scenario: scenario.clone(),
             policies,
             common: args.common,
+            resume: None,
         },
     )?;
     write_report(report_path.as_deref(), &reports)?;
@@ -129,7 +227,8 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         print_compare(&reports);
         eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
     }
-    Ok(())
+    fail_if_the_policy_never_decided(&reports)?;
+    fail_if_stopped(&reports)
 }
 
 fn write_report(path: Option<&Path>, reports: &[RunReport]) -> anyhow::Result<()> {
@@ -144,6 +243,16 @@ struct Job {
     scenario: Scenario,
     policies: Vec<PluginRef>,
     common: Common,
+    /// Continue this run from its checkpoint instead of starting one.
+    resume: Option<(i64, ResumePoint)>,
+}
+
+/// How a policy's run starts.
+enum Start<'a> {
+    /// A new run, in this comparison if any.
+    New(Option<i64>),
+    /// Run `.0` again from where `.1` says it stopped.
+    Resume(i64, &'a ResumePoint),
 }
 
 impl WithBackend for Job {
@@ -153,8 +262,10 @@ impl WithBackend for Job {
             scenario,
             policies,
             common,
+            resume,
         } = self;
-        let recorder = Recorder::open(&common.data_dir)?;
+        let recorder = Recorder::open(&common.data_dir)?.with_checkpoints(&common.data_dir);
+        stop_on_signal(&recorder);
         let verbose = !common.json;
         let bar = if verbose {
             ProgressBar::new(1)
@@ -169,6 +280,8 @@ impl WithBackend for Job {
             .progress_chars("=> "),
         );
         let catalog = Catalog::open(&common.data_dir)?;
+        // Every policy and parameter is checked before anything runs, pretraining included.
+        session::check(&catalog, &scenario, &policies)?;
         let session = Session::new(be, &scenario, &common.data_dir, catalog, &mut |d, t| {
             bar.set_length(t as u64);
             bar.set_position(d as u64);
@@ -182,16 +295,23 @@ impl WithBackend for Job {
                 device / modelled
             );
         }
-        let comparison = if policies.len() > 1 {
-            let labels: Vec<String> = policies.iter().map(policy_label).collect();
-            Some(recorder.block_on(recorder.history().start_comparison(&scenario.name, &labels))?)
-        } else {
-            None
+        let start = match &resume {
+            Some((id, point)) => Start::Resume(*id, point),
+            None if policies.len() > 1 => {
+                let labels: Vec<String> = policies.iter().map(policy_label).collect();
+                Start::New(Some(recorder.block_on(
+                    recorder.history().start_comparison(&scenario.name, &labels),
+                )?))
+            }
+            None => Start::New(None),
         };
         let mut reports = Vec::new();
         for policy in &policies {
+            if STOP.load(Ordering::SeqCst) {
+                break;
+            }
             reports.push(run_policy(
-                &session, be, &scenario, policy, verbose, &recorder, comparison,
+                &session, be, &scenario, policy, verbose, &recorder, &start,
             )?);
         }
         if !common.json {
@@ -211,10 +331,33 @@ fn run_policy<B: Backend>(
     policy: &PluginRef,
     verbose: bool,
     recorder: &Recorder,
-    comparison: Option<i64>,
+    start: &Start<'_>,
 ) -> anyhow::Result<RunReport> {
     let name = policy_label(policy);
     let mut engine = session.engine(be, s, policy)?;
+    if let Start::Resume(id, point) = start {
+        if engine.policy_digest() != point.policy_digest {
+            bail!(
+                "run {id}: policy `{name}` is now plugin {}, the run used {}: the same plugin is needed to resume",
+                engine.policy_digest(),
+                point.policy_digest
+            );
+        }
+        if let Some(dir) = &point.checkpoint {
+            let data_dir = recorder.checkpoints().context("checkpoints are kept")?;
+            checkpoint::restore(&mut engine, &data_dir.join(dir))?;
+        }
+        if i64::from(engine.windows_done()) != point.windows_done {
+            bail!(
+                "run {id}: its checkpoint is of window {} but the history holds {} windows",
+                engine.windows_done(),
+                point.windows_done
+            );
+        }
+        if verbose {
+            eprintln!("resuming run {id} at window {}", point.windows_done);
+        }
+    }
     let bar = if verbose {
         ProgressBar::new(s.windows as u64)
     } else {
@@ -227,12 +370,7 @@ fn run_policy<B: Backend>(
     );
     bar.set_message(name.clone());
     let mut windows = Vec::new();
-    let meta = RunMeta {
-        policy: &name,
-        backend: &be.describe(),
-        comparison,
-    };
-    recorder.run(&mut engine, &meta, Some(s.windows), &mut |_, w| {
+    let mut on_window = |_: &crate::engine::Engine<'_, B>, w: &crate::engine::WindowReport| {
         bar.inc(1);
         if verbose {
             bar.println(format!(
@@ -241,12 +379,38 @@ fn run_policy<B: Backend>(
             ));
         }
         windows.push(w.clone());
-        ControlFlow::Continue(())
-    })?;
+        if STOP.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let outcome = match start {
+        Start::New(comparison) => {
+            let meta = RunMeta {
+                policy: &name,
+                backend: &be.describe(),
+                comparison: *comparison,
+            };
+            recorder.run(&mut engine, &meta, Some(s.windows), &mut on_window)?
+        }
+        Start::Resume(id, point) => {
+            bar.set_position(point.windows_done as u64);
+            let committed = (point.windows_done as u32, point.accuracy_sum);
+            recorder.resume(&mut engine, *id, s.windows, committed, &mut on_window)?
+        }
+    };
+    if outcome.windows < s.windows {
+        eprintln!(
+            "run {} interrupted after {} of {} windows: `tandem run --resume {}` continues it",
+            outcome.run_id, outcome.windows, s.windows, outcome.run_id
+        );
+    }
     bar.finish_and_clear();
     // A run keeps the models it retrained for the next run on this data dir; runs compared
     // side by side each start from the same zoo and keep nothing, so none sees another's.
-    if let (None, Some(zoo)) = (comparison, engine.zoo()) {
+    let alone = !matches!(start, Start::New(Some(_)));
+    if let (true, Some(zoo)) = (alone, engine.zoo()) {
         zoo.save(&session.zoo_dir)?;
         if verbose {
             eprintln!(
@@ -272,6 +436,7 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
         "profiler_median_abs_error": r.profiler_median_abs_error(),
         "profiler_cost_fraction": r.profiler_cost_fraction(),
         "lifecycle": r.lifecycle(),
+        "policy_fallbacks": r.fallbacks(),
         "windows": r.windows.iter().map(|w| json!({
             "window": w.window,
             "mean_accuracy": w.mean_accuracy,
@@ -314,6 +479,7 @@ fn compare_json(s: &Scenario, reports: &[RunReport], seconds: f64) -> serde_json
                     "gpu_utilization": r.windows.iter().map(|w| w.gpu_utilization).sum::<f64>() / r.windows.len().max(1) as f64,
                     "retraining_jobs_finished": r.windows.iter().flat_map(|w| &w.streams).filter(|s| s.retrain.as_ref().is_some_and(|j| j.finished_at.is_some())).count(),
                     "lifecycle": r.lifecycle(),
+                    "policy_fallbacks": r.fallbacks(),
                 }),
             )
         })
@@ -355,6 +521,10 @@ fn print_summary(r: &RunReport) {
         "mean accuracy {:.3}   (* retrained this window, ! retrained but the new model validated worse and was not deployed, ~ retraining did not finish)",
         r.mean_accuracy()
     );
+    let fallbacks = r.fallbacks();
+    if fallbacks.failed > 0 {
+        println!("policy: {}", fallbacks.describe());
+    }
     match r.profiler_median_abs_error() {
         Some(e) => println!(
             "profiler: median |predicted - actual| accuracy {:.3} over jobs that ran",
@@ -545,6 +715,12 @@ fn print_compare(reports: &[RunReport]) {
                 print!(" {:>16}", l.as_ref().map_or_else(|| "-".into(), cell));
             }
             println!();
+        }
+    }
+    for r in reports {
+        let f = r.fallbacks();
+        if f.failed > 0 {
+            println!("{}: {}", r.policy, f.describe());
         }
     }
 }

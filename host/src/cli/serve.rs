@@ -1,9 +1,15 @@
 //! `tandem serve` and `tandem demo`: the web dashboard ([`crate::http`]) on 127.0.0.1 unless
 //! told otherwise. `demo` also runs the embedded demo scenario live, forever, paced so a
 //! person can watch; `serve` does the same for a scenario named in its config file.
+//!
+//! SIGINT or SIGTERM shuts down within [`SHUTDOWN_GRACE`] and a little: SSE streams end, the
+//! server stops taking requests, engine threads stop after the window they are computing and
+//! close their runs as interrupted; a run whose window is still computing when the grace
+//! period ends is closed as interrupted with the windows it committed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +32,10 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1: only this machine can connect).
     #[arg(long)]
     pub bind: Option<IpAddr>,
+    /// A host name the dashboard answers for besides localhost and the bound address
+    /// (repeatable; requests naming another host are refused, which stops DNS rebinding).
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -52,10 +62,17 @@ struct Config {
     pace_seconds: Option<f64>,
     /// Scenarios offered on the Compare page (default `examples`, when it exists).
     examples_dir: Option<PathBuf>,
+    /// Host names answered besides localhost and the bound address.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
+
+/// How long engines get, after a shutdown signal, to end the window they are computing.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 struct Settings {
     addr: SocketAddr,
+    allowed_hosts: Vec<String>,
     data_dir: PathBuf,
     admin_token: Option<String>,
     live: Option<Scenario>,
@@ -82,12 +99,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|s| Scenario::load(&base.join(s)))
         .transpose()?;
+    let mut allowed_hosts = config.allowed_hosts;
+    allowed_hosts.extend(args.allow_hosts);
     run(
         Settings {
             addr: SocketAddr::new(
                 args.bind.or(config.bind).unwrap_or([127, 0, 0, 1].into()),
                 args.port.or(config.port).unwrap_or(8080),
             ),
+            allowed_hosts,
             data_dir: args
                 .data_dir
                 .or(config.data_dir)
@@ -106,6 +126,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
     run(
         Settings {
             addr: SocketAddr::new([127, 0, 0, 1].into(), args.port.unwrap_or(8080)),
+            allowed_hosts: Vec::new(),
             data_dir: args.data_dir.unwrap_or_else(|| ".tandem".into()),
             admin_token: None,
             live: Some(scenario),
@@ -127,7 +148,7 @@ fn run(s: Settings, demo: bool) -> anyhow::Result<()> {
     rt.block_on(async move {
         let (token, fresh) = security::admin_token(&s.data_dir, s.admin_token)
             .with_context(|| format!("admin token under {}", s.data_dir.display()))?;
-        let state = AppState::open(
+        let mut state = AppState::open(
             &s.data_dir,
             token.clone(),
             http::scenario_choices(s.examples.as_deref()),
@@ -137,6 +158,7 @@ fn run(s: Settings, demo: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", s.addr))?;
         let addr = listener.local_addr()?;
+        state.hosts = Arc::new(security::Hosts::new(addr.ip(), &s.allowed_hosts));
         if let Some(scenario) = s.live {
             eprintln!(
                 "live: scenario {} under {}, one window per {:.1} s at most",
@@ -160,11 +182,25 @@ fn run(s: Settings, demo: bool) -> anyhow::Result<()> {
         if !addr.ip().is_loopback() {
             eprintln!("note: listening on {addr}, reachable from other machines");
         }
-        axum::serve(listener, http::app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+        let shutdown = state.shutdown.clone();
+        tokio::spawn(async move {
+            super::stop_signal().await;
+            eprintln!("shutting down: SSE streams end, engines stop after their window");
+            shutdown.trigger();
+        });
+        let shutdown = state.shutdown.clone();
+        axum::serve(listener, http::app(state.clone()))
+            .with_graceful_shutdown(async move { shutdown.wait().await })
             .await?;
+        // Engines end the window in progress if it ends soon; any run still open after that
+        // is closed as interrupted with the windows it committed.
+        if !state.shutdown.engines_stopped(SHUTDOWN_GRACE).await {
+            let n = state.history.interrupt_own_runs().await?;
+            eprintln!("closed {n} run(s) as interrupted mid-window");
+        }
         anyhow::Ok(())
-    })
+    })?;
+    // Engine threads still computing are not waited for: what they committed is whole.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
 }

@@ -14,7 +14,7 @@ use super::Dataset;
 /// Grid cells per side.
 const GRID: usize = 4;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Look {
     /// Per component: its mean over the images.
     pub mean: Vec<f64>,

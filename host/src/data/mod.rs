@@ -21,7 +21,15 @@ pub use dataset::Dataset;
 pub use drift::Drift;
 pub use look::Look;
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
+
+/// Whether `rel` names a file in a folder or below it: relative, with no `..` (checked on the
+/// text, so a scenario or samplelist cannot point the host at files elsewhere).
+pub fn inside_folder(rel: &Path) -> bool {
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && rel.components().any(|c| matches!(c, Component::Normal(_)))
+}
 
 use rand::RngExt;
 

@@ -184,6 +184,13 @@ pub fn load(csv: &Path) -> Result<(Dataset, Vec<String>), DataError> {
         if frames.contains_key(&r.frame) {
             continue;
         }
+        if !super::inside_folder(Path::new(&r.frame)) {
+            return Err(bad_row(
+                csv,
+                r.line,
+                format!("frame image `{}` is outside the CSV's folder", r.frame),
+            ));
+        }
         let path = frame_path(dir, &r.frame).ok_or_else(|| {
             bad_row(
                 csv,
@@ -253,6 +260,10 @@ pub fn read_image(path: &Path) -> Result<Image, DataError> {
     }
 }
 
+/// The longest side of a frame image accepted: far above any camera's, and small enough that
+/// sizes never overflow and a header cannot ask for an absurd allocation.
+const MAX_SIDE: usize = 16384;
+
 fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
     let (c, binary) = match bytes.get(..2) {
         Some(b"P2") => (1, false),
@@ -289,14 +300,16 @@ fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
         );
     }
     let (w, h, max) = (header[0], header[1], header[2]);
-    if w == 0 || h == 0 || max == 0 || max > 255 {
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || max == 0 || max > 255 {
         return Err(bad_image(
             path,
-            format!("unsupported size {w}×{h} or maxval {max} (8-bit images only)"),
+            format!(
+                "unsupported size {w}×{h} or maxval {max} (8-bit images, at most {MAX_SIDE} pixels a side)"
+            ),
         ));
     }
     let n = w * h * c;
-    let scale = |v: usize| (v * 255 / max).min(255) as u8;
+    let scale = |v: usize| (v.min(max) * 255 / max) as u8;
     let pixels = if binary {
         // Exactly one whitespace byte separates the header from the samples.
         let data = bytes
@@ -304,7 +317,8 @@ fn decode_pnm(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
             .ok_or_else(|| bad_image(path, format!("truncated: {n} samples expected")))?;
         data.iter().map(|&v| scale(v as usize)).collect()
     } else {
-        let mut v = Vec::with_capacity(n);
+        // Each sample takes at least two bytes of text: a header cannot reserve more.
+        let mut v = Vec::with_capacity(n.min(bytes.len() / 2));
         for _ in 0..n {
             let x = token(&mut pos)
                 .ok_or_else(|| bad_image(path, format!("truncated: {n} samples expected")))?;
@@ -322,6 +336,13 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image, DataError> {
     // byte: the models see 8-bit pixels.
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(bad)?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w as usize > MAX_SIDE || h as usize > MAX_SIDE {
+        return Err(bad_image(
+            path,
+            format!("unsupported size {w}×{h} (at most {MAX_SIDE} pixels a side)"),
+        ));
+    }
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| bad_image(path, "PNG too large to decode"))?;

@@ -28,15 +28,15 @@ pub struct Raw {
 
 /// One finished job: its kind, the error of its uncorrected prediction (actual − predicted)
 /// and the standard error stated with it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Outcome {
     kind: Kind,
     error: f64,
     stated: f64,
 }
 
-/// The errors seen so far.
-#[derive(Debug, Default, Clone)]
+/// The errors seen so far (kept in a checkpoint, so a resumed run corrects as it would have).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Calibration {
     outcomes: Vec<Outcome>,
 }

@@ -25,6 +25,11 @@ impl ExemplarMemory {
         }
     }
 
+    /// A memory holding `data` already (a checkpoint's).
+    pub fn with_samples(capacity: usize, data: Dataset) -> Self {
+        Self { capacity, data }
+    }
+
     pub fn samples(&self) -> &Dataset {
         &self.data
     }

@@ -17,9 +17,11 @@
 //! - [`session`]: what every run of a scenario shares ([`Session`]).
 //! - [`zoo`]: models retrained for earlier scenes, offered again when a scene returns;
 //!   [`detect`]: scene changes inside a window, seen on the frames, and the zoo model to swap in.
+//! - [`checkpoint`]: each committed window's engine state on disk, for `tandem run --resume`.
 
 pub mod activity;
 pub mod calibrate;
+pub mod checkpoint;
 pub mod cost;
 pub mod detect;
 pub mod executor;
@@ -82,20 +84,24 @@ pub struct Plugins {
     pub zoo_candidates: u32,
     /// The lifecycle policy, with its parameters (none: streams never come and go).
     pub lifecycle: Option<(Arc<Plugin>, Vec<Param>)>,
+    /// The run's seed: every call's WASI random numbers derive from it.
+    pub seed: u64,
 }
 
 impl Plugins {
     pub fn decide(&self, input: &PolicyInput) -> Result<Schedule, PluginError> {
-        self.host.decide(&self.policy, input, &self.policy_params)
+        self.host
+            .decide(&self.policy, input, &self.policy_params, self.seed)
     }
 
     pub fn configs(&self, state: &StreamState) -> Result<ConfigSet, PluginError> {
-        self.host.configs(&self.space, state, &self.space_params)
+        self.host
+            .configs(&self.space, state, &self.space_params, self.seed)
     }
 
     pub fn predict(&self, request: &EstimateRequest) -> Result<Prediction, PluginError> {
         self.host
-            .predict(&self.estimator, request, &self.estimator_params)
+            .predict(&self.estimator, request, &self.estimator_params, self.seed)
     }
 
     /// The lifecycle policy's decisions (every stream always warm without one).

@@ -114,8 +114,8 @@ impl WakeCosts {
 /// Idle periods a stream remembers for its policy.
 const HISTORY: usize = 256;
 
-/// One stream's life, carried across windows.
-#[derive(Clone, Debug)]
+/// One stream's life, carried across windows (and through checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Life {
     id: String,
     phase: Phase,
@@ -473,6 +473,27 @@ impl Phases {
     /// Each stream's phase now.
     pub fn phase(&self, i: usize) -> Phase {
         self.lives[i].phase
+    }
+
+    /// The lives between windows, for a checkpoint.
+    pub fn saved(&self) -> serde_json::Value {
+        serde_json::to_value(&self.lives).expect("lives serialize")
+    }
+
+    /// Continue from [`Phases::saved`]: the same streams, in order.
+    pub fn restore(&mut self, saved: serde_json::Value) -> Result<(), String> {
+        let lives: Vec<Life> = serde_json::from_value(saved).map_err(|e| e.to_string())?;
+        let (found, want): (Vec<&str>, Vec<&str>) = (
+            lives.iter().map(|l| l.id.as_str()).collect(),
+            self.lives.iter().map(|l| l.id.as_str()).collect(),
+        );
+        if found != want {
+            return Err(format!(
+                "lifecycle streams {found:?}, the scenario has {want:?}"
+            ));
+        }
+        self.lives = lives;
+        Ok(())
     }
 }
 

@@ -137,6 +137,76 @@ pub struct PredictionRecord {
     pub estimator_error: Option<String>,
 }
 
+/// How often the policy failed and why: each distinct reason with its count, most frequent
+/// first (ties in order of first appearance).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fallbacks {
+    /// Policy calls made.
+    pub calls: usize,
+    /// Calls whose answer was not used (the fallback decided instead).
+    pub failed: usize,
+    pub reasons: Vec<(String, usize)>,
+}
+
+impl Fallbacks {
+    /// Distinct reasons kept; later new ones are counted together as `other reasons`, so a
+    /// long live run's record stays small.
+    const MAX_REASONS: usize = 16;
+
+    /// Count `errors`, one per call (`None`: the policy's answer was used).
+    pub fn count<'a>(errors: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        let mut f = Fallbacks::default();
+        for e in errors {
+            f.add(e);
+        }
+        f
+    }
+
+    /// Count one more call.
+    pub fn add(&mut self, error: Option<&str>) {
+        self.calls += 1;
+        let Some(e) = error else { return };
+        self.failed += 1;
+        let e = if self.reasons.len() >= Self::MAX_REASONS
+            && !self.reasons.iter().any(|(r, _)| r == e)
+        {
+            "other reasons"
+        } else {
+            e
+        };
+        match self.reasons.iter_mut().find(|(r, _)| r == e) {
+            Some((_, n)) => *n += 1,
+            None => self.reasons.push((e.to_string(), 1)),
+        }
+        // A stable sort keeps first appearance among equal counts.
+        self.reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    }
+
+    /// Whether every call failed (and there was at least one).
+    pub fn all_failed(&self) -> bool {
+        self.calls > 0 && self.failed == self.calls
+    }
+
+    /// One line for people: `12 of 12 decisions were the fallback's: <reason> (12)`; empty
+    /// when the policy decided every time.
+    pub fn describe(&self) -> String {
+        if self.failed == 0 {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|(r, n)| format!("{r} ({n}x)"))
+            .collect();
+        format!(
+            "{} of {} decisions were the fallback's: {}",
+            self.failed,
+            self.calls,
+            reasons.join("; ")
+        )
+    }
+}
+
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
@@ -201,6 +271,16 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The policy's failures over the run (the fallback's decisions and why).
+    pub fn fallbacks(&self) -> Fallbacks {
+        Fallbacks::count(
+            self.windows
+                .iter()
+                .flat_map(|w| &w.policy_calls)
+                .map(|c| c.error.as_deref()),
+        )
+    }
+
     pub fn mean_accuracy(&self) -> f64 {
         self.windows.iter().map(|w| w.mean_accuracy).sum::<f64>() / self.windows.len().max(1) as f64
     }

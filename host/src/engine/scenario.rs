@@ -596,14 +596,16 @@ mod defaults {
     }
 }
 
+/// The most GPUs a scenario (or a replay) may model: far above any edge server, and small
+/// enough that per-GPU bookkeeping stays cheap.
+pub const MAX_GPUS: u32 = 1024;
+
 /// A scenario file that cannot be used. Says which file, key and line.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file cannot be read (the reason is in the message once, not repeated as a source).
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
     #[error("{path}:{line}: {message}")]
     Syntax {
         path: PathBuf,
@@ -622,17 +624,36 @@ pub enum ScenarioError {
 impl Scenario {
     /// Read and check a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
             path: path.to_owned(),
-            source,
+            reason: match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    "not a text file (a scenario is TOML, in UTF-8)".to_string()
+                }
+                _ => e.to_string(),
+            },
         })?;
         let mut s = Scenario::parse(&text, path)?;
-        // Relative samplelist paths are relative to the scenario file.
+        // Samplelist paths are relative to the scenario file and stay inside its folder: a
+        // scenario cannot make the host open files elsewhere.
         let base = path.parent().unwrap_or(Path::new("."));
-        for cam in &mut s.cameras {
-            if let Some(p) = cam.samplelist.as_mut().filter(|p| p.is_relative()) {
-                *p = base.join(&*p);
+        for (i, cam) in s.cameras.iter_mut().enumerate() {
+            let Some(p) = cam.samplelist.as_mut() else {
+                continue;
+            };
+            if !crate::data::inside_folder(p) {
+                let key = format!("cameras[{i}].samplelist");
+                return Err(ScenarioError::Invalid {
+                    path: path.to_owned(),
+                    line: key_line(&text, &key).unwrap_or(0),
+                    key,
+                    reason: format!(
+                        "`{}` is outside the scenario's folder (name a file in it or below it)",
+                        p.display()
+                    ),
+                });
             }
+            *p = base.join(&*p);
         }
         Ok(s)
     }
@@ -688,8 +709,8 @@ impl Scenario {
         if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
             return bad("window_seconds", "must be a positive number of seconds");
         }
-        if self.gpus == 0 {
-            return bad("gpus", "must be at least 1");
+        if !(1..=MAX_GPUS).contains(&self.gpus) {
+            return bad("gpus", &format!("must be from 1 to {MAX_GPUS}"));
         }
         if let Some(g) = self.gpu_gflops.filter(|g| !(g.is_finite() && *g > 0.0)) {
             return bad("gpu_gflops", &format!("{g} is not a positive capacity"));

@@ -14,7 +14,8 @@ use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePoo
 use crate::compute::Backend;
 use crate::data::Look;
 use crate::model::{self, Arch, Model, TrainConfig, weights};
-use crate::plugin::Catalog;
+use crate::plugin::types::{Param, PluginKind};
+use crate::plugin::{Catalog, Plugin, validate};
 
 pub struct Session<B: Backend> {
     /// The process's plugin host and registry: every engine of the session runs its plugins
@@ -125,34 +126,9 @@ impl<B: Backend> Session<B> {
         )
     }
 
-    /// The scenario's plugins, with `policy` as the policy.
+    /// The scenario's plugins, with `policy` as the policy, each one's parameters checked.
     pub fn plugins(&self, s: &Scenario, policy: &PluginRef) -> Result<Plugins, EngineError> {
-        let params = |r: &PluginRef| {
-            super::params_from_toml(&r.params)
-                .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))
-        };
-        let load = |r: &PluginRef| self.catalog.load(&r.name);
-        Ok(Plugins {
-            host: self.catalog.host.clone(),
-            policy: load(policy)?,
-            policy_params: params(policy)?,
-            space: load(&s.config_space)?,
-            space_params: params(&s.config_space)?,
-            estimator: load(&s.estimator)?,
-            estimator_params: params(&s.estimator)?,
-            selector: if s.zoo.enabled {
-                Some((load(&s.zoo.selector)?, params(&s.zoo.selector)?))
-            } else {
-                None
-            },
-            zoo_candidates: s.zoo.max_candidates,
-            lifecycle: if s.serverless() {
-                let l = &s.lifecycle.policy;
-                Some((load(l)?, params(l)?))
-            } else {
-                None
-            },
-        })
+        plugins(&self.catalog, s, policy)
     }
 
     /// The zoo a run of `s` starts from: the data dir's (`start = "keep"`, corrupt or
@@ -302,4 +278,66 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
             lifecycle,
         },
     ))
+}
+
+/// A plugin from `catalog` and its parameters, checked against the ones it declares.
+fn checked(catalog: &Catalog, r: &PluginRef) -> Result<(Arc<Plugin>, Vec<Param>), EngineError> {
+    let params = super::params_from_toml(&r.params)
+        .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+    let plugin = catalog.load(&r.name)?;
+    validate::params(plugin.description(), &params)
+        .map_err(|e| EngineError::Setup(format!("plugin `{}`: {e}", r.name)))?;
+    Ok((plugin, params))
+}
+
+/// Scenario `s`'s plugins from `catalog`, with `policy` as the policy, each one's parameters
+/// checked.
+pub fn plugins(
+    catalog: &Catalog,
+    s: &Scenario,
+    policy: &PluginRef,
+) -> Result<Plugins, EngineError> {
+    let (policy, policy_params) = checked(catalog, policy)?;
+    let (space, space_params) = checked(catalog, &s.config_space)?;
+    let (estimator, estimator_params) = checked(catalog, &s.estimator)?;
+    let selector = if s.zoo.enabled {
+        Some(checked(catalog, &s.zoo.selector)?)
+    } else {
+        None
+    };
+    let lifecycle = if s.serverless() {
+        Some(checked(catalog, &s.lifecycle.policy)?)
+    } else {
+        None
+    };
+    Ok(Plugins {
+        host: catalog.host.clone(),
+        policy,
+        policy_params,
+        space,
+        space_params,
+        estimator,
+        estimator_params,
+        selector,
+        zoo_candidates: s.zoo.max_candidates,
+        lifecycle,
+        seed: s.seed,
+    })
+}
+
+/// Check every policy (and the scenario's other plugins) before anything runs, pretraining
+/// included: each loads, is a policy, and is given only parameters it declares.
+pub fn check(catalog: &Catalog, s: &Scenario, policies: &[PluginRef]) -> Result<(), EngineError> {
+    for policy in policies {
+        let (policy, _) = host_options(policy)?;
+        let plugins = plugins(catalog, s, &policy)?;
+        if plugins.policy.kind() != PluginKind::Policy {
+            return Err(EngineError::Setup(format!(
+                "`{}` is a {} plugin, not a policy",
+                policy.name,
+                plugins.policy.kind().world()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -268,7 +268,7 @@ const LOOK_Z: f64 = 4.0;
 
 /// What a stream's last window predicted and did: where its safe start comes from, and
 /// whether its profile can be reused.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Recent {
     /// The serving model's accuracy at the window's start and end, on its validation split
     /// of `val` samples.

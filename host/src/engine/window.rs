@@ -9,8 +9,10 @@
 //! scheduler from the device.
 
 use super::calibrate::Calibration;
+use super::checkpoint;
 use super::cost::CostModel;
 use super::executor::{Avail, Executor};
+use super::memory::ExemplarMemory;
 use super::phases::{Phase, PhaseWindow, Phases, StreamTick, WakeCosts};
 use super::profiler::{Profile, ProfileTask};
 use super::report::{StreamReport, WindowReport, ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
@@ -227,6 +229,64 @@ impl<'a, B: Backend> Engine<'a, B> {
     /// Windows run so far.
     pub fn windows_done(&self) -> u32 {
         self.next
+    }
+
+    /// What the next window starts from, for a checkpoint ([`super::checkpoint`]).
+    pub fn checkpoint_state(&self) -> checkpoint::EngineView<'_, B> {
+        checkpoint::EngineView {
+            be: self.be,
+            zoo: self.zoo.as_ref(),
+            next: self.next,
+            calibration: &self.calibration,
+            streams: self
+                .streams
+                .iter()
+                .map(|s| checkpoint::StreamView {
+                    id: &s.camera.spec.name,
+                    model: &s.model,
+                    memory: &s.memory,
+                    infer: &s.infer,
+                    sampling: &s.sampling,
+                    recent: &s.recent,
+                    serving_zoo: &s.serving_zoo,
+                })
+                .collect(),
+            lives: self.phases.as_ref().map(Phases::saved),
+        }
+    }
+
+    /// Continue from a checkpoint: its next window, each stream's model, memory, inference
+    /// choice, sampling factors, recent window and zoo model, the calibration and the zoo.
+    pub fn restore(&mut self, c: checkpoint::Restored<B>) -> Result<(), EngineError> {
+        match (self.phases.as_mut(), c.lives) {
+            (Some(p), Some(lives)) => p.restore(lives).map_err(EngineError::Setup)?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(EngineError::Setup(
+                    "the checkpoint has no lifecycle for this serverless scenario".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(EngineError::Setup(
+                    "the checkpoint has a lifecycle but the scenario's streams never idle".into(),
+                ));
+            }
+        }
+        self.next = c.next;
+        self.calibration = c.calibration;
+        if c.zoo.is_some() {
+            self.zoo = c.zoo;
+        }
+        for (st, r) in self.streams.iter_mut().zip(c.streams) {
+            st.model = r.model;
+            st.memory =
+                ExemplarMemory::with_samples(self.scenario.memory.capacity as usize, r.memory);
+            st.infer = r.infer;
+            st.sampling = r.sampling;
+            st.recent = r.recent;
+            st.serving_zoo = r.serving_zoo;
+        }
+        Ok(())
     }
 
     /// Run the next window.

@@ -2,11 +2,31 @@
 //!
 //! A run is recorded as it goes: [`History::start_run`] when it starts, one transaction per
 //! window in [`History::record_window`], [`History::finish_run`] at the end. A crash therefore
-//! loses at most the window in progress; runs left `running` by a crash are marked
-//! `interrupted` the next time the history is opened. [`Recorder`] drives an engine and
-//! records it, for the CLI and the dashboard alike. The zoo's part of a window (checks, uses,
-//! models added and evicted) and the streams' lives (phases, cold starts, resident memory) have
-//! their own tables and reads (`zoo`, `lifecycle`).
+//! loses at most the window in progress. While a run is open its writer renews a lease
+//! ([`History::heartbeat`] every [`HEARTBEAT`]); every reader sees a `running` run whose lease
+//! is older than [`LEASE`] as `interrupted`, at once and without a restart. [`Recorder`]
+//! drives an engine and records it, for the CLI and the dashboard alike. The zoo's part of a
+//! window (checks, uses, models added and evicted) and the streams' lives (phases, cold starts,
+//! resident memory) have their own tables and reads (`zoo`, `lifecycle`).
+
+/// SQLite's clock in Unix seconds (with fractions): leases are written and read on one clock.
+macro_rules! now_sql {
+    () => {
+        "((julianday('now') - 2440587.5) * 86400.0)"
+    };
+}
+
+/// A run's status as readers see it: `running` only while its lease is fresh (10 s: five
+/// missed heartbeats; keep in step with [`LEASE`]).
+macro_rules! status_sql {
+    () => {
+        concat!(
+            "(CASE WHEN r.status = 'running' AND (r.heartbeat_at IS NULL OR r.heartbeat_at < ",
+            now_sql!(),
+            " - 10) THEN 'interrupted' ELSE r.status END)"
+        )
+    };
+}
 
 mod read;
 pub mod recorder;
@@ -19,6 +39,7 @@ pub use recorder::{RecordError, Recorder, RunMeta, RunOutcome};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -38,6 +59,42 @@ pub enum HistoryError {
     Query(#[from] sqlx::Error),
     #[error("history: encoding a record: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+/// How often an open run's writer renews its lease.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a lease lasts: a `running` run not renewed for this long reads as interrupted.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+/// Where a stopped run stands, for `tandem run --resume`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResumePoint {
+    /// The scenario as run (JSON).
+    pub scenario_json: String,
+    /// The policy's label (`name:key=value...`) and digest.
+    pub policy: String,
+    pub policy_digest: String,
+    /// As readers see it (through the lease).
+    pub status: String,
+    pub windows_planned: i64,
+    pub windows_done: i64,
+    /// Sum of the committed windows' mean accuracies.
+    pub accuracy_sum: f64,
+    /// The last checkpoint's folder, relative to the data directory.
+    pub checkpoint: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEnd<'a> {
+    /// Every planned window ran (or the live run was closed after its last window); the
+    /// mean accuracy over its windows.
+    Finished(f64),
+    /// The engine stopped with this error.
+    Failed(&'a str),
+    /// Stopped on purpose before its last window (a signal, a stop button); the mean over the
+    /// windows it committed.
+    Interrupted(f64),
 }
 
 /// One INSERT in a transaction, its values bound in order.
@@ -103,22 +160,8 @@ impl History {
                 path: path.to_owned(),
                 source,
             })?;
-        // Runs a crash left behind keep their windows; say what happened to them. A run
-        // another live process is still writing is left alone (this process has no run of
-        // its own open yet: it opens its history once).
-        let running: Vec<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT id, owner_pid FROM runs WHERE status = 'running'")
-                .fetch_all(&pool)
-                .await?;
-        for (id, owner) in running {
-            if owner.is_some_and(|pid| pid != i64::from(std::process::id()) && alive(pid)) {
-                continue;
-            }
-            sqlx::query("UPDATE runs SET status = 'interrupted' WHERE id = ?")
-                .bind(id)
-                .execute(&pool)
-                .await?;
-        }
+        // Runs a crash left behind keep their windows and are read as interrupted once their
+        // lease lapses (see `status_sql!`): nothing needs repairing here.
         Ok(History { pool })
     }
 
@@ -144,8 +187,12 @@ impl History {
     /// Record a run's start; returns its id.
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, HistoryError> {
         let id = sqlx::query(
-            "INSERT INTO runs (comparison_id, scenario, scenario_toml, policy, policy_digest, backend, status, windows_planned, owner_pid)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+ concat!(
+            "INSERT INTO runs (comparison_id, scenario, scenario_toml, policy, policy_digest, backend, status, windows_planned, owner_pid, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ",
+            now_sql!(),
+            ")"
+        ),
         )
         .bind(run.comparison)
         .bind(run.scenario)
@@ -163,7 +210,25 @@ impl History {
 
     /// Record one finished window, all of it in one transaction.
     pub async fn record_window(&self, run: i64, w: &WindowReport) -> Result<(), HistoryError> {
+        self.commit_window(run, w, None).await
+    }
+
+    /// Record one finished window and, in the same transaction, the checkpoint (a folder
+    /// relative to the data directory) that holds the engine's state after it.
+    pub async fn commit_window(
+        &self,
+        run: i64,
+        w: &WindowReport,
+        checkpoint: Option<&str>,
+    ) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(c) = checkpoint {
+            sqlx::query("UPDATE runs SET checkpoint = ? WHERE id = ?")
+                .bind(c)
+                .bind(run)
+                .execute(&mut *tx)
+                .await?;
+        }
         let win = w.window as i64;
         insert!(tx, "INSERT INTO windows (run_id, window, mean_accuracy, gpu_utilization, profiler_gpu_seconds, decision_at)
              VALUES (?, ?, ?, ?, ?, ?)", run, win, w.mean_accuracy, w.gpu_utilization, w.profiler_gpu_seconds, w.decision_at);
@@ -210,15 +275,70 @@ impl History {
         Ok(())
     }
 
-    /// Close a run: `finished` with its mean accuracy, or `failed` with the error.
-    pub async fn finish_run(
-        &self,
-        run: i64,
-        outcome: Result<f64, &str>,
-    ) -> Result<(), HistoryError> {
-        let (status, mean, error) = match outcome {
-            Ok(m) => ("finished", Some(m), None),
-            Err(e) => ("failed", None, Some(e)),
+    /// What resuming run `run` needs, or None when there is no such run.
+    pub async fn resume_point(&self, run: i64) -> Result<Option<ResumePoint>, HistoryError> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT r.scenario_toml AS scenario_json, r.policy, r.policy_digest, ",
+            status_sql!(),
+            " AS status, r.windows_planned, r.checkpoint,
+             (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS windows_done,
+             (SELECT COALESCE(SUM(w.mean_accuracy), 0.0) FROM windows w WHERE w.run_id = r.id) AS accuracy_sum
+             FROM runs r WHERE r.id = ?"
+        ))
+        .bind(run)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Open a stopped run again for its remaining windows: `running`, with a fresh lease.
+    pub async fn reopen_run(&self, run: i64) -> Result<(), HistoryError> {
+        sqlx::query(concat!(
+            "UPDATE runs SET status = 'running', error = NULL, mean_accuracy = NULL, finished_at = NULL, owner_pid = ?, heartbeat_at = ",
+            now_sql!(),
+            " WHERE id = ?"
+        ))
+        .bind(i64::from(std::process::id()))
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Close every run this process still has open as interrupted, with the mean over its
+    /// committed windows (a server shutting down before its engines ended their windows).
+    pub async fn interrupt_own_runs(&self) -> Result<u64, HistoryError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'interrupted',
+             mean_accuracy = (SELECT AVG(w.mean_accuracy) FROM windows w WHERE w.run_id = runs.id),
+             finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+             WHERE status = 'running' AND owner_pid = ?",
+        )
+        .bind(i64::from(std::process::id()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Renew an open run's lease (see [`LEASE`]).
+    pub async fn heartbeat(&self, run: i64) -> Result<(), HistoryError> {
+        sqlx::query(concat!(
+            "UPDATE runs SET heartbeat_at = ",
+            now_sql!(),
+            " WHERE id = ? AND status = 'running'"
+        ))
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Close a run: `finished` or `interrupted` with its mean accuracy, or `failed` with the
+    /// error.
+    pub async fn finish_run(&self, run: i64, end: RunEnd<'_>) -> Result<(), HistoryError> {
+        let (status, mean, error) = match end {
+            RunEnd::Finished(m) => ("finished", Some(m), None),
+            RunEnd::Failed(e) => ("failed", None, Some(e)),
+            RunEnd::Interrupted(m) => ("interrupted", Some(m), None),
         };
         sqlx::query(
             "UPDATE runs SET status = ?, mean_accuracy = ?, error = ?,
@@ -232,11 +352,4 @@ impl History {
         .await?;
         Ok(())
     }
-}
-
-/// Whether process `pid` is alive. Where `/proc` does not exist, every process counts as gone
-/// (a run left `running` is then marked interrupted, as a crash would leave it).
-fn alive(pid: i64) -> bool {
-    let proc = std::path::Path::new("/proc");
-    proc.exists() && proc.join(pid.to_string()).exists()
 }

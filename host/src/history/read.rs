@@ -7,12 +7,21 @@ use super::{History, HistoryError};
 use crate::engine::report::{Allocation, JobReport, PredictionRecord};
 
 /// The columns of a [`RunRow`]; a query appends its WHERE and ORDER BY with `concat!` (sqlx
-/// takes only static SQL text).
+/// takes only static SQL text). The status is read through the lease (a `running` run whose
+/// writer stopped renewing it is `interrupted`), and a run without a closing mean (stopped
+/// early) shows the mean over its committed windows.
 macro_rules! runs {
     () => {
-        "SELECT r.id, r.comparison_id, r.scenario, r.policy, r.status, r.windows_planned, r.mean_accuracy,
-        r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done
+        concat!(
+            "SELECT r.id, r.comparison_id, r.scenario, r.policy, ",
+            status_sql!(),
+            " AS status, r.windows_planned,
+        COALESCE(r.mean_accuracy, (SELECT AVG(w.mean_accuracy) FROM windows w WHERE w.run_id = r.id)) AS mean_accuracy,
+        r.started_at, (SELECT COUNT(*) FROM windows w WHERE w.run_id = r.id) AS done,
+        (SELECT COUNT(*) FROM policy_calls c WHERE c.run_id = r.id) AS policy_calls,
+        (SELECT COUNT(*) FROM policy_calls c WHERE c.run_id = r.id AND c.error IS NOT NULL) AS policy_fallbacks
  FROM runs r"
+        )
     };
 }
 
@@ -29,6 +38,23 @@ pub struct RunRow {
     pub windows_done: i64,
     pub mean_accuracy: Option<f64>,
     pub started_at: String,
+    /// Calls to the policy plugin, and how many of them failed (the fallback decided).
+    pub policy_calls: i64,
+    pub policy_fallbacks: i64,
+}
+
+impl RunRow {
+    /// `fallback decided 3 of 12`, or empty when the policy decided every time.
+    pub fn fallback_note(&self) -> String {
+        if self.policy_fallbacks == 0 {
+            String::new()
+        } else {
+            format!(
+                "fallback decided {} of {}",
+                self.policy_fallbacks, self.policy_calls
+            )
+        }
+    }
 }
 
 /// One window of a run.

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -24,6 +24,7 @@ use super::runner::{self, Comparison};
 use super::security::require_admin;
 use super::{AppError, AppState, Nav, Visitor, f3, pct};
 use crate::engine::parse_policy;
+use crate::plugin::registry;
 use crate::plugin::types::PluginKind;
 
 pub fn router() -> Router<AppState> {
@@ -40,6 +41,15 @@ struct ScenarioOption {
     summary: String,
 }
 
+/// A policy offered on the form: the plugin that name runs (the latest enabled one added),
+/// shown with its own description and digest.
+struct PolicyOption {
+    name: String,
+    version: String,
+    summary: String,
+    digest: String,
+}
+
 struct Started {
     id: i64,
     scenario: String,
@@ -52,21 +62,30 @@ struct Started {
 struct ComparePage {
     nav: Nav,
     scenarios: Vec<ScenarioOption>,
-    policies: Vec<(String, String)>,
+    policies: Vec<PolicyOption>,
     started: Vec<Started>,
 }
 
 async fn page(State(state): State<AppState>, visitor: Visitor) -> Result<ComparePage, AppError> {
-    let mut policies: Vec<(String, String)> = state
-        .catalog
-        .registry
-        .list()?
-        .into_iter()
+    let entries = state.catalog.registry.list()?;
+    let mut names: Vec<&str> = entries
+        .iter()
         .filter(|e| e.description.kind == PluginKind::Policy && !e.disabled)
-        .map(|e| (e.description.name, e.description.summary))
+        .map(|e| e.description.name.as_str())
         .collect();
-    // Several versions of one name: the form offers the name once (the latest is used).
-    policies.dedup_by(|a, b| a.0 == b.0);
+    names.dedup();
+    // Several versions of one name: the form offers the name once, described by the plugin
+    // a run under that name uses.
+    let policies = names
+        .into_iter()
+        .filter_map(|name| registry::pick(&entries, name))
+        .map(|e| PolicyOption {
+            name: e.description.name.clone(),
+            version: e.description.version.clone(),
+            summary: e.description.summary.clone(),
+            digest: e.digest.chars().take(12).collect(),
+        })
+        .collect();
     Ok(ComparePage {
         nav: visitor.nav("compare"),
         scenarios: state
@@ -154,10 +173,15 @@ async fn start(
         )));
     }
     let windows = match get("windows").map(str::trim).filter(|w| !w.is_empty()) {
-        Some(w) => Some(
-            w.parse::<u32>()
-                .map_err(|_| AppError::BadRequest(format!("windows: `{w}` is not a number")))?,
-        ),
+        Some(w) => match w.parse::<u32>() {
+            Ok(n @ 1..=runner::MAX_WINDOWS) => Some(n),
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "windows: `{w}` is not a number from 1 to {}",
+                    runner::MAX_WINDOWS
+                )));
+            }
+        },
         None => None,
     };
     let cmp = runner::start_comparison(&state, &choice, policies, windows).await?;
@@ -334,7 +358,10 @@ async fn events(
         .arenas
         .get(id)
         .ok_or_else(|| AppError::NotFound(format!("comparison {id} on this server")))?;
-    Ok(Sse::new(compare_stream(c)).keep_alive(KeepAlive::default()))
+    // The stream ends when the server shuts down, so shutdown never waits for a browser.
+    let shutdown = state.shutdown.clone();
+    let stream = compare_stream(c).take_until(async move { shutdown.wait().await });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 fn compare_stream(c: Arc<Comparison>) -> impl Stream<Item = Result<Event, Infallible>> {

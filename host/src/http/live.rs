@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -174,7 +174,10 @@ fn progress_event(s: &LiveState) -> Event {
 async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    Sse::new(live_stream(state.live.clone())).keep_alive(KeepAlive::default())
+    // The stream ends when the server shuts down, so shutdown never waits for a browser.
+    let shutdown = state.shutdown.clone();
+    let stream = live_stream(state.live.clone()).take_until(async move { shutdown.wait().await });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 pub fn live_stream(hub: Arc<LiveHub>) -> impl Stream<Item = Result<Event, Infallible>> {

@@ -10,7 +10,9 @@
 //! - [`metrics`]: Prometheus text format.
 //!
 //! Support: [`runner`] (engine threads and their shared state), [`security`] (admin token,
-//! CSRF), [`charts`] (server-rendered SVG), [`error`] (the one [`AppError`]).
+//! sessions, CSRF, security headers, Host allow-list), [`charts`] (server-rendered SVG),
+//! [`error`] (the one [`AppError`]). [`Shutdown`] is the server's stop signal: on SIGINT or
+//! SIGTERM every SSE stream ends and the engines stop after their window.
 
 pub mod charts;
 pub mod compare;
@@ -25,6 +27,7 @@ pub mod zoo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -62,6 +65,84 @@ pub struct AppState {
     pub arenas: Arc<runner::Arenas>,
     pub metrics: Arc<metrics::Metrics>,
     pub scenarios: Arc<Vec<ScenarioChoice>>,
+    pub sessions: Arc<security::Sessions>,
+    /// The Host headers answered (loopback only until the server sets its bound address).
+    pub hosts: Arc<security::Hosts>,
+    pub shutdown: Arc<Shutdown>,
+}
+
+/// The server's stop signal, set once: SSE streams end when it is set, and engine threads
+/// (each holding an [`EngineGuard`]) stop after the window they are computing.
+pub struct Shutdown {
+    signal: tokio::sync::watch::Sender<bool>,
+    engines: Arc<AtomicUsize>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            signal: tokio::sync::watch::channel(false).0,
+            engines: Arc::default(),
+        }
+    }
+}
+
+/// Held by an engine thread while it runs; counts it as running for [`Shutdown`].
+pub struct EngineGuard(Arc<AtomicUsize>);
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Shutdown {
+    /// Set the signal.
+    pub fn trigger(&self) {
+        self.signal.send_replace(true);
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.signal.borrow()
+    }
+
+    /// Resolves once the signal is set.
+    pub async fn wait(&self) {
+        let mut rx = self.signal.subscribe();
+        let _ = rx.wait_for(|set| *set).await;
+    }
+
+    /// Count an engine thread as running until the guard is dropped.
+    pub fn engine(&self) -> EngineGuard {
+        self.engines.fetch_add(1, Ordering::SeqCst);
+        EngineGuard(self.engines.clone())
+    }
+
+    /// Engine threads still running.
+    pub fn engines(&self) -> usize {
+        self.engines.load(Ordering::SeqCst)
+    }
+
+    /// Wait until no engine thread runs, or `within` has passed; whether they all ended.
+    pub async fn engines_stopped(&self, within: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + within;
+        while self.engines() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        self.engines() == 0
+    }
+
+    /// Sleep `d` on an engine thread, waking early when the signal is set.
+    pub fn sleep(&self, d: std::time::Duration) {
+        let until = std::time::Instant::now() + d;
+        while !self.is_set() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(25)));
+        }
+    }
 }
 
 impl AppState {
@@ -86,6 +167,9 @@ impl AppState {
             arenas: Arc::new(runner::Arenas::default()),
             metrics: Arc::new(metrics::Metrics::default()),
             scenarios: Arc::new(scenarios),
+            sessions: Arc::default(),
+            hosts: Arc::default(),
+            shutdown: Arc::default(),
         })
     }
 
@@ -216,6 +300,10 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(security::router())
         .layer(axum::middleware::from_fn(security::csrf_cookie))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .with_state(state)
 }
 

@@ -22,10 +22,14 @@ use tokio::sync::broadcast;
 use super::{AppError, AppState, ScenarioChoice};
 use crate::compute::Backend;
 use crate::compute::cpu::CpuBackend;
+use crate::engine::report::Fallbacks;
 use crate::engine::scenario::PluginRef;
-use crate::engine::{Scenario, Session, WindowReport, policy_label};
+use crate::engine::{
+    Scenario, Session, WindowReport, host_options, params_from_toml, policy_label,
+};
 use crate::history::{Recorder, RunMeta};
 use crate::plugin::types::PluginKind;
+use crate::plugin::validate;
 
 /// Windows the live page keeps for its charts.
 pub const LIVE_KEEP: usize = 30;
@@ -142,6 +146,7 @@ pub fn spawn_live(state: &AppState, scenario: Scenario, pace: Duration) {
     let spawned = std::thread::Builder::new()
         .name("live-engine".into())
         .spawn(move || {
+            let _running = app.shutdown.engine();
             if let Err(e) = run_live(&app, &scenario, &policy, pace, handle) {
                 eprintln!("live engine stopped: {e}");
                 app.live.update(|s| {
@@ -188,9 +193,13 @@ fn run_live(
         s.window_started = Some(Instant::now());
     });
     let mut started = Instant::now();
+    let mut fallbacks = Fallbacks::default();
     recorder.run(&mut engine, &meta, None, &mut |engine, w| {
         let compute = started.elapsed();
         app.metrics.observe("live", policy, w);
+        for c in &w.policy_calls {
+            fallbacks.add(c.error.as_deref());
+        }
         // The live run keeps its zoo in the data dir window by window, where the Zoo page
         // and the next run find it; a failed save costs this window's models, not the run.
         if let Some(zoo) = engine.zoo()
@@ -204,10 +213,18 @@ fn run_live(
                 s.windows.pop_front();
             }
             s.last_compute = Some(compute);
+            // A policy that fails is never shown as plainly running.
+            s.status = if fallbacks.failed == 0 {
+                "running".into()
+            } else {
+                format!("running; {}", fallbacks.describe())
+            };
         });
-        // Pace without busy work: sleep only what is left of this window's tick.
-        if compute < pace {
-            std::thread::sleep(pace - compute);
+        // Pace without busy work: sleep only what is left of this window's tick (woken by a
+        // shutdown, which ends the run after this window).
+        app.shutdown.sleep(pace.saturating_sub(compute));
+        if app.shutdown.is_set() {
+            return ControlFlow::Break(());
         }
         started = Instant::now();
         live.update(|s| s.window_started = Some(started));
@@ -292,6 +309,8 @@ impl Arenas {
 
 /// At most this many comparisons compute at once (each takes a core per policy).
 pub const MAX_RUNNING: usize = 2;
+/// The most windows a comparison started from the dashboard may run.
+pub const MAX_WINDOWS: u32 = 50;
 
 /// Check `policies` against the registry (enabled policy plugins only; no file paths from the
 /// web), record the comparison and start it: a setup thread pretrains (or loads) the starting
@@ -310,7 +329,12 @@ pub async fn start_comparison(
     }
     let mut scenario = choice.scenario.clone();
     if let Some(w) = windows {
-        scenario.windows = w.clamp(1, 50);
+        if !(1..=MAX_WINDOWS).contains(&w) {
+            return Err(AppError::BadRequest(format!(
+                "windows: {w} is not from 1 to {MAX_WINDOWS}"
+            )));
+        }
+        scenario.windows = w;
     }
     let labels: Vec<String> = policies.iter().map(policy_label).collect();
     let id = state
@@ -346,7 +370,8 @@ pub async fn start_comparison(
     Ok(cmp)
 }
 
-/// One to six enabled policy plugins from the registry.
+/// One to six enabled policy plugins from the registry, each given only parameters it
+/// declares (checked before anything runs).
 fn check_policies(state: &AppState, policies: &[PluginRef]) -> Result<(), AppError> {
     if policies.is_empty() {
         return Err(AppError::BadRequest("pick at least one policy".into()));
@@ -366,12 +391,17 @@ fn check_policies(state: &AppState, policies: &[PluginRef]) -> Result<(), AppErr
                 entry.description.kind.world()
             )));
         }
+        let (plugin_ref, _) = host_options(p).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let params = params_from_toml(&plugin_ref.params)
+            .map_err(|e| AppError::BadRequest(format!("policy `{}`: {e}", p.name)))?;
+        validate::params(&entry.description, &params).map_err(AppError::BadRequest)?;
     }
     Ok(())
 }
 
 /// The comparison thread's work: the session once, then every lane on its own thread.
 fn run_comparison(app: &AppState, c: &Comparison, policies: &[PluginRef], handle: &Handle) {
+    let _running = app.shutdown.engine();
     let be = CpuBackend::new(1);
     let session = Session::new(
         &be,
@@ -437,20 +467,32 @@ fn run_lane(
         app.metrics
             .observe(&format!("comparison-{}", c.id), &label, w);
         c.state.update(|s| s.lanes[lane].windows.push(w.clone()));
-        if c.cancel.load(Ordering::Relaxed) {
+        if c.cancel.load(Ordering::Relaxed) || app.shutdown.is_set() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     })?;
     c.state.update(|s| {
-        s.lanes[lane].run_id = Some(outcome.run_id);
-        s.lanes[lane].status = if outcome.windows < planned {
+        let l = &mut s.lanes[lane];
+        l.run_id = Some(outcome.run_id);
+        let end = if outcome.windows < planned {
             "stopped"
         } else {
             "finished"
-        }
-        .into();
+        };
+        // A policy that failed is never shown as a clean finish.
+        let fallbacks = Fallbacks::count(
+            l.windows
+                .iter()
+                .flat_map(|w| &w.policy_calls)
+                .map(|c| c.error.as_deref()),
+        );
+        l.status = if fallbacks.failed == 0 {
+            end.into()
+        } else {
+            format!("{end}; {}", fallbacks.describe())
+        };
     });
     Ok(())
 }

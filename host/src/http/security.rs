@@ -1,17 +1,29 @@
-//! Who may change state: the admin token and CSRF protection.
+//! Who may change state, and what a browser may do with the pages.
 //!
 //! - The admin token comes from the config or is generated at first start and kept in
-//!   `<data-dir>/admin-token` (mode 0600). Scripts send it as `Authorization: Bearer <token>`;
-//!   people sign in once through a form, which stores it in an HttpOnly, SameSite=Strict cookie.
+//!   `<data-dir>/admin-token` (created mode 0600). Scripts send it as
+//!   `Authorization: Bearer <token>`; people sign in once through a form, which opens a
+//!   session ([`Sessions`]): the HttpOnly, SameSite=Strict cookie holds a random session value,
+//!   never the token, and signing out ends the session on the server.
 //! - CSRF: double-submit. [`csrf_cookie`] gives every browser a random `tandem_csrf` cookie
 //!   and hands its value to the templates, which put it in a hidden field of every form; a
 //!   state change by cookie must echo it. A bearer token is not sent by browsers on their
 //!   own, so requests carrying one need no CSRF field.
+//! - [`guard`]: every answer carries a Content-Security-Policy (scripts, styles and
+//!   connections from this origin only, no framing), X-Frame-Options and
+//!   X-Content-Type-Options; a request whose Host header is not on the [`Hosts`] allow-list
+//!   is refused (a DNS-rebinding page cannot read the dashboard).
+//! - After signing in, `next` only ever leads to a path on this site ([`local_path`]).
+//!
+//! Cookies are parsed by the `cookie` crate.
 
+use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Mutex;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
@@ -21,7 +33,128 @@ use serde::Deserialize;
 use super::{AppError, AppState};
 
 pub const CSRF_COOKIE: &str = "tandem_csrf";
-pub const ADMIN_COOKIE: &str = "tandem_admin";
+pub const SESSION_COOKIE: &str = "tandem_session";
+
+/// What the pages may load: everything from this origin only (the one script and style
+/// sheet are files, the charts are inline SVG), no plugins, no framing, forms to this site.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Signed-in browsers kept at once; the oldest session ends when a new one would exceed it.
+const MAX_SESSIONS: usize = 256;
+
+/// The open sign-in sessions: random values, each standing for the admin token.
+#[derive(Default)]
+pub struct Sessions {
+    open: Mutex<VecDeque<String>>,
+}
+
+impl Sessions {
+    /// Open a session; returns its value for the cookie.
+    pub fn open(&self) -> String {
+        let value = random_token();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= MAX_SESSIONS {
+            open.pop_front();
+        }
+        open.push_back(value.clone());
+        value
+    }
+
+    /// Whether `value` is an open session (compared in constant time).
+    pub fn is_open(&self, value: &str) -> bool {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.iter().fold(false, |found, s| found | same(s, value))
+    }
+
+    /// End a session (signing out).
+    pub fn close(&self, value: &str) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|s| !same(s, value));
+    }
+}
+
+/// Which Host headers the dashboard answers: `localhost`, the loopback addresses, the address
+/// it is bound to (any address when bound to all of them), and the names configured.
+#[derive(Debug, Clone)]
+pub struct Hosts {
+    bound: Option<IpAddr>,
+    names: Vec<String>,
+}
+
+impl Default for Hosts {
+    /// Loopback only.
+    fn default() -> Self {
+        Hosts {
+            bound: None,
+            names: Vec::new(),
+        }
+    }
+}
+
+impl Hosts {
+    /// The allow-list for a server bound to `bound`, plus `names` (host names, lower case).
+    pub fn new(bound: IpAddr, names: &[String]) -> Self {
+        Hosts {
+            bound: Some(bound),
+            names: names
+                .iter()
+                .map(|n| n.trim().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether a request with this Host header value may be answered.
+    pub fn allows(&self, host: &str) -> bool {
+        let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        let name = authority.host().to_ascii_lowercase();
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if name == "localhost" || self.names.iter().any(|n| n == name) {
+            return true;
+        }
+        // An address is never a rebinding name; it must be one this server listens on.
+        let Ok(ip) = name.parse::<IpAddr>() else {
+            return false;
+        };
+        ip.is_loopback() || self.bound.is_some_and(|b| b.is_unspecified() || b == ip)
+    }
+}
+
+/// Middleware: refuse a Host that is not allowed, and put the security headers on every
+/// answer. A request without a Host header (not from a browser) is answered.
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().map(str::to_string));
+    let mut resp = match host {
+        Some(Ok(h)) if !state.hosts.allows(&h) => (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this dashboard does not answer for host `{h}` (see allowed_hosts in the serve config)"),
+        )
+            .into_response(),
+        Some(Err(_)) => (StatusCode::BAD_REQUEST, "unreadable Host header").into_response(),
+        _ => next.run(req).await,
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
 
 /// This browser's CSRF value, for hidden form fields.
 #[derive(Clone, Debug)]
@@ -49,25 +182,34 @@ pub fn admin_token(data_dir: &Path, configured: Option<String>) -> std::io::Resu
     }
     std::fs::create_dir_all(data_dir)?;
     let token = random_token();
-    std::fs::write(&path, &token)?;
+    // Created with mode 0600: the token is never readable by others, not even briefly.
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
+        use std::os::unix::fs::OpenOptionsExt;
+        file.mode(0o600);
+    }
+    std::io::Write::write_all(&mut file.open(&path)?, token.as_bytes())?;
+    #[cfg(unix)]
+    {
+        // A file left by an older version may have wider permissions.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok((token, true))
 }
 
-/// A cookie's value from the request headers.
+/// A cookie's value from the request headers (the first one of that name).
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
 }
 
 /// Equality whose time does not depend on where the strings differ.
@@ -101,10 +243,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// Whether this request carries the admin token (bearer or signed-in cookie).
+/// Whether the browser's session cookie names an open session.
+fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
+    cookie(headers, SESSION_COOKIE).is_some_and(|v| state.sessions.is_open(&v))
+}
+
+/// Whether this request carries the admin token (bearer) or a signed-in session.
 pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
-    bearer(headers).is_some_and(|t| same(t, &state.token))
-        || cookie(headers, ADMIN_COOKIE).is_some_and(|t| same(&t, &state.token))
+    bearer(headers).is_some_and(|t| same(t, &state.token)) || signed_in(state, headers)
 }
 
 /// Allow a state change: a bearer token, or the admin cookie plus the matching CSRF field.
@@ -116,7 +262,7 @@ pub fn require_admin(
     if bearer(headers).is_some_and(|t| same(t, &state.token)) {
         return Ok(());
     }
-    if !cookie(headers, ADMIN_COOKIE).is_some_and(|t| same(&t, &state.token)) {
+    if !signed_in(state, headers) {
         return Err(AppError::Forbidden(
             "this needs the admin token: sign in (top right) or send `Authorization: Bearer <token>`".into(),
         ));
@@ -131,13 +277,15 @@ pub fn require_admin(
     }
 }
 
-/// A same-site path to go back to after signing in (never another host).
+/// A path on this site to go back to after signing in: one `/`, then no second `/` or `\`
+/// (which browsers read as another host), no control characters or spaces (which browsers
+/// strip, making `/\t/evil` into `//evil`), and only URL characters; anything else is `/live`.
 pub fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/live"
-    }
+    let mut chars = next.chars();
+    let safe = chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && next.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    if safe { next } else { "/live" }
 }
 
 pub fn router() -> Router<AppState> {
@@ -166,12 +314,17 @@ async fn login(
                 .into(),
         ));
     }
+    if f.next.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "`next` holds a control character".into(),
+        ));
+    }
     if !same(f.token.trim(), &state.token) {
         return Err(AppError::Forbidden("wrong admin token".into()));
     }
     let cookie = format!(
-        "{ADMIN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        state.token
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        state.sessions.open()
     );
     Ok((
         [(header::SET_COOKIE, cookie)],
@@ -186,12 +339,17 @@ struct Logout {
 }
 
 async fn logout(
+    State(state): State<AppState>,
     Extension(csrf): Extension<Csrf>,
+    headers: HeaderMap,
     Form(f): Form<Logout>,
 ) -> Result<Response, AppError> {
     if !same(&f.csrf, &csrf.0) {
         return Err(AppError::Forbidden("CSRF token mismatch".into()));
     }
-    let cookie = format!("{ADMIN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Some(v) = cookie(&headers, SESSION_COOKIE) {
+        state.sessions.close(&v);
+    }
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/live")).into_response())
 }

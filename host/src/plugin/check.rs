@@ -10,7 +10,7 @@ pub fn sample_run(host: &PluginHost, plugin: &Plugin) -> Result<String, PluginEr
     Ok(match plugin.kind() {
         PluginKind::Policy => {
             let input = tandem_plugin_sdk::sample::policy_input(3, 1, 18, 1);
-            let s = host.decide(plugin, &input, &[])?;
+            let s = host.decide(plugin, &input, &[], 0)?;
             format!(
                 "decided 3 streams on 1 GPU (estimated accuracy {:?})",
                 s.estimated_accuracy
@@ -24,7 +24,7 @@ pub fn sample_run(host: &PluginHost, plugin: &Plugin) -> Result<String, PluginEr
                 class_mix: vec![0.1; 10],
                 samples: 1000,
             };
-            let set = host.configs(plugin, &state, &[])?;
+            let set = host.configs(plugin, &state, &[], 0)?;
             format!(
                 "{} retraining and {} inference configurations",
                 set.retrain.len(),
@@ -56,7 +56,7 @@ pub fn sample_run(host: &PluginHost, plugin: &Plugin) -> Result<String, PluginEr
                 shares: vec![0.5, 1.0],
                 throughput: vec![],
             };
-            let p = host.predict(plugin, &request, &[])?;
+            let p = host.predict(plugin, &request, &[], 0)?;
             format!("predicted {:?} at 5/15/30 epochs", p.accuracy)
         }
         PluginKind::Selector => {

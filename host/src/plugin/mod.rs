@@ -31,6 +31,13 @@ use std::time::Duration;
 /// Everything that can go wrong loading or calling a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The file is larger than any plugin the host accepts (refused before reading it).
+    #[error("{source_name}: {bytes} bytes, more than the {limit} a plugin may have")]
+    TooLarge {
+        source_name: String,
+        bytes: u64,
+        limit: u64,
+    },
     /// The bytes are not WebAssembly at all.
     #[error("{source_name}: not a WebAssembly file")]
     NotWasm { source_name: String },
@@ -51,6 +58,11 @@ pub enum PluginError {
         expected: types::PluginKind,
         found: types::PluginKind,
     },
+    /// A plugin that is not built in calls itself by a built-in's name.
+    #[error(
+        "{source_name}: calls itself `{name}`, the name of a built-in plugin (names of built-ins are reserved: rename it in its describe)"
+    )]
+    ReservedName { source_name: String, name: String },
     /// The plugin's self-description is unusable.
     #[error("{source_name}: bad self-description: {reason}")]
     BadDescription { source_name: String, reason: String },
@@ -103,10 +115,12 @@ impl PluginError {
     /// A short machine-readable reason, for the engine's record of why it fell back.
     pub fn reason_code(&self) -> &'static str {
         match self {
+            PluginError::TooLarge { .. } => "too-large",
             PluginError::NotWasm { .. } => "not-wasm",
             PluginError::NotComponent { .. } => "not-component",
             PluginError::UnknownWorld { .. } => "unknown-world",
             PluginError::WrongWorld { .. } => "wrong-world",
+            PluginError::ReservedName { .. } => "reserved-name",
             PluginError::BadDescription { .. } => "bad-description",
             PluginError::Guest { .. } => "guest-error",
             PluginError::Timeout { .. } => "timeout",

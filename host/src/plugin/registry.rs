@@ -38,6 +38,11 @@ pub fn builtins() -> Vec<BuiltIn> {
         .collect()
 }
 
+/// Whether `name` is a built-in plugin's (reserved: no other plugin may take it).
+pub fn is_builtin_name(name: &str) -> bool {
+    embedded::BUILTIN_NAMES.contains(&name)
+}
+
 /// Names of the built-in plugins that were not built when this binary was compiled.
 pub fn missing_builtins() -> Vec<&'static str> {
     embedded::BUILTIN_NAMES
@@ -124,7 +129,9 @@ impl Registry {
     }
 
     /// Validate `bytes` as `tandem plugin validate` does (load, then one sample run) and store
-    /// them only if both pass; returns the entry and the sample run's account.
+    /// them only if both pass; returns the entry and the sample run's account. A plugin that
+    /// calls itself by a built-in's name is refused: built-in names are reserved, so an upload
+    /// can never stand in for a built-in.
     pub fn add_validated(
         &self,
         host: &PluginHost,
@@ -132,6 +139,12 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<(RegistryEntry, String), PluginError> {
         let plugin = host.load(source, bytes)?;
+        if is_builtin_name(plugin.name()) && !builtins().iter().any(|b| b.bytes == bytes) {
+            return Err(PluginError::ReservedName {
+                source_name: source.to_string(),
+                name: plugin.name().to_string(),
+            });
+        }
         let sample = super::check::sample_run(host, &plugin)?;
         Ok((self.add(host, source, bytes, false)?, sample))
     }
@@ -234,14 +247,22 @@ impl Registry {
         host.load_file(&self.dir.join(format!("{}.wasm", entry.digest)))
     }
 
-    /// The latest enabled plugin with this name (by time added).
+    /// The latest enabled plugin with this name (by time added). A built-in's name finds only
+    /// built-ins, even in a registry that holds an upload of that name from an older version.
     pub fn find(&self, name: &str) -> Result<Option<RegistryEntry>, PluginError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|e| e.description.name == name && !e.disabled)
-            .max_by_key(|e| e.added_unix))
+        Ok(pick(&self.list()?, name).cloned())
     }
+}
+
+/// Among `entries` (a [`Registry::list`]), the plugin a run under `name` uses: the latest
+/// enabled one added with that name; for a built-in's name, only built-ins count.
+pub fn pick<'a>(entries: &'a [RegistryEntry], name: &str) -> Option<&'a RegistryEntry> {
+    let reserved = is_builtin_name(name);
+    entries
+        .iter()
+        .filter(|e| e.description.name == name && !e.disabled)
+        .filter(|e| e.builtin || !reserved)
+        .max_by_key(|e| e.added_unix)
 }
 
 /// What one process shares across all its runs: one [`PluginHost`] (one wasmtime engine, its

@@ -9,12 +9,22 @@
 //! does can leak into the next. The store has an epoch deadline (interrupted after
 //! [`Limits::deadline`]), a memory cap through a resource limiter ([`Limits::memory_bytes`]),
 //! and a WASI context with no preopened directories, no environment, no arguments, no network,
-//! stdin closed, frozen clocks (both read 0), and stderr captured into a small buffer so a
-//! panic message can be reported. The limits are per plugin: compiled plugins keep the tight
-//! default, components that carry an interpreter ([`INTERPRETER_MIN_BYTES`] and up) get
-//! [`Limits::interpreter`]. Compiled components are kept in memory by digest and, with a cache
-//! directory, on disk (an 18 MB Python component: 4–8 s to compile, 14–26 ms to load from
-//! the cache, release build).
+//! stdin closed, frozen clocks (both read 0), random numbers from a generator seeded per call
+//! ([`call_seed`]: the run's seed mixed with the call's input, so decisions reproduce), and
+//! stderr captured into a small buffer so a panic message can be reported. The limits are per
+//! plugin: compiled plugins keep the tight default, components that carry an interpreter
+//! ([`INTERPRETER_MIN_BYTES`] and up) get [`Limits::interpreter`]. Compiled components are kept
+//! in memory by digest and, with a cache directory, on disk (an 18 MB Python component: 4–8 s
+//! to compile, 14–26 ms to load from the cache, release build).
+//!
+//! Calls always end: the epoch deadline interrupts guest code, and the only host calls a guest
+//! can block in (`wasi:clocks/monotonic-clock`'s subscriptions, which `wasi:io/poll` and a
+//! guest's `sleep` wait on) are replaced by [`BoundedClocks`]: a timer that would fire after
+//! the call's deadline is refused on the spot (the call ends as a timeout), so no wait
+//! outlives the deadline. Per wasmtime's guidance a component may hold at most
+//! [`MAX_MEMORIES`] memories, [`MAX_TABLES`] tables and [`MAX_CORE_INSTANCES`] core
+//! instances, and the memory cap counts all of a store's memories together, so one crafted
+//! component cannot take over the shared pool.
 //!
 //! The per-kind wrappers [`PluginHost::decide`], [`PluginHost::configs`] and
 //! [`PluginHost::predict`] convert to and from domain types and validate the output
@@ -27,13 +37,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, HasData, InstancePre, Linker, Resource, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     Trap,
 };
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynPollable, Pollable};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{v1, v2};
@@ -91,31 +104,47 @@ pub const INTERPRETER_MIN_BYTES: usize = 4 << 20;
 const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Bytes of a guest's stderr kept for error messages.
 const STDERR_CAPACITY: usize = 4096;
+/// Linear memories one component (and one store) may hold. A Rust wasip2 component has one;
+/// interpreters bundle a few modules, each possibly with its own.
+pub const MAX_MEMORIES: u32 = 4;
+/// Tables one component (and one store) may hold.
+pub const MAX_TABLES: u32 = 16;
+/// Core instances one component may hold, and instances one store may create.
+pub const MAX_CORE_INSTANCES: u32 = 32;
+/// Elements one table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Largest component file the host reads (bigger files are refused before reading them).
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
 
-/// The memory cap: refuses (and traps on) growth past the limit and remembers that it did,
-/// so the error says "memory cap" rather than a vague trap.
+/// The memory cap: refuses (and traps on) growth past the limit, counting every memory of
+/// the store together, and remembers that it did, so the error says "memory cap" rather than
+/// a vague trap. It also caps how many instances, memories and tables a store may create.
 struct MemoryCap {
     limit: usize,
+    /// Bytes of all the store's memories.
+    total: usize,
     exceeded: bool,
-    /// The largest linear memory granted in this store, in bytes.
+    /// The most memory the store held at once, in bytes.
     peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
             self.exceeded = true;
             wasmtime::bail!(
-                "memory cap of {} bytes reached (asked for {desired})",
+                "memory cap of {} bytes reached (asked for {desired}, {total} in all)",
                 self.limit
             );
         }
-        self.peak = self.peak.max(desired);
+        self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
@@ -125,7 +154,19 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES as usize
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES as usize
     }
 }
 
@@ -151,21 +192,159 @@ impl HostMonotonicClock for FrozenClock {
     }
 }
 
-/// The state of one store (one call): WASI context, resource table, memory cap, captured stderr.
+/// A timer a guest waits on, which fires at its time or at the call's deadline, whichever
+/// comes first.
+struct Nap(tokio::time::Instant);
+
+impl Pollable for Nap {
+    fn ready<'a, 'b>(
+        &'a mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(tokio::time::sleep_until(self.0))
+    }
+}
+
+/// `wasi:clocks/monotonic-clock` with the frozen clock and timers bounded by the call's
+/// deadline: the one place a guest could otherwise block the host for as long as it likes.
+/// A timer past the deadline traps at once and marks the call as overslept (a timeout).
+struct BoundedClocks;
+
+impl HasData for BoundedClocks {
+    type Data<'a> = BoundedClockView<'a>;
+}
+
+struct BoundedClockView<'a> {
+    table: &'a mut ResourceTable,
+    deadline: Instant,
+    overslept: &'a mut bool,
+}
+
+impl BoundedClockView<'_> {
+    fn nap(&mut self, nanos: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = Instant::now();
+        let wanted = now.checked_add(Duration::from_nanos(nanos));
+        if wanted.is_none_or(|w| w > self.deadline) {
+            *self.overslept = true;
+            wasmtime::bail!("asked to wait {nanos} ns, past the call's deadline");
+        }
+        let at = wanted.map_or(self.deadline, |w| w.min(self.deadline));
+        let nap = self.table.push(Nap(tokio::time::Instant::from_std(at)))?;
+        wasmtime_wasi::p2::subscribe(self.table, nap)
+    }
+}
+
+impl monotonic_clock::Host for BoundedClockView<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(HostMonotonicClock::now(&FrozenClock))
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        Ok(HostMonotonicClock::resolution(&FrozenClock))
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        // The clock reads 0, so an instant is that many nanoseconds from now.
+        self.nap(when)
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        self.nap(duration)
+    }
+}
+
+/// A call's random seed: the run's seed mixed with what identifies the call (its kind and
+/// input), so a run's decisions reproduce while different calls draw different numbers.
+pub fn call_seed(run_seed: u64, kind: PluginKind, key: &[u64]) -> u64 {
+    // splitmix64 steps over the parts: cheap (no serialization of the input) and well mixed.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut h = mix(run_seed ^ (kind as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for k in key {
+        h = mix(h.wrapping_add(0x9e37_79b9_7f4a_7c15) ^ k);
+    }
+    h
+}
+
+/// FNV-1a of a string, for [`call_seed`] keys.
+fn text_key(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn policy_key(input: &PolicyInput) -> Vec<u64> {
+    let mut key = vec![
+        u64::from(input.gpus),
+        input.window_seconds.to_bits(),
+        input.elapsed_seconds.to_bits(),
+    ];
+    for s in &input.streams {
+        key.extend([
+            text_key(&s.state.id),
+            u64::from(s.state.window),
+            s.state.accuracy.to_bits(),
+            s.retrain.len() as u64,
+            s.infer.len() as u64,
+        ]);
+    }
+    key
+}
+
+fn state_key(state: &StreamState) -> Vec<u64> {
+    vec![
+        text_key(&state.id),
+        u64::from(state.window),
+        state.accuracy.to_bits(),
+        u64::from(state.samples),
+    ]
+}
+
+fn request_key(r: &EstimateRequest) -> Vec<u64> {
+    let mut key = vec![
+        text_key(&r.config.name),
+        r.start_accuracy.to_bits(),
+        r.profiled_data_fraction.to_bits(),
+    ];
+    key.extend(r.observations.iter().map(|o| o.accuracy.to_bits()));
+    key
+}
+
+/// The state of one store (one call): WASI context, resource table, memory cap, captured
+/// stderr, and the call's deadline (for [`BoundedClocks`]).
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     cap: MemoryCap,
     stderr: MemoryOutputPipe,
+    deadline: Instant,
+    /// Whether the guest asked to wait past its deadline (the call is then a timeout).
+    overslept: bool,
 }
 
 impl PluginState {
-    fn new(limits: &Limits) -> Self {
+    fn new(limits: &Limits, seed: u64) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let rng = |salt: u64| rand_pcg::Pcg64::seed_from_u64(seed ^ salt);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
+            .secure_random(rng(0))
+            .insecure_random(rng(0x5eed))
+            .insecure_random_seed(u128::from(seed) << 64 | u128::from(!seed))
             .allow_tcp(false)
             .allow_udp(false)
             .build();
@@ -174,10 +353,13 @@ impl PluginState {
             table: ResourceTable::new(),
             cap: MemoryCap {
                 limit: limits.memory_bytes,
+                total: 0,
                 exceeded: false,
                 peak: 0,
             },
             stderr,
+            deadline: Instant::now() + limits.deadline,
+            overslept: false,
         }
     }
 }
@@ -386,12 +568,17 @@ impl PluginHost {
     pub fn with_limits(limits: Limits, interpreter_limits: Limits) -> Result<Self, PluginError> {
         let mut pool = PoolingAllocationConfig::new();
         // Enough slots for many concurrent calls; a Rust wasip2 component has a few core
-        // instances and one memory. Memory slots are capped at the plugin memory limit.
+        // instances and one memory. Memory slots are capped at the plugin memory limit, and
+        // each component at a few memories, tables and core instances, so one component
+        // cannot take most of the pool's slots.
         pool.total_component_instances(64)
             .total_core_instances(512)
             .total_memories(128)
             .total_tables(512)
-            .max_memory_size(limits.memory_bytes.max(interpreter_limits.memory_bytes));
+            .max_memory_size(limits.memory_bytes.max(interpreter_limits.memory_bytes))
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES);
         let mut config = Config::new();
         // Epoch interruption rather than fuel: a cheap check at loop heads and function entries,
         // and deadlines in wall time, which is what the window engine budgets.
@@ -402,6 +589,18 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| host_err("linker", chain(&e)))?;
+        // The monotonic clock's timers are the only WASI calls a guest can block in: replace
+        // them with timers bounded by the call's deadline.
+        linker.allow_shadowing(true);
+        monotonic_clock::add_to_linker::<PluginState, BoundedClocks>(&mut linker, |s| {
+            BoundedClockView {
+                table: &mut s.table,
+                deadline: s.deadline,
+                overslept: &mut s.overslept,
+            }
+        })
+        .map_err(|e| host_err("linker", chain(&e)))?;
+        linker.allow_shadowing(false);
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -457,10 +656,21 @@ impl PluginHost {
         }
     }
 
-    /// Load a plugin from a file.
+    /// Load a plugin from a file (at most [`MAX_COMPONENT_BYTES`], checked before reading).
     pub fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, PluginError> {
-        let bytes = std::fs::read(path).map_err(|e| host_err(&path.display().to_string(), e))?;
-        self.load(&path.display().to_string(), &bytes)
+        let name = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|e| host_err(&name, e))?
+            .len();
+        if size > MAX_COMPONENT_BYTES {
+            return Err(PluginError::TooLarge {
+                source_name: name,
+                bytes: size,
+                limit: MAX_COMPONENT_BYTES,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| host_err(&name, e))?;
+        self.load(&name, &bytes)
     }
 
     /// Load a plugin from bytes: check it is a component of a known world, compile it (or
@@ -562,8 +772,8 @@ impl PluginHost {
         Ok(component)
     }
 
-    fn store(&self, limits: &Limits) -> Store<PluginState> {
-        let mut store = Store::new(&self.engine, PluginState::new(limits));
+    fn store(&self, limits: &Limits, seed: u64) -> Store<PluginState> {
+        let mut store = Store::new(&self.engine, PluginState::new(limits, seed));
         store.limiter(|s| &mut s.cap);
         let ticks = limits
             .deadline
@@ -574,13 +784,15 @@ impl PluginHost {
         store
     }
 
-    /// Run `f` in a fresh store, turning traps, timeouts and the memory cap into typed errors.
+    /// Run `f` in a fresh store whose random numbers come from `seed`, turning traps,
+    /// timeouts and the memory cap into typed errors.
     fn call<R>(
         &self,
         plugin: &Plugin,
+        seed: u64,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut store = self.store(&plugin.limits);
+        let mut store = self.store(&plugin.limits, seed);
         let result = f(&mut store);
         plugin
             .peak_memory
@@ -593,7 +805,7 @@ impl PluginHost {
                     version,
                     limit_bytes: plugin.limits.memory_bytes,
                 }
-            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            } else if store.data().overslept || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 PluginError::Timeout {
                     plugin: name,
                     version,
@@ -628,7 +840,7 @@ impl PluginHost {
         macro_rules! describe {
             ($pre:ident, $m:path) => {{
                 use $m as m;
-                self.call(plugin, |s| {
+                self.call(plugin, 0, |s| {
                     let b = $pre.instantiate(&mut *s)?;
                     Ok(m::description(
                         b.tandem_plugin_meta().call_describe(&mut *s)?,
@@ -659,7 +871,7 @@ impl PluginHost {
 
     /// Instantiate only (no call beyond instantiation): what a decision pays before its call.
     pub fn instantiate_only(&self, plugin: &Plugin) -> Result<(), PluginError> {
-        each_pre!(&plugin.pre, pre => self.call(plugin, |s| pre.instantiate(s).map(drop)))
+        each_pre!(&plugin.pre, pre => self.call(plugin, 0, |s| pre.instantiate(s).map(drop)))
     }
 
     /// An output that failed its check.
@@ -677,12 +889,14 @@ impl PluginHost {
         plugin: &Plugin,
         input: &PolicyInput,
         params: &[Param],
+        run_seed: u64,
     ) -> Result<Schedule, PluginError> {
+        let seed = call_seed(run_seed, PluginKind::Policy, &policy_key(input));
         macro_rules! decide {
             ($pre:ident, $m:path) => {{
                 use $m as m;
                 let (winput, wparams) = (m::input(input), m::params(params));
-                self.call(plugin, |s| {
+                self.call(plugin, seed, |s| {
                     let b = $pre.instantiate(&mut *s)?;
                     b.tandem_plugin_scheduler()
                         .call_decide(&mut *s, &winput, &wparams)
@@ -706,12 +920,14 @@ impl PluginHost {
         plugin: &Plugin,
         state: &StreamState,
         params: &[Param],
+        run_seed: u64,
     ) -> Result<ConfigSet, PluginError> {
+        let seed = call_seed(run_seed, PluginKind::ConfigSpace, &state_key(state));
         macro_rules! configs {
             ($pre:ident, $m:path) => {{
                 use $m as m;
                 let (wstate, wparams) = (m::state(state), m::params(params));
-                self.call(plugin, |s| {
+                self.call(plugin, seed, |s| {
                     let b = $pre.instantiate(&mut *s)?;
                     b.tandem_plugin_configurations()
                         .call_configs(&mut *s, &wstate, &wparams)
@@ -735,12 +951,14 @@ impl PluginHost {
         plugin: &Plugin,
         request: &EstimateRequest,
         params: &[Param],
+        run_seed: u64,
     ) -> Result<Prediction, PluginError> {
+        let seed = call_seed(run_seed, PluginKind::Estimator, &request_key(request));
         macro_rules! predict {
             ($pre:ident, $m:path) => {{
                 use $m as m;
                 let (wreq, wparams) = (m::request(request), m::params(params));
-                self.call(plugin, |s| {
+                self.call(plugin, seed, |s| {
                     let b = $pre.instantiate(&mut *s)?;
                     b.tandem_plugin_estimate()
                         .call_predict(&mut *s, &wreq, &wparams)
@@ -771,7 +989,7 @@ impl PluginHost {
         let m = v2::selector::request(request);
         let wparams = v2::selector::params(params);
         let ids = self
-            .call(plugin, |s| {
+            .call(plugin, 0, |s| {
                 let b = pre.instantiate(&mut *s)?;
                 b.tandem_plugin_select().call_select(&mut *s, &m, &wparams)
             })?
@@ -792,7 +1010,7 @@ impl PluginHost {
         };
         let (winput, wparams) = (v2::lifecycle::input(input), v2::lifecycle::params(params));
         let decisions = self
-            .call(plugin, |s| {
+            .call(plugin, 0, |s| {
                 let b = pre.instantiate(&mut *s)?;
                 b.tandem_plugin_scaling()
                     .call_plan(&mut *s, &winput, &wparams)
@@ -806,7 +1024,7 @@ impl PluginHost {
     /// Benchmark helper: instantiate once, then time `n` calls of `describe` in that one
     /// store (the smallest call every world has), in microseconds each.
     pub fn time_calls(&self, plugin: &Plugin, n: usize) -> Result<Vec<f64>, PluginError> {
-        each_pre!(&plugin.pre, pre => self.call(plugin, |s| {
+        each_pre!(&plugin.pre, pre => self.call(plugin, 0, |s| {
             let b = pre.instantiate(&mut *s)?;
             let mut times = Vec::with_capacity(n);
             for _ in 0..n {

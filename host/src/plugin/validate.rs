@@ -1,12 +1,13 @@
-//! Checks on plugin output before anything uses it. Each returns the first problem found as a
-//! plain message; the runtime wraps it into `PluginError::InvalidOutput` with the plugin's
-//! name and version.
+//! Checks on plugin output before anything uses it, and on the parameters a run passes a plugin
+//! before anything runs ([`params`]). Each returns the first problem found as a plain message;
+//! the runtime wraps an output problem into `PluginError::InvalidOutput` with the plugin's name
+//! and version.
 
 use std::collections::HashSet;
 
 use super::types::{
-    ConfigSet, Description, EstimateRequest, LifecycleDecision, LifecycleInput, PluginKind,
-    PolicyInput, Prediction, Schedule, SelectionRequest,
+    ConfigSet, Description, EstimateRequest, LifecycleDecision, LifecycleInput, Param, ParamValue,
+    PluginKind, PolicyInput, Prediction, Schedule, SelectionRequest,
 };
 
 /// Slack for floating-point sums of shares.
@@ -246,6 +247,54 @@ pub fn lifecycle(input: &LifecycleInput, ds: &[LifecycleDecision]) -> Result<(),
     }
     if let Some(missing) = input.streams.iter().find(|s| !seen.contains(s.id.as_str())) {
         return Err(format!("stream `{}` has no decision", missing.id));
+    }
+    Ok(())
+}
+
+fn kind_of(v: &ParamValue) -> &'static str {
+    match v {
+        ParamValue::Number(_) => "a number",
+        ParamValue::Text(_) => "text",
+        ParamValue::Flag(_) => "true or false",
+    }
+}
+
+/// Parameters a run passes `d`'s plugin, checked against the ones it declares: every name
+/// must be declared and every value of the declared type. The message names the valid ones.
+pub fn params(d: &Description, given: &[Param]) -> Result<(), String> {
+    let valid = || {
+        if d.params.is_empty() {
+            format!("{} takes no parameters", d.name)
+        } else {
+            let names: Vec<String> = d
+                .params
+                .iter()
+                .map(|p| format!("{} ({})", p.name, kind_of(&p.default)))
+                .collect();
+            format!("{}'s parameters: {}", d.name, names.join(", "))
+        }
+    };
+    for p in given {
+        let Some(spec) = d.params.iter().find(|s| s.name == p.name) else {
+            return Err(format!(
+                "{} {} has no parameter `{}` ({})",
+                d.name,
+                d.version,
+                p.name,
+                valid()
+            ));
+        };
+        if std::mem::discriminant(&spec.default) != std::mem::discriminant(&p.value) {
+            return Err(format!(
+                "{} {}: parameter `{}` takes {}, got {:?} ({})",
+                d.name,
+                d.version,
+                p.name,
+                kind_of(&spec.default),
+                p.value,
+                valid()
+            ));
+        }
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //!
 //! Modes: `ok` (an even split, valid), `loop` (never returns), `memory` (allocates without
 //! bound), `panic`, `nan` (NaN shares), `over-budget` (more GPU than exists), `over-one`
-//! (a job above 1 GPU), `unknown-stream`, `unoffered-config`, `error` (a WIT error).
+//! (a job above 1 GPU), `unknown-stream`, `unoffered-config`, `error` (a WIT error),
+//! `sleep` (one WASI sleep of an hour), `naps` (1 ms sleeps, forever), `random` (valid, with
+//! WASI random numbers as its estimated accuracy).
 
 use tandem_plugin_sdk::params::{Params, text};
 use tandem_plugin_sdk::policy::{Allocation, Policy, evaluate, to_schedule};
@@ -48,6 +50,16 @@ impl Policy for Misbehave {
                 }
             }
             "panic" => panic!("misbehaving on purpose"),
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "naps" => loop {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            },
+            "random" => {
+                use std::hash::BuildHasher;
+                // RandomState's keys come from WASI random.
+                let r = std::collections::hash_map::RandomState::new().hash_one(0u64);
+                s.estimated_accuracy = Some((r % 1_000_000) as f64 / 1e6);
+            }
             "nan" => s.streams[0].infer_share = f64::NAN,
             "over-budget" => {
                 for st in &mut s.streams {
