@@ -41,6 +41,10 @@ pub enum BenchCommand {
         #[arg(long)]
         python_fair: Option<std::path::PathBuf>,
     },
+    /// Cold starts of a stream scaled to zero: time to first inference (p50, p99) with nothing
+    /// prepared, from preprocessed artifacts and pre-warmed, step by step; a retraining job's
+    /// time to its first batch after each.
+    Coldstart(super::coldstart_bench::ColdstartArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -60,6 +64,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Plugins { json, python_fair } => super::plugin_bench::run(json, python_fair),
+        BenchCommand::Coldstart(args) => super::coldstart_bench::run(args),
     }
 }
 

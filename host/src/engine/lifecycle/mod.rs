@@ -90,6 +90,7 @@ pub struct Labelled {
 }
 
 /// A plugin a stream keeps loaded for itself.
+#[derive(Clone)]
 pub struct StreamPlugin {
     /// What the stream uses it for (`policy`, `config-space`, `estimator`, ...).
     pub role: String,
@@ -338,16 +339,16 @@ impl ColdStart {
 
     /// Time to first inference: every step, in milliseconds.
     pub fn total_ms(&self) -> f64 {
-        self.steps.iter().map(|(_, ms)| ms).sum()
+        self.steps.iter().fold(0.0, |sum, (_, ms)| sum + ms)
     }
 
     /// One step's milliseconds (0 when it did not run).
     pub fn ms(&self, step: Step) -> f64 {
+        // A fold from +0: an empty f64 sum is -0.
         self.steps
             .iter()
             .filter(|(s, _)| *s == step)
-            .map(|(_, ms)| ms)
-            .sum()
+            .fold(0.0, |sum, (_, ms)| sum + ms)
     }
 
     /// Run `f` as (part of) `step`, timed.
