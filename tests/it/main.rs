@@ -11,6 +11,7 @@ mod engine; // the window loop on a tiny scenario: determinism, fallback, re-sch
 mod fuzz; // property tests over every parser and output check (proptest; PROPTEST_CASES scales them)
 mod gradcheck; // the CPU backend's backward ops against central finite differences
 mod http; // the dashboard's router with oneshot: pages, API, metrics, token, CSRF, uploads, escaping
+mod lifecycle; // scale to zero and back: the same model on every wake path, labels kept while cold, corrupt artifacts, resident bytes
 mod model; // the CNN: learning, layer freezing, resolutions, weights on disk
 mod ops; // every WGSL kernel on the wgpu adapter against the CPU backend
 mod plugins; // real guest plugins built and run: sandbox limits, output checks, registry

@@ -57,6 +57,10 @@ pub enum BenchCommand {
         #[arg(long)]
         scenario: Option<std::path::PathBuf>,
     },
+    /// Cold starts of a stream scaled to zero: time to first inference (p50, p99) with nothing
+    /// prepared, from preprocessed artifacts and pre-warmed, step by step; a retraining job's
+    /// time to its first batch after each.
+    Coldstart(super::coldstart_bench::ColdstartArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -82,6 +86,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             calls,
             scenario,
         } => super::zoo_bench::run(json, models, calls, scenario),
+        BenchCommand::Coldstart(args) => super::coldstart_bench::run(args),
     }
 }
 

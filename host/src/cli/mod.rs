@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod bench;
+mod coldstart_bench;
 mod plugin;
 mod plugin_bench;
 mod replay;

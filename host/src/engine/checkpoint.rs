@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EngineError;
 use super::calibrate::Calibration;
-use super::memory::ExemplarMemory;
+use super::memory::{ExemplarMemory, Origin};
 use super::stream::Recent;
 use super::zoo::Zoo;
 use crate::compute::Backend;
@@ -62,6 +62,8 @@ pub struct StreamState<B: Backend> {
     pub id: String,
     pub model: Model<B>,
     pub memory: Dataset,
+    /// Where each exemplar of `memory` came from.
+    pub origins: Vec<Origin>,
     pub infer: Option<(f64, String)>,
     pub sampling: Vec<(u32, f64)>,
     pub recent: Recent,
@@ -80,6 +82,7 @@ pub struct Restored<B: Backend> {
 #[derive(Serialize, Deserialize)]
 struct StreamJson {
     id: String,
+    origins: Vec<Origin>,
     infer: Option<(f64, String)>,
     sampling: Vec<(u32, f64)>,
     recent: Recent,
@@ -135,6 +138,7 @@ pub fn save<B: Backend>(
             .iter()
             .map(|s| StreamJson {
                 id: s.id.to_string(),
+                origins: s.memory.origins().to_vec(),
                 infer: s.infer.clone(),
                 sampling: s.sampling.to_vec(),
                 recent: s.recent.clone(),
@@ -233,6 +237,7 @@ pub fn load<B: Backend>(
             id: s.id,
             model,
             memory,
+            origins: s.origins,
             infer: s.infer,
             sampling: s.sampling,
             recent: s.recent,

@@ -4,10 +4,15 @@
 //!
 //! Selection is a seeded random subset per class (iCaRL's herding needs feature means; a
 //! random subset is the usual, nearly as good baseline and costs nothing on the GPU).
+//!
+//! Each exemplar keeps its [`Origin`] (the window that delivered it and its place in what was
+//! absorbed), so a stream scaled to zero with nothing prepared can rebuild its memory by
+//! running the data path again (`engine::lifecycle`).
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 
@@ -15,6 +20,15 @@ use crate::data::Dataset;
 pub struct ExemplarMemory {
     capacity: usize,
     data: Dataset,
+    /// Where each sample of `data` came from, in the same order.
+    origins: Vec<Origin>,
+}
+
+/// Where an exemplar came from: sample `index` of the batch absorbed for window `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub window: u32,
+    pub index: u32,
 }
 
 impl ExemplarMemory {
@@ -22,27 +36,43 @@ impl ExemplarMemory {
         Self {
             capacity,
             data: like.empty_like(),
+            origins: Vec::new(),
         }
     }
 
-    /// A memory holding `data` already (a checkpoint's).
-    pub fn with_samples(capacity: usize, data: Dataset) -> Self {
-        Self { capacity, data }
+    /// A memory as it was: its samples and where each came from (`None` when they disagree
+    /// in length or `data` holds more than `capacity`).
+    pub fn restore(capacity: usize, data: Dataset, origins: Vec<Origin>) -> Option<Self> {
+        (data.len() == origins.len() && data.len() <= capacity).then_some(Self {
+            capacity,
+            data,
+            origins,
+        })
     }
 
     pub fn samples(&self) -> &Dataset {
         &self.data
     }
 
-    /// Fold a window's labelled samples in: every class seen so far gets an equal quota
-    /// (unused quota of rare classes goes to the others), new and old samples compete
+    pub fn origins(&self) -> &[Origin] {
+        &self.origins
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Fold window `window`'s labelled samples in: every class seen so far gets an equal
+    /// quota (unused quota of rare classes goes to the others), new and old samples compete
     /// equally for it.
-    pub fn absorb(&mut self, window: &Dataset, seed: u64) {
+    pub fn absorb(&mut self, batch: &Dataset, window: u32, seed: u64) {
         if self.capacity == 0 {
             return;
         }
         let mut pool = self.data.clone();
-        pool.extend(window);
+        pool.extend(batch);
+        let mut origins = self.origins.clone();
+        origins.extend((0..batch.len() as u32).map(|index| Origin { window, index }));
         let classes = pool.classes;
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
         for (i, &l) in pool.labels.iter().enumerate() {
@@ -77,5 +107,6 @@ impl ExemplarMemory {
             .collect();
         keep.sort_unstable();
         self.data = pool.select(&keep);
+        self.origins = keep.iter().map(|&i| origins[i]).collect();
     }
 }

@@ -4,6 +4,8 @@
 //! - [`scenario`]: the TOML scenario file ([`Scenario`]).
 //! - [`stream`]: camera streams and what each sees per window ([`Camera`], [`WindowData`]).
 //! - [`memory`]: each stream's class-balanced exemplar memory.
+//! - [`lifecycle`]: scale to zero and back: what a stream holds resident, its files when
+//!   scaled down (load-ready with preprocessing), and its cold starts, timed step by step.
 //! - [`profiler`]: the micro-profiler feeding the estimator plugin.
 //! - [`cost`]: modelled GPU-seconds from FLOPs (the virtual clock's unit).
 //! - [`schedule`]: the window's decide → apply → complete loop, written once ([`schedule::Scheduler`]).
@@ -25,6 +27,7 @@ pub mod checkpoint;
 pub mod cost;
 pub mod detect;
 pub mod executor;
+pub mod lifecycle;
 pub mod memory;
 pub mod phases;
 pub mod profiler;
@@ -64,6 +67,8 @@ pub enum EngineError {
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
     #[error("{0}")]
     Setup(String),
 }

@@ -137,7 +137,7 @@ pub struct Camera {
 impl Camera {
     /// The camera's data for window `w` of `scenario`: deterministic in (seed, camera, window).
     pub fn window(&self, scenario: &Scenario, w: u32) -> WindowData {
-        let seed = scenario.seed ^ ((self.index as u64 + 1) << 32) ^ ((w as u64 + 1) << 8);
+        let seed = self.seed(scenario, w);
         let classes = self.pool.train.classes;
         let scene = scenario.scene(self.index, w);
         let uniform = vec![1.0; classes];
@@ -145,29 +145,7 @@ impl Camera {
             .and_then(|s| s.class_mix.as_deref())
             .unwrap_or(&uniform);
         let look = scene.map(|s| s.appearance()).unwrap_or_default();
-
-        let mut train = look.apply(
-            &drift::resample_mix(
-                &self.pool.train,
-                mix,
-                self.spec.train_samples as usize,
-                seed ^ 1,
-            ),
-            seed ^ 2,
-        );
-        let counts = train.class_counts();
-        let class_mix = counts
-            .iter()
-            .map(|&c| c as f64 / train.len().max(1) as f64)
-            .collect();
-        if scenario.label_noise > 0.0 {
-            let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 3);
-            for l in &mut train.labels {
-                if rng.random::<f64>() < scenario.label_noise {
-                    *l = ((*l as usize + rng.random_range(1..classes)) % classes) as u8;
-                }
-            }
-        }
+        let (train, class_mix) = self.labelled_with_mix(scenario, w);
 
         let frames = (self.spec.frame_rate * scenario.window_seconds)
             .round()
@@ -242,6 +220,63 @@ impl Camera {
             present,
         }
     }
+}
+
+impl Camera {
+    fn seed(&self, scenario: &Scenario, w: u32) -> u64 {
+        scenario.seed ^ ((self.index as u64 + 1) << 32) ^ ((w as u64 + 1) << 8)
+    }
+
+    /// Window `w`'s labelled samples ([`WindowData::train`]) alone: what the golden model
+    /// labels, drawn from the source in the scene's class mix, drifted like the scene, with
+    /// the scenario's label noise. The data path a stream scaled to zero runs again to
+    /// rebuild its memory when nothing was prepared (`engine::lifecycle`).
+    pub fn labelled(&self, scenario: &Scenario, w: u32) -> Dataset {
+        self.labelled_with_mix(scenario, w).0
+    }
+
+    /// [`Camera::labelled`] and its class mix (before label noise).
+    fn labelled_with_mix(&self, scenario: &Scenario, w: u32) -> (Dataset, Vec<f64>) {
+        let seed = self.seed(scenario, w);
+        let classes = self.pool.train.classes;
+        let scene = scenario.scene(self.index, w);
+        let uniform = vec![1.0; classes];
+        let mix = scene
+            .and_then(|s| s.class_mix.as_deref())
+            .unwrap_or(&uniform);
+        let look = scene.map(|s| s.appearance()).unwrap_or_default();
+        let mut train = look.apply(
+            &drift::resample_mix(
+                &self.pool.train,
+                mix,
+                self.spec.train_samples as usize,
+                seed ^ 1,
+            ),
+            seed ^ 2,
+        );
+        let class_mix = train
+            .class_counts()
+            .iter()
+            .map(|&c| c as f64 / train.len().max(1) as f64)
+            .collect();
+        if scenario.label_noise > 0.0 {
+            let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 3);
+            for l in &mut train.labels {
+                if rng.random::<f64>() < scenario.label_noise {
+                    *l = ((*l as usize + rng.random_range(1..classes)) % classes) as u8;
+                }
+            }
+        }
+        (train, class_mix)
+    }
+}
+
+/// A window's labelled samples as the window uses them: (what retraining may use, three
+/// samples in four; held out to measure models, every fourth). [`Stream::close`] absorbs the
+/// first followed by the second into the memory.
+pub fn split(train: &Dataset) -> (Dataset, Dataset) {
+    let (val_idx, fit_idx): (Vec<usize>, Vec<usize>) = (0..train.len()).partition(|j| j % 4 == 3);
+    (train.select(&fit_idx), train.select(&val_idx))
 }
 
 /// A camera and its learning state across windows.
@@ -449,9 +484,7 @@ impl<B: Backend> Stream<B> {
         let data = self.camera.window(s, w);
         // Every 4th labelled sample is held out to measure accuracy (the profiler's and
         // the jobs' validation split); the rest is what retraining may use.
-        let (val_idx, fit_idx): (Vec<usize>, Vec<usize>) =
-            (0..data.train.len()).partition(|j| j % 4 == 3);
-        let (fit, val) = (data.train.select(&fit_idx), data.train.select(&val_idx));
+        let (fit, val) = split(&data.train);
         // One pass over the validation split gives both the serving model's accuracy and,
         // on its leading slice, the profiler's reference point.
         let predicted = model::predict_all(be, &mut self.model, &val, 256);
@@ -720,7 +753,8 @@ impl<B: Backend> Stream<B> {
         let mut labelled = window.fit;
         labelled.extend(&window.val);
         let i = self.camera.index as u64;
-        self.memory.absorb(&labelled, seed ^ (i << 20) ^ w as u64);
+        self.memory
+            .absorb(&labelled, w, seed ^ (i << 20) ^ w as u64);
         self.sampling = serve::sampling_factors(&window.data, offered);
     }
 }

@@ -279,8 +279,17 @@ impl<'a, B: Backend> Engine<'a, B> {
         }
         for (st, r) in self.streams.iter_mut().zip(c.streams) {
             st.model = r.model;
-            st.memory =
-                ExemplarMemory::with_samples(self.scenario.memory.capacity as usize, r.memory);
+            st.memory = ExemplarMemory::restore(
+                self.scenario.memory.capacity as usize,
+                r.memory,
+                r.origins,
+            )
+            .ok_or_else(|| {
+                EngineError::Setup(format!(
+                    "checkpoint: stream `{}`'s memory disagrees with its origins or capacity",
+                    r.id
+                ))
+            })?;
             st.infer = r.infer;
             st.sampling = r.sampling;
             st.recent = r.recent;

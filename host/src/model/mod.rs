@@ -14,7 +14,7 @@ mod train;
 pub mod weights;
 
 pub use arch::{Arch, LAYER_GROUPS};
-pub use net::{Model, Shape, argmax};
+pub use net::{Model, ModelBytes, Shape, argmax};
 pub use train::{
     EpochStats, TrainConfig, Trainer, evaluate, hit_rate, predict_all, train, train_observed,
 };

@@ -46,6 +46,17 @@ struct Workspace<B: Backend> {
     dpooled: [B::Buf; 2],
 }
 
+/// What a [`Model`] holds on its backend, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ModelBytes {
+    /// Weights and biases.
+    pub weights: u64,
+    /// Their gradients and momentum (every layer has them, trained or not).
+    pub optimizer: u64,
+    /// The activations and gradients of the batch shape last run (none before the first).
+    pub workspace: u64,
+}
+
 /// A batch's shape: `n` NHWC images of `h`×`w`.
 pub type Shape = (usize, usize, usize);
 
@@ -139,6 +150,23 @@ impl<B: Backend> Model<B> {
         for l in &mut self.layers {
             l.vw = backend.zeros(l.fan_in * l.fan_out);
             l.vb = backend.zeros(l.fan_out);
+        }
+    }
+
+    /// Allocate the workspace for batches of `shape` now rather than at the first pass (a
+    /// stream waking up times it apart from its first inference).
+    pub fn prepare(&mut self, backend: &B, (n, h, w): Shape) {
+        self.workspace(backend, n, h, w);
+    }
+
+    /// Bytes this model holds on its backend.
+    pub fn bytes(&self, backend: &B) -> ModelBytes {
+        let len = |b: &B::Buf| 4 * backend.len(b) as u64;
+        let sum = |f: &dyn Fn(&Layer<B>) -> u64| self.layers.iter().map(f).sum::<u64>();
+        ModelBytes {
+            weights: sum(&|l| len(&l.w) + len(&l.b)),
+            optimizer: sum(&|l| len(&l.gw) + len(&l.gb) + len(&l.vw) + len(&l.vb)),
+            workspace: self.ws.as_ref().map_or(0, |ws| ws.bytes(backend)),
         }
     }
 
@@ -316,6 +344,34 @@ impl<B: Backend> Layer<B> {
 }
 
 impl<B: Backend> Workspace<B> {
+    fn bytes(&self, be: &B) -> u64 {
+        let single = [
+            &self.x,
+            &self.labels,
+            &self.gap,
+            &self.hidden,
+            &self.logits,
+            &self.dlogits,
+            &self.loss,
+            &self.dhidden,
+            &self.dgap,
+        ];
+        let per_layer = [&self.cols, &self.act, &self.dact, &self.dcols];
+        let per_pool = [&self.pooled, &self.dpooled];
+        let elems: usize = single.iter().map(|b| be.len(b)).sum::<usize>()
+            + per_layer
+                .iter()
+                .flat_map(|a| a.iter())
+                .map(|b| be.len(b))
+                .sum::<usize>()
+            + per_pool
+                .iter()
+                .flat_map(|a| a.iter())
+                .map(|b| be.len(b))
+                .sum::<usize>();
+        4 * elems as u64
+    }
+
     fn new(backend: &B, arch: &Arch, n: usize, h: usize, w: usize) -> Self {
         let [c1, c2, c3] = arch.channels;
         let conv_at = |h, w, c| ConvShape {

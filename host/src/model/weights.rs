@@ -116,6 +116,66 @@ pub fn from_bytes<B: Backend>(
     path: &Path,
     expected: Option<Arch>,
 ) -> Result<Model<B>, WeightsError> {
+    let (arch, flat) = flat_from_bytes(bytes, path, expected)?;
+    from_flat(backend, arch, &flat, path)
+}
+
+/// `model`'s parameters in the flat layout: every layer group's weight then bias, in
+/// [`LAYER_GROUPS`] order, one `f32` vector ([`flat_len`] long). Written as raw
+/// little-endian bytes it is a file a model loads from without decoding anything.
+pub fn to_flat<B: Backend>(backend: &B, model: &Model<B>) -> Vec<f32> {
+    let mut flat = Vec::with_capacity(model.arch().parameters());
+    for l in &model.layers {
+        flat.extend(backend.read(&l.w));
+        flat.extend(backend.read(&l.b));
+    }
+    flat
+}
+
+/// Length of `arch`'s flat layout ([`to_flat`]).
+pub fn flat_len(arch: &Arch) -> usize {
+    arch.parameters()
+}
+
+/// A model of `arch` from its flat layout ([`to_flat`]), uploaded as it is (`path` is only
+/// used in errors).
+pub fn from_flat<B: Backend>(
+    backend: &B,
+    arch: Arch,
+    flat: &[f32],
+    path: &Path,
+) -> Result<Model<B>, WeightsError> {
+    if flat.len() != flat_len(&arch) {
+        return Err(WeightsError::Format {
+            path: path.to_owned(),
+            reason: format!(
+                "{} parameters, the architecture has {}",
+                flat.len(),
+                flat_len(&arch)
+            ),
+        });
+    }
+    let mut at = 0;
+    let layers = arch
+        .weight_shapes()
+        .iter()
+        .map(|&(fan_in, fan_out)| {
+            let w = &flat[at..at + fan_in * fan_out];
+            let b = &flat[at + fan_in * fan_out..at + fan_in * fan_out + fan_out];
+            at += fan_in * fan_out + fan_out;
+            Layer::from_host(backend, fan_in, fan_out, w, b)
+        })
+        .collect();
+    Ok(Model::from_layers(arch, layers))
+}
+
+/// Decode safetensors bytes into the architecture and the flat layout ([`to_flat`]): parse
+/// the header and metadata, check every tensor, convert each value from its bytes.
+pub fn flat_from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    expected: Option<Arch>,
+) -> Result<(Arch, Vec<f32>), WeightsError> {
     let format = |e: safetensors::SafeTensorError| WeightsError::Format {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -158,13 +218,12 @@ pub fn from_bytes<B: Backend>(
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect())
     };
-    let mut layers = Vec::new();
+    let mut flat = Vec::with_capacity(flat_len(&arch));
     for (name, &(fan_in, fan_out)) in LAYER_GROUPS.iter().zip(&arch.weight_shapes()) {
-        let w = read(format!("{name}.weight"), &[fan_in, fan_out])?;
-        let b = read(format!("{name}.bias"), &[fan_out])?;
-        layers.push(Layer::from_host(backend, fan_in, fan_out, &w, &b));
+        flat.extend(read(format!("{name}.weight"), &[fan_in, fan_out])?);
+        flat.extend(read(format!("{name}.bias"), &[fan_out])?);
     }
-    Ok(Model::from_layers(arch, layers))
+    Ok((arch, flat))
 }
 
 fn le_bytes(v: &[f32]) -> Vec<u8> {

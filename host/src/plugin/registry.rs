@@ -244,7 +244,12 @@ impl Registry {
                 matches.len()
             )));
         };
-        host.load_file(&self.dir.join(format!("{}.wasm", entry.digest)))
+        host.load_file(&self.component_path(&entry.digest))
+    }
+
+    /// Where the component with `digest` is stored.
+    pub fn component_path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}.wasm"))
     }
 
     /// The latest enabled plugin with this name (by time added). A built-in's name finds only
@@ -285,6 +290,20 @@ impl Catalog {
             host: Arc::new(host),
             registry: Arc::new(registry),
         })
+    }
+
+    /// The component file of a plugin named as [`Catalog::load`] takes it.
+    pub fn component(&self, name: &str) -> Result<PathBuf, PluginError> {
+        if name.ends_with(".wasm") {
+            return Ok(PathBuf::from(name));
+        }
+        let entry = self
+            .registry
+            .find(name)?
+            .ok_or_else(|| PluginError::NotRegistered {
+                name: name.to_string(),
+            })?;
+        Ok(self.registry.component_path(&entry.digest))
     }
 
     /// A plugin by name (the latest enabled one registered under it) or by `.wasm` path.

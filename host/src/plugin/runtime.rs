@@ -681,26 +681,75 @@ impl PluginHost {
         if let Some(p) = self.loaded.lock().expect("plugin map").get(&digest) {
             return Ok(p.clone());
         }
-        let source = || source_name.to_string();
-        if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
-            return Err(PluginError::NotWasm {
-                source_name: source(),
-            });
-        }
-        if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(PluginError::NotComponent {
-                source_name: source(),
-                reason:
-                    "a core WebAssembly module; plugins are components (build for wasm32-wasip2)"
-                        .into(),
-            });
-        }
+        check_component(source_name, bytes)?;
         let component = self
             .compile(&digest, bytes)
             .map_err(|e| PluginError::NotComponent {
-                source_name: source(),
+                source_name: source_name.to_string(),
                 reason: chain(&e),
             })?;
+        let plugin = Arc::new(self.prepare(source_name, component, digest.clone(), bytes.len())?);
+        self.loaded
+            .lock()
+            .expect("plugin map")
+            .insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Compile `bytes` into a plugin of the caller's own: neither taken from nor kept in this
+    /// host's loaded plugins or its compiled-component cache, so the caller pays (and can
+    /// time) the whole compile, as a stream waking up with nothing prepared does.
+    pub fn compile_private(&self, source_name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        check_component(source_name, bytes)?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| PluginError::NotComponent {
+                source_name: source_name.to_string(),
+                reason: chain(&e),
+            })?;
+        self.prepare(source_name, component, sha256_hex(bytes), bytes.len())
+    }
+
+    /// `plugin`'s compiled code, serialized for [`PluginHost::load_precompiled`] (wasmtime's
+    /// `Component::serialize`).
+    pub fn precompiled(&self, plugin: &Plugin) -> Result<Vec<u8>, PluginError> {
+        each_pre!(&plugin.pre, pre => pre.instance_pre().component().serialize())
+            .map_err(|e| host_err(&format!("serializing {}", plugin.name()), chain(&e)))
+    }
+
+    /// A plugin of the caller's own from compiled code that [`PluginHost::precompiled`] wrote
+    /// (no compile: the code is mapped in), its component's `digest` and `size` carried over.
+    /// wasmtime refuses code compiled for another engine configuration or version.
+    ///
+    /// # Safety
+    ///
+    /// `compiled` must be exactly what [`PluginHost::precompiled`] returned: wasmtime runs the
+    /// machine code in it as it is, so altered bytes are undefined behaviour, not an error.
+    pub unsafe fn load_precompiled(
+        &self,
+        source_name: &str,
+        compiled: &[u8],
+        (digest, size): (&str, usize),
+    ) -> Result<Plugin, PluginError> {
+        // SAFETY: the caller guarantees the bytes came from `precompiled` unaltered.
+        let component = unsafe { Component::deserialize(&self.engine, compiled) }.map_err(|e| {
+            PluginError::NotComponent {
+                source_name: source_name.to_string(),
+                reason: chain(&e),
+            }
+        })?;
+        self.prepare(source_name, component, digest.to_string(), size)
+    }
+
+    /// A compiled component made ready: its world found, its `InstancePre` built, its
+    /// self-description asked for and checked.
+    fn prepare(
+        &self,
+        source_name: &str,
+        component: Component,
+        digest: String,
+        size: usize,
+    ) -> Result<Plugin, PluginError> {
+        let source = || source_name.to_string();
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -724,9 +773,9 @@ impl PluginHost {
                 summary: String::new(),
                 params: Vec::new(),
             },
-            digest: digest.clone(),
-            size: bytes.len(),
-            limits: self.limits_for(bytes.len()),
+            digest,
+            size,
+            limits: self.limits_for(size),
             peak_memory: AtomicUsize::new(0),
             pre,
         };
@@ -738,11 +787,6 @@ impl PluginHost {
             }
         })?;
         plugin.description = description;
-        let plugin = Arc::new(plugin);
-        self.loaded
-            .lock()
-            .expect("plugin map")
-            .insert(digest, plugin.clone());
         Ok(plugin)
     }
 
@@ -1035,6 +1079,24 @@ impl PluginHost {
             Ok(times)
         }))
     }
+}
+
+/// That `bytes` look like a component: WebAssembly, and not a core module.
+fn check_component(source_name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    let source = || source_name.to_string();
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err(PluginError::NotWasm {
+            source_name: source(),
+        });
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(PluginError::NotComponent {
+            source_name: source(),
+            reason: "a core WebAssembly module; plugins are components (build for wasm32-wasip2)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Lower-case hex sha256 of `bytes`.
