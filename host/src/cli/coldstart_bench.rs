@@ -22,9 +22,8 @@ use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::data::{Dataset, fashion};
 use crate::engine::lifecycle::{
-    Bytes, ColdStart, FirstBatch, Labelled, Lifecycle, Replay, Resident, Step, StreamPlugin,
+    Bytes, ColdStart, FirstBatch, Lifecycle, Replay, Resident, Step, StreamPlugin, measure,
 };
-use crate::engine::memory::ExemplarMemory;
 use crate::engine::scenario::{Scenario, SourceKind};
 use crate::engine::stream::split;
 use crate::engine::{Camera, SourcePool};
@@ -188,19 +187,6 @@ fn stream<B: Backend>(
         spec,
         pool,
     };
-    let mut memory = ExemplarMemory::new(
-        scenario.memory.capacity as usize,
-        &camera.pool.train.empty_like(),
-    );
-    for w in 0..scenario.windows {
-        let (mut fit, val) = split(&camera.labelled(&scenario, w));
-        fit.extend(&val);
-        memory.absorb(&fit, w, scenario.seed ^ w as u64);
-    }
-    let pending = vec![Labelled {
-        window: scenario.windows,
-        samples: camera.labelled(&scenario, scenario.windows),
-    }];
     let mut plugins = Vec::new();
     for (role, r) in [
         ("policy", &scenario.policy),
@@ -216,12 +202,12 @@ fn stream<B: Backend>(
         .frames
         .take(camera.spec.objects_per_frame as usize);
     Ok(Stream {
-        resident: Resident {
-            model: Model::new(be, arch, scenario.seed),
-            memory,
-            pending,
+        resident: measure::late_resident(
+            &scenario,
+            &camera,
+            Model::new(be, arch, scenario.seed),
             plugins,
-        },
+        ),
         scenario,
         camera,
         first,
@@ -231,16 +217,6 @@ fn stream<B: Backend>(
 
 fn shape(d: &Dataset) -> (usize, usize, usize) {
     (d.len(), d.h, d.w)
-}
-
-/// A copy of the stream's resident set to scale down.
-fn copy<B: Backend>(be: &B, r: &Resident<B>) -> Resident<B> {
-    Resident {
-        model: r.model.duplicate(be),
-        memory: r.memory.clone(),
-        pending: r.pending.clone(),
-        plugins: r.plugins.clone(),
-    }
 }
 
 fn first<B: Backend>(s: &Stream<B>) -> FirstBatch<'_> {
@@ -271,7 +247,7 @@ fn cold_start<B: Backend>(
     from_disk: bool,
 ) -> anyhow::Result<ColdStart> {
     let t = Instant::now();
-    let cold = lc.scale_down(be, id, copy(be, &s.resident))?;
+    let cold = lc.scale_down(be, id, measure::duplicate(be, &s.resident))?;
     samples.scale_down.push(ms(t));
     samples.disk = cold.disk_bytes();
     if from_disk {
@@ -295,7 +271,7 @@ fn prewarmed<B: Backend>(
     from_disk: bool,
 ) -> anyhow::Result<(ColdStart, f64)> {
     let t = Instant::now();
-    let cold = lc.scale_down(be, "prewarmed", copy(be, &s.resident))?;
+    let cold = lc.scale_down(be, "prewarmed", measure::duplicate(be, &s.resident))?;
     samples.scale_down.push(ms(t));
     samples.disk = cold.disk_bytes();
     if from_disk {
@@ -360,7 +336,7 @@ fn evict(_: &Path, _: &[PathBuf]) -> anyhow::Result<()> {
 
 /// The warm stream's resident bytes after a first inference and a first training batch.
 fn warm_bytes<B: Backend>(be: &B, s: &Stream<B>) -> anyhow::Result<Bytes> {
-    let mut r = copy(be, &s.resident);
+    let mut r = measure::duplicate(be, &s.resident);
     r.model.predict(be, &s.first.images, shape(&s.first));
     first_batch(be, &mut r);
     r.model.predict(be, &s.first.images, shape(&s.first));

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::lifecycle::{FirstBatch, Replay, StreamPlugin, measure};
+use super::phases::WakeCosts;
 use super::scenario::{PluginRef, ProfileTiming, SourceKind, ZooStart};
 use super::zoo::{PRETRAINED, Zoo};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
@@ -31,6 +33,9 @@ pub struct Session<B: Backend> {
     /// The pretrained model's scene signature (what the images it learnt from look like)
     /// and accuracy on held-out undrifted images: its entry in every zoo.
     pretrained_look: (Vec<f64>, f64),
+    /// What a wake-up costs, measured the first time a serverless engine is made: every run
+    /// and every lane of a comparison of this session then pays the same.
+    wake_costs: std::sync::Mutex<Option<WakeCosts>>,
 }
 
 impl<B: Backend> Session<B> {
@@ -114,6 +119,7 @@ impl<B: Backend> Session<B> {
             pretrained_path,
             zoo_dir: data_dir.join("zoo"),
             pretrained_look,
+            wake_costs: std::sync::Mutex::new(None),
         })
     }
 
@@ -178,7 +184,72 @@ impl<B: Backend> Session<B> {
         options.apply(&mut s);
         let plugins = self.plugins(&s, &policy)?;
         let zoo = s.zoo.enabled.then(|| self.zoo(be, &s));
-        Ok(Engine::new(be, s, plugins, cameras, &self.pretrained, self.cost.clone()).with_zoo(zoo))
+        let costs = if s.serverless() {
+            self.wake_costs(be, &s)?
+        } else {
+            WakeCosts::default()
+        };
+        Ok(
+            Engine::new(be, s, plugins, cameras, &self.pretrained, self.cost.clone())
+                .with_zoo(zoo)
+                .with_wake_costs(costs),
+        )
+    }
+
+    /// The three wake-ups' costs for `s`'s first camera, measured once per session by really
+    /// scaling a stream to zero and back (3 rounds each way, medians): see
+    /// [`lifecycle::measure`]. Trade-off: one camera stands for all (they share one model
+    /// shape and memory bound), and 3 rounds keep a serverless run's start under a few
+    /// seconds; `tandem bench coldstart` gives p50/p99 over many.
+    pub fn wake_costs(&self, be: &B, s: &Scenario) -> Result<WakeCosts, EngineError> {
+        let mut cached = self.wake_costs.lock().expect("wake costs");
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
+        }
+        let camera = Camera {
+            index: 0,
+            spec: s.cameras[0].clone(),
+            pool: self.pools[0].clone(),
+        };
+        let setup =
+            |e: &dyn std::fmt::Display| EngineError::Setup(format!("cold-start costs: {e}"));
+        let mut plugins = Vec::new();
+        for (role, r) in [
+            ("policy", &s.policy),
+            ("config-space", &s.config_space),
+            ("estimator", &s.estimator),
+        ] {
+            let component = self.catalog.component(&r.name).map_err(|e| setup(&e))?;
+            plugins.push(
+                StreamPlugin::compile(&self.catalog.host, role, &component)
+                    .map_err(|e| setup(&e))?,
+            );
+        }
+        let resident = measure::late_resident(s, &camera, self.pretrained.duplicate(be), plugins);
+        let first = camera
+            .pool
+            .frames
+            .take(camera.spec.objects_per_frame as usize);
+        let root = std::env::temp_dir().join(format!("tandem-wake-{}", std::process::id()));
+        let costs = measure::measure(
+            be,
+            (&root, self.catalog.host.clone()),
+            &resident,
+            (
+                Replay {
+                    scenario: s,
+                    camera: 0,
+                },
+                FirstBatch {
+                    images: &first.images,
+                    shape: (first.len(), first.h, first.w),
+                },
+            ),
+            3,
+        )
+        .map_err(|e| setup(&e))?;
+        *cached = Some(costs.clone());
+        Ok(costs)
     }
 }
 

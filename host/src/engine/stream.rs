@@ -732,12 +732,17 @@ impl<B: Backend> Stream<B> {
     /// on, with the inference allocation `infer` it ended with; its labelled samples join
     /// the memory; the sampling factors of its tracks for the configurations `offered`
     /// stand for the next window's.
-    /// Bytes it holds while resident: its model's weights with their gradients and
-    /// momentum, and its exemplar memory.
+    /// Bytes it holds while resident, measured: its model's weights, their gradients and
+    /// momentum and its workspace on the backend, and its exemplar memory. (The plugins are
+    /// the engine's, shared by every stream, so no stream's.)
     pub fn resident_bytes(&self, be: &B) -> u64 {
-        let weights = crate::model::weights::to_bytes(be, &self.model).len() as u64;
+        let m = self.model.bytes(be);
         let memory = self.memory.samples();
-        3 * weights + 4 * memory.images.len() as u64 + memory.labels.len() as u64
+        m.weights
+            + m.optimizer
+            + m.workspace
+            + 4 * memory.images.len() as u64
+            + memory.labels.len() as u64
     }
 
     pub fn close(

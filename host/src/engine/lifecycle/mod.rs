@@ -38,6 +38,7 @@
 //! host and written to the device per step). Measured figures: `docs/results.md`.
 
 mod artifacts;
+pub mod measure;
 mod scale;
 mod wake;
 
