@@ -12,9 +12,11 @@ use tandem::engine::lifecycle::{
     StreamPlugin, WakePath,
 };
 use tandem::engine::memory::ExemplarMemory;
+use tandem::engine::phases::{Phase, Phases, StreamTick, WakeCosts};
 use tandem::engine::stream::split;
 use tandem::engine::{Camera, Scenario, SourcePool};
 use tandem::model::{Arch, Model, Shape};
+use tandem::plugin::types::{LifecycleDecision, LifecycleInput};
 use tandem::plugin::{Limits, PluginHost};
 
 use super::plugins::guest_bytes;
@@ -479,4 +481,103 @@ fn resident_bytes_are_counted_when_warm_and_zero_when_cold() {
         bytes.weights + bytes.optimizer
     );
     assert_eq!(again.workspace, bytes.workspace, "the same batch shape");
+}
+
+/// The phase each timeline gives at `t` seconds into the window.
+fn phase_at(timeline: &[(f64, Phase)], t: f64) -> Phase {
+    timeline
+        .iter()
+        .take_while(|(at, _)| *at <= t)
+        .last()
+        .map_or(timeline[0].1, |(_, p)| *p)
+}
+
+/// Random streams (sizes, bursts of frames, wake costs, lifecycle decisions) under a random
+/// budget between the largest stream and all of them: at every moment any stream's phase
+/// changes, the streams resident then hold at most the budget, summed here from the
+/// timelines alone, and the report's peak agrees.
+#[test]
+fn the_memory_budget_is_never_exceeded() {
+    use rand::{RngExt, SeedableRng};
+    const HORIZON: usize = 120;
+    for seed in 0..300u64 {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        let n = rng.random_range(2..7);
+        let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let bytes: Vec<u64> = (0..n).map(|_| rng.random_range(1..10u64) << 20).collect();
+        let (largest, all) = (*bytes.iter().max().unwrap(), bytes.iter().sum::<u64>());
+        let budget = rng.random_range(largest..=all);
+        let costs = WakeCosts {
+            cold: rng.random_range(0.0..8.0),
+            preprocessed: rng.random_range(0.0..2.0),
+            prewarmed: rng.random_range(0.0..0.5),
+            steps: vec![],
+        };
+        let mut phases = Phases::new(
+            ids.clone(),
+            (Some(budget), rng.random_bool(0.5)),
+            costs,
+            "random".into(),
+        );
+        for w in 0..4 {
+            // Bursts: each second a stream flips between sending and not with some chance.
+            let present: Vec<Vec<bool>> = (0..n)
+                .map(|_| {
+                    let mut on = rng.random_bool(0.5);
+                    (0..HORIZON)
+                        .map(|_| {
+                            if rng.random_bool(0.08) {
+                                on = !on;
+                            }
+                            on
+                        })
+                        .collect()
+                })
+                .collect();
+            let ticks: Vec<StreamTick> = (0..n)
+                .map(|i| StreamTick {
+                    present: &present[i],
+                    frame_rate: 1.0,
+                    bytes: bytes[i],
+                    accuracy: 0.5,
+                })
+                .collect();
+            let mut decide_rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed * 31 + w);
+            let mut decide = |input: &LifecycleInput| {
+                Ok(input
+                    .streams
+                    .iter()
+                    .map(|s| LifecycleDecision {
+                        stream_id: s.id.clone(),
+                        keep_alive_seconds: decide_rng.random_range(0.0..40.0),
+                        prewarm_after_seconds: decide_rng
+                            .random_bool(0.4)
+                            .then(|| decide_rng.random_range(0.0..60.0)),
+                    })
+                    .collect())
+            };
+            let pw = phases.window(
+                ((w * HORIZON as u64) as f64, HORIZON as f64),
+                &ticks,
+                &mut decide,
+            );
+            let mut moments: Vec<f64> = pw.phases.iter().flatten().map(|(t, _)| *t).collect();
+            moments.sort_by(f64::total_cmp);
+            for t in moments {
+                let held: u64 = (0..n)
+                    .filter(|&i| phase_at(&pw.phases[i], t).resident())
+                    .map(|i| bytes[i])
+                    .sum();
+                assert!(
+                    held <= budget,
+                    "seed {seed} window {w} at {t:.2} s: {held} bytes resident, budget {budget}"
+                );
+            }
+            assert!(
+                pw.report.memory_peak_bytes <= budget,
+                "seed {seed} window {w}"
+            );
+            assert_eq!(pw.lost.len(), n);
+        }
+    }
 }

@@ -334,8 +334,8 @@ impl Phases {
                         } else {
                             WakeKind::Cold
                         };
-                        if self.admit(i, now, ticks, run) {
-                            self.start(i, (w0, f), kind, run);
+                        if let Some(room) = self.admit(i, now, ticks, run) {
+                            self.start(i, (w0, f.max(room)), kind, run);
                         } else {
                             // No room: it waits cold, its frames lost, and tries again.
                             self.lives[i].idle_since = None;
@@ -370,9 +370,9 @@ impl Phases {
                         run.set(i, t, Phase::Cold);
                     }
                     Phase::Cold if prewarm.is_some_and(|p| idle >= p) && idle < keep_alive => {
-                        if self.admit(i, now, ticks, run) {
+                        if let Some(room) = self.admit(i, now, ticks, run) {
                             self.lives[i].phase = Phase::Prewarmed;
-                            run.set(i, t, Phase::Prewarmed);
+                            run.set(i, t.max(room), Phase::Prewarmed);
                         }
                     }
                     _ => {}
@@ -405,14 +405,28 @@ impl Phases {
     }
 
     /// Room for stream `i` at run second `now`, releasing idle streams if need be (the least
-    /// valuable first); whether it fits.
-    fn admit(&mut self, i: usize, now: f64, ticks: &[StreamTick<'_>], run: &mut Run) -> bool {
+    /// valuable first): from when (seconds into the window) it fits, if it does. A stream
+    /// released this second may only just have finished starting, so the room can come a
+    /// fraction of a second after `now`.
+    fn admit(
+        &mut self,
+        i: usize,
+        now: f64,
+        ticks: &[StreamTick<'_>],
+        run: &mut Run,
+    ) -> Option<f64> {
         let Some(budget) = self.budget else {
-            return true;
+            return Some(now - run.w0);
         };
         let need = ticks[i].bytes;
         self.enforce(now, ticks, run, Some(need));
-        self.resident(ticks) + need <= budget
+        // Streams released this second (for this stream or one before it) free their room
+        // when their release took effect.
+        let room = (0..self.lives.len())
+            .filter(|&j| !self.lives[j].phase.resident())
+            .filter_map(|j| run.phases[j].last().map(|(at, _)| *at))
+            .fold(now - run.w0, f64::max);
+        (self.resident(ticks) + need <= budget).then_some(room)
     }
 
     /// Bytes the resident streams hold.
@@ -523,7 +537,8 @@ struct Run {
 }
 
 impl Run {
-    /// Stream `i` is in `phase` from `at` seconds into the window.
+    /// Stream `i` is in `phase` from `at` seconds into the window (or from its last change,
+    /// if later).
     fn set(&mut self, i: usize, at: f64, phase: Phase) {
         let timeline = &mut self.phases[i];
         let last = timeline.last().expect("a timeline starts with a phase");
