@@ -1244,3 +1244,85 @@ fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
     }
     assert_eq!(zoo.uses.len(), 2);
 }
+
+/// Camera `b` sees frames only in the second half of every window (200 s), under the
+/// scale-to-zero lifecycle with a 5 s cold start: it goes cold at once, starts when its
+/// frames come back, loses the frames of its cold start and no others, and its retraining job
+/// on the window's labels (delivered while it was cold) still runs and finishes after the
+/// wake-up; camera `a`, always busy, never scales down.
+#[test]
+fn a_cold_stream_wakes_for_its_frames_and_retrains_on_the_labels_it_got_while_cold() {
+    use tandem::engine::phases::{Phase, WakeCosts};
+    let be = CpuBackend::new(2);
+    let mut s = before(tiny());
+    s.cameras[1].activity =
+        Some(toml::from_str("cycle = { period = 200.0, busy = [[100.0, 200.0]] }").unwrap());
+    s.lifecycle.policy = tandem::engine::scenario::PluginRef {
+        name: "scale-to-zero".into(),
+        params: Default::default(),
+    };
+    assert!(s.serverless());
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(&be, &pool, (300, 1));
+    let mut p = plugins(&s, "thief", vec![]);
+    p.lifecycle = Some((
+        engine_host()
+            .load("scale-to-zero", &guest_bytes("scale-to-zero"))
+            .unwrap(),
+        vec![],
+    ));
+    let costs = WakeCosts {
+        cold: 5.0,
+        preprocessed: 5.0,
+        prewarmed: 0.5,
+        steps: vec![],
+    };
+    let mut e = engine(&be, &s, ("thief", vec![]), &pool, &pre).with_wake_costs(costs);
+    e.set_plugins(p);
+    let windows = e.run_all();
+    for w in &windows {
+        let life = w
+            .lifecycle
+            .as_ref()
+            .expect("a serverless window reports its lifecycle");
+        assert_eq!(life.policy, "scale-to-zero");
+        let (a, b) = (&life.streams[0], &life.streams[1]);
+        assert!(
+            a.phases.iter().all(|(_, p)| *p == Phase::Active),
+            "{:?}",
+            a.phases
+        );
+        assert_eq!(a.frames_lost, 0);
+        // Cold in its idle half, starting when its frames return at 100 s, active after.
+        let wake = life
+            .cold_starts
+            .iter()
+            .find(|c| c.stream == "b")
+            .expect("b cold-starts");
+        assert!(
+            (wake.at - 100.0).abs() < 1.0 && wake.seconds == 5.0,
+            "{wake:?}"
+        );
+        assert!(
+            b.phases.contains(&(wake.at, Phase::Starting)),
+            "{:?}",
+            b.phases
+        );
+        assert!(
+            b.phases
+                .iter()
+                .any(|(t, p)| *p == Phase::Cold && *t < wake.at)
+        );
+        assert_eq!(b.end_phase, Phase::Active);
+        // 1 frame a second: the 5 frames of its cold start are lost, no more.
+        assert_eq!(b.frames_lost, 5, "{b:?}");
+        let sb = &w.streams[1];
+        assert_eq!(sb.frames, 100, "only the frames the camera sent count");
+        let job = sb
+            .retrain
+            .as_ref()
+            .expect("b retrains on its window's labels");
+        let done = job.finished_at.expect("b's job finishes after its wake-up");
+        assert!(done > wake.at + wake.seconds, "{done} vs wake-up {wake:?}");
+    }
+}

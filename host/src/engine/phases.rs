@@ -479,6 +479,11 @@ impl Phases {
         }
     }
 
+    /// Report `name` as the lifecycle policy from now on.
+    pub fn set_policy(&mut self, name: String) {
+        self.policy = name;
+    }
+
     /// Charge cold starts at `costs` from now on.
     pub fn set_costs(&mut self, costs: WakeCosts) {
         self.costs = costs;

@@ -209,6 +209,9 @@ impl<'a, B: Backend> Engine<'a, B> {
 
     /// Run with `plugins` from the next window on.
     pub fn set_plugins(&mut self, plugins: Plugins) {
+        if let Some(p) = self.phases.as_mut() {
+            p.set_policy(plugins.lifecycle_name());
+        }
         self.plugins = plugins;
     }
 
