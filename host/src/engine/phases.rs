@@ -238,8 +238,8 @@ impl Phases {
             let t = k as f64;
             self.enforce(w0 + t, ticks, &mut run, None);
             let mut went_idle = false;
-            for i in 0..n {
-                went_idle |= self.tick(i, (w0, t), firsts[i][k], ticks, &mut run);
+            for (i, first) in firsts.iter().enumerate() {
+                went_idle |= self.tick(i, (w0, t), first[k], ticks, &mut run);
             }
             if went_idle {
                 self.ask(w0 + t, ticks, decide, &mut run.report);
