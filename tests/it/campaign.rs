@@ -112,6 +112,12 @@ fn runs_killed_at_random_moments_stay_whole_and_resume_to_the_same_result() {
     let mut rng = Rng::new(seed);
     let data = data_dir();
     let scenario = tiny_scenario(&data, WINDOWS);
+    // Every run starts from an empty zoo, as the reference did (a finished run saves its zoo
+    // to the data dir, where the next run would start from it); a resumed run takes its zoo
+    // from its checkpoint.
+    let mut text = std::fs::read_to_string(&scenario).unwrap();
+    text.push_str("\n[zoo]\nstart = \"fresh\"\n");
+    std::fs::write(&scenario, text).unwrap();
     let s = scenario.to_str().unwrap().to_string();
     let d = data.to_str().unwrap().to_string();
     let run = |extra: &[&str]| {
