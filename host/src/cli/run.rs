@@ -647,7 +647,10 @@ fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
             })
             .collect();
         println!("streams at the end: {}", states.join(", "));
-        println!("cold start as measured here: {}", wake_costs(&last.wake_costs));
+        println!(
+            "cold start as measured here: {}",
+            wake_costs(&last.wake_costs)
+        );
     }
 }
 

@@ -31,7 +31,7 @@ use super::serve;
 use super::zoo::{PRETRAINED, Zoo, ZooCheck};
 use super::{EngineError, Plugins};
 use crate::compute::Backend;
-use crate::data::{DataError, Dataset, Look, drift, fashion, synthetic};
+use crate::data::{DataError, Dataset, Drift, Look, drift, fashion, synthetic};
 use crate::model::{self, Model};
 use crate::plugin::types::{
     InferConfig, InferProfile, RetrainProfile, SelectionRequest, StreamInput, StreamState,
@@ -137,14 +137,9 @@ pub struct Camera {
 impl Camera {
     /// The camera's data for window `w` of `scenario`: deterministic in (seed, camera, window).
     pub fn window(&self, scenario: &Scenario, w: u32) -> WindowData {
-        let seed = self.seed(scenario, w);
-        let classes = self.pool.train.classes;
-        let scene = scenario.scene(self.index, w);
-        let uniform = vec![1.0; classes];
-        let mix = scene
-            .and_then(|s| s.class_mix.as_deref())
-            .unwrap_or(&uniform);
-        let look = scene.map(|s| s.appearance()).unwrap_or_default();
+        let (seed, mix, look) = self.scene(scenario, w);
+        let uniform = vec![1.0; self.pool.train.classes];
+        let mix = &mix;
         let (train, class_mix) = self.labelled_with_mix(scenario, w);
 
         let frames = (self.spec.frame_rate * scenario.window_seconds)
@@ -235,20 +230,24 @@ impl Camera {
         self.labelled_with_mix(scenario, w).0
     }
 
+    /// Window `w`'s seed, class mix (uniform unless the scene sets one) and drift.
+    fn scene(&self, scenario: &Scenario, w: u32) -> (u64, Vec<f32>, Drift) {
+        let scene = scenario.scene(self.index, w);
+        let mix = scene
+            .and_then(|s| s.class_mix.clone())
+            .unwrap_or_else(|| vec![1.0; self.pool.train.classes]);
+        let look = scene.map(|s| s.appearance()).unwrap_or_default();
+        (self.seed(scenario, w), mix, look)
+    }
+
     /// [`Camera::labelled`] and its class mix (before label noise).
     fn labelled_with_mix(&self, scenario: &Scenario, w: u32) -> (Dataset, Vec<f64>) {
-        let seed = self.seed(scenario, w);
+        let (seed, mix, look) = self.scene(scenario, w);
         let classes = self.pool.train.classes;
-        let scene = scenario.scene(self.index, w);
-        let uniform = vec![1.0; classes];
-        let mix = scene
-            .and_then(|s| s.class_mix.as_deref())
-            .unwrap_or(&uniform);
-        let look = scene.map(|s| s.appearance()).unwrap_or_default();
         let mut train = look.apply(
             &drift::resample_mix(
                 &self.pool.train,
-                mix,
+                &mix,
                 self.spec.train_samples as usize,
                 seed ^ 1,
             ),

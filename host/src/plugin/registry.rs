@@ -297,13 +297,7 @@ impl Catalog {
         if name.ends_with(".wasm") {
             return Ok(PathBuf::from(name));
         }
-        let entry = self
-            .registry
-            .find(name)?
-            .ok_or_else(|| PluginError::NotRegistered {
-                name: name.to_string(),
-            })?;
-        Ok(self.registry.component_path(&entry.digest))
+        Ok(self.registry.component_path(&self.entry(name)?.digest))
     }
 
     /// A plugin by name (the latest enabled one registered under it) or by `.wasm` path.
@@ -311,12 +305,14 @@ impl Catalog {
         if name.ends_with(".wasm") {
             return self.host.load_file(Path::new(name));
         }
-        let entry = self
-            .registry
+        self.registry.load(&self.host, &self.entry(name)?.digest)
+    }
+
+    fn entry(&self, name: &str) -> Result<RegistryEntry, PluginError> {
+        self.registry
             .find(name)?
             .ok_or_else(|| PluginError::NotRegistered {
                 name: name.to_string(),
-            })?;
-        self.registry.load(&self.host, &entry.digest)
+            })
     }
 }
