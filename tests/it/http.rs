@@ -1,7 +1,7 @@
 //! The dashboard's router, called with `oneshot` (no socket): pages, JSON API, metrics,
 //! the admin token and CSRF checks, upload validation and its size cap, history drill-down,
-//! exports and escaping; serverless streams on the live, window and run pages. One test, one
-//! runtime: the state holds a pool bound to it.
+//! exports and escaping; serverless streams on the live, window and run pages and in
+//! `/metrics`. One test, one runtime: the state holds a pool bound to it.
 
 use axum::Router;
 use axum::body::Body;
@@ -848,6 +848,47 @@ async fn lifecycle_live_page(app: &Router, state: &AppState) {
     assert_eq!(v["lifecycle"]["streams"][1]["end_phase"], "active", "{v}");
 }
 
+/// `/metrics` has the serverless series, labels escaped, counters adding up over windows;
+/// a server whose streams are always on has none of them.
+fn lifecycle_metrics(state: &AppState) {
+    let plain = http::metrics::Metrics::default();
+    plain.observe("live", "fair", &window());
+    let text = plain.render();
+    assert!(text.contains("tandem_stream_accuracy"), "{text}");
+    assert!(!text.contains("tandem_stream_state") && !text.contains("tandem_server_"));
+
+    state.metrics.observe("live", "fair", &serverless_window());
+    state.metrics.observe("live", "fair", &serverless_window());
+    let text = state.metrics.render();
+    let cam = r#"run="live",policy="fair",stream="<cam>""#;
+    let gate = r#"run="live",policy="fair",stream="gate \"b\"""#;
+    for want in [
+        "# TYPE tandem_stream_state gauge".to_string(),
+        format!("tandem_stream_state{{{cam},state=\"cold\"}} 1"),
+        format!("tandem_stream_state{{{cam},state=\"active\"}} 0"),
+        format!("tandem_stream_state{{{gate},state=\"active\"}} 1"),
+        format!("tandem_stream_resident_bytes{{{cam}}} 0"),
+        format!("tandem_stream_resident_bytes{{{gate}}} {MIB}"),
+        "# TYPE tandem_cold_starts_total counter".to_string(),
+        format!("tandem_cold_starts_total{{{gate},path=\"cold\"}} 2"),
+        format!("tandem_cold_starts_total{{{gate},path=\"prewarmed\"}} 0"),
+        format!("tandem_cold_starts_total{{{cam},path=\"prewarmed\"}} 2"),
+        format!("tandem_frames_lost_total{{{cam}}} 24"),
+        format!("tandem_frames_lost_total{{{gate}}} 6"),
+        "# HELP tandem_server_resident_bytes Peak bytes".to_string(),
+        format!(
+            "tandem_server_resident_bytes{{run=\"live\",policy=\"fair\"}} {}",
+            3 * MIB
+        ),
+        format!(
+            "tandem_server_memory_budget_bytes{{run=\"live\",policy=\"fair\"}} {}",
+            6 * MIB
+        ),
+    ] {
+        assert!(text.contains(&want), "{want}\n{text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serverless_streams_on_the_dashboard() {
     let dir = super::data::tempdir();
@@ -860,4 +901,5 @@ async fn serverless_streams_on_the_dashboard() {
     lifecycle_window_page(&app, plain, serverless).await;
     lifecycle_run_pages(&app, plain, serverless).await;
     lifecycle_live_page(&app, &state).await;
+    lifecycle_metrics(&state);
 }
