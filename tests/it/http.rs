@@ -1,6 +1,7 @@
 //! The dashboard's router, called with `oneshot` (no socket): pages, JSON API, metrics,
 //! the admin token and CSRF checks, upload validation and its size cap, history drill-down,
-//! exports and escaping. One test, one runtime: the state holds a pool bound to it.
+//! exports and escaping; serverless streams on the live, window and run pages and in
+//! `/metrics`. One test, one runtime: the state holds a pool bound to it.
 
 use axum::Router;
 use axum::body::Body;
@@ -10,9 +11,10 @@ use tower::ServiceExt;
 
 use tandem::compute::cpu::CpuBackend;
 use tandem::engine::WindowReport;
+use tandem::engine::phases::{Phase, WakeCosts, WakeKind};
 use tandem::engine::report::{
-    Allocation, JobReport, PolicyCall, PredictionRecord, StreamReport, ZooCheckRecord, ZooReport,
-    ZooUse,
+    Allocation, ColdStartRecord, JobReport, LifecycleReport, PolicyCall, PredictionRecord,
+    StreamLife, StreamReport, ZooCheckRecord, ZooReport, ZooUse,
 };
 use tandem::engine::zoo::{PRETRAINED, Zoo};
 use tandem::history::{NewRun, RunEnd};
@@ -644,4 +646,260 @@ fn a_generated_admin_token_is_never_readable_by_others() {
         http::security::admin_token(&dir, None).unwrap(),
         (token, false)
     );
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A serverless window: `<cam>` went idle and then cold (a pre-warmed wake-up earlier), and
+/// `gate "b"` came back from cold and serves; a budget of 6 MiB; names that need escaping in
+/// HTML, SVG and Prometheus labels alike.
+fn serverless_window() -> WindowReport {
+    let mut w = window();
+    w.window_seconds = 300.0;
+    w.lifecycle = Some(LifecycleReport {
+        policy: "keep-alive".into(),
+        memory_budget_bytes: Some(6 * MIB),
+        memory_mean_bytes: 2.5 * MIB as f64,
+        memory_peak_bytes: 3 * MIB,
+        cold_starts: vec![
+            ColdStartRecord {
+                stream: "<cam>".into(),
+                at: 10.0,
+                path: WakeKind::Prewarmed,
+                seconds: 0.012,
+            },
+            ColdStartRecord {
+                stream: "gate \"b\"".into(),
+                at: 30.0,
+                path: WakeKind::Cold,
+                seconds: 0.25,
+            },
+        ],
+        streams: vec![
+            StreamLife {
+                stream: "<cam>".into(),
+                phases: vec![
+                    (0.0, Phase::Active),
+                    (120.0, Phase::WarmIdle),
+                    (150.0, Phase::Cold),
+                ],
+                end_phase: Phase::Cold,
+                frames_lost: 12,
+                resident_bytes: 3 * MIB / 2,
+                resident_mean_bytes: 0.75 * MIB as f64,
+                evictions: 1,
+                memory_wait_seconds: 4,
+            },
+            StreamLife {
+                stream: "gate \"b\"".into(),
+                phases: vec![
+                    (0.0, Phase::Cold),
+                    (30.0, Phase::Starting),
+                    (31.0, Phase::Active),
+                ],
+                end_phase: Phase::Active,
+                frames_lost: 3,
+                resident_bytes: MIB,
+                resident_mean_bytes: 0.9 * MIB as f64,
+                evictions: 0,
+                memory_wait_seconds: 0,
+            },
+        ],
+        calls: 2,
+        errors: vec!["keep-alive <b>trapped</b>".into()],
+        wake_costs: WakeCosts {
+            cold: 0.25,
+            preprocessed: 0.08,
+            prewarmed: 0.012,
+            steps: vec![
+                (WakeKind::Cold, "decode <weights>".into(), 120.0),
+                (WakeKind::Cold, "compile".into(), 130.0),
+                (WakeKind::Prewarmed, "upload".into(), 12.0),
+            ],
+        },
+    });
+    w
+}
+
+/// Record `w` as the one window of a finished run; its id.
+async fn record_run(state: &AppState, window_seconds: f64, w: &WindowReport) -> i64 {
+    let scenario_json = format!(r#"{{"window_seconds": {window_seconds}, "gpus": 1}}"#);
+    let run = state
+        .history
+        .start_run(&NewRun {
+            scenario: "serverless",
+            scenario_json: &scenario_json,
+            policy: "fair",
+            policy_digest: "00",
+            backend: "cpu",
+            windows_planned: 1,
+            comparison: None,
+        })
+        .await
+        .unwrap();
+    state.history.record_window(run, w).await.unwrap();
+    state
+        .history
+        .finish_run(run, RunEnd::Finished(0.75))
+        .await
+        .unwrap();
+    run
+}
+
+/// The window page and its JSON show a serverless window's lifecycle, escaped; a window whose
+/// cameras are always on shows none.
+async fn lifecycle_window_page(app: &Router, plain: i64, serverless: i64) {
+    let (status, body) = call(app, get(&format!("/history/runs/{serverless}/windows/0"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for want in [
+        "<h2>Lifecycle</h2>",
+        "keep-alive</strong> <span class=\"note\">(2 calls)</span>",
+        "mean 2.50 MiB, peak 3.00 MiB, budget 6.00 MiB",
+        // Phases as spans to the window's end, and the end phase as a badge.
+        "0–120 s <span class=\"phase phase-active\">active</span> · 120–150 s <span class=\"phase phase-warm-idle\">warm-idle</span> · 150–300 s <span class=\"phase phase-cold\">cold</span>",
+        "<td><span class=\"phase phase-cold\">cold</span></td>",
+        "<td class=\"num\">12</td><td class=\"num\">1</td><td class=\"num\">4 s</td>",
+        "1.50 MiB / 0.75 MiB",
+        // Every wake-up, and the costs by path with their steps.
+        "<td>gate &#34;b&#34;</td><td class=\"num\">30.0 s</td><td>cold</td><td class=\"num\">250.0 ms</td>",
+        "<td>&#60;cam&#62;</td><td class=\"num\">10.0 s</td><td>prewarmed</td><td class=\"num\">12.0 ms</td>",
+        "<td>cold</td><td class=\"num\">250.0 ms</td>",
+        "decode &#60;weights&#62; 120.0 ms, compile 130.0 ms",
+        "<td>preprocessed</td><td class=\"num\">80.0 ms</td>",
+        "keep-alive &#60;b&#62;trapped&#60;/b&#62;",
+        // The phase chart escapes the names it draws.
+        ">&lt;cam&gt;</text>",
+        ">gate &quot;b&quot;</text>",
+    ] {
+        assert!(body.contains(want), "{want}\n{body}");
+    }
+    assert!(!body.contains("<cam>") && !body.contains("<weights>") && !body.contains("<b>"));
+    let (_, body) = call(app, get(&format!("/history/runs/{plain}/windows/0"))).await;
+    assert!(
+        !body.contains("Lifecycle") && !body.contains("class=\"phase"),
+        "{body}"
+    );
+
+    let (_, body) = call(app, get(&format!("/api/runs/{serverless}/windows/0"))).await;
+    let w: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let l = &w["lifecycle"];
+    assert_eq!(l["streams"][0]["end_phase"], "cold", "{w}");
+    assert_eq!(l["streams"][1]["stream"], "gate \"b\"", "{w}");
+    assert_eq!(l["cold_starts"][1]["path"], "cold", "{w}");
+    assert_eq!(l["memory_budget_bytes"], 6 * MIB, "{w}");
+    let (_, body) = call(app, get(&format!("/api/runs/{plain}/windows/0"))).await;
+    let w: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(w["lifecycle"].is_null(), "{w}");
+}
+
+/// The run page, the runs list and the run's JSON carry the run's serverless figures.
+async fn lifecycle_run_pages(app: &Router, plain: i64, serverless: i64) {
+    let line = "lifecycle keep-alive: 1 cold starts (median 250.0 ms), 1 pre-warmed starts, 15 of 100 frames lost (15.00%); resident memory mean 2.50 MiB, peak 3.00 MiB (budget 6.00 MiB)";
+    let (_, body) = call(app, get(&format!("/history/runs/{serverless}"))).await;
+    assert!(body.contains(line), "{body}");
+    let (_, body) = call(app, get(&format!("/history/runs/{plain}"))).await;
+    assert!(!body.contains("lifecycle-summary"), "{body}");
+    let (_, body) = call(app, get("/history")).await;
+    let short =
+        "1 cold, 1 pre-warmed starts; 15.00% frames lost; memory 2.50 MiB mean, 3.00 MiB peak";
+    assert_eq!(body.matches(short).count(), 1, "{body}");
+    let (_, body) = call(app, get(&format!("/api/runs/{serverless}"))).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["lifecycle"]["cold_starts"], 1, "{v}");
+    assert_eq!(v["lifecycle"]["cold_start_p50_seconds"], 0.25, "{v}");
+    assert_eq!(v["lifecycle"]["frames"], 100, "{v}");
+    let (_, body) = call(app, get(&format!("/api/runs/{plain}"))).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["lifecycle"].is_null(), "{v}");
+}
+
+/// The Live page shows the latest window's serverless part only when it has one.
+async fn lifecycle_live_page(app: &Router, state: &AppState) {
+    let scenario = http::scenario_choices(None)[0].scenario.clone();
+    state.live.update(|s| {
+        s.scenario = Some(scenario);
+        s.status = "running".into();
+        s.windows.push_back(window());
+    });
+    let (_, body) = call(app, get("/live")).await;
+    assert!(body.contains("<td>&#60;cam&#62;</td>"), "{body}");
+    assert!(!body.contains("Serverless streams") && !body.contains("class=\"phase"));
+    let (_, body) = call(app, get("/api/streams")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v.get("lifecycle").is_none(), "{v}");
+
+    state
+        .live
+        .update(|s| s.windows.push_back(serverless_window()));
+    let (_, body) = call(app, get("/live")).await;
+    for want in [
+        "<h2>Serverless streams</h2>",
+        "mean 2.50 MiB, peak 3.00 MiB, budget 6.00 MiB",
+        // A cold stream holds nothing now; a serving one its resident set.
+        "<tr><td>&#60;cam&#62;</td><td><span class=\"phase phase-cold\">cold</span></td><td class=\"num\">0.00 MiB</td><td class=\"num\">0.75 MiB</td><td class=\"num\">12</td></tr>",
+        "<tr><td>gate &#34;b&#34;</td><td><span class=\"phase phase-active\">active</span></td><td class=\"num\">1.00 MiB</td><td class=\"num\">0.90 MiB</td><td class=\"num\">3</td></tr>",
+        "<td>gate &#34;b&#34;</td><td class=\"num\">30.0 s</td><td>cold</td><td class=\"num\">250.0 ms</td>",
+    ] {
+        assert!(body.contains(want), "{want}\n{body}");
+    }
+    assert!(!body.contains("<cam>"), "{body}");
+    let (_, body) = call(app, get("/api/streams")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["lifecycle"]["streams"][1]["end_phase"], "active", "{v}");
+}
+
+/// `/metrics` has the serverless series, labels escaped, counters adding up over windows;
+/// a server whose streams are always on has none of them.
+fn lifecycle_metrics(state: &AppState) {
+    let plain = http::metrics::Metrics::default();
+    plain.observe("live", "fair", &window());
+    let text = plain.render();
+    assert!(text.contains("tandem_stream_accuracy"), "{text}");
+    assert!(!text.contains("tandem_stream_state") && !text.contains("tandem_server_"));
+
+    state.metrics.observe("live", "fair", &serverless_window());
+    state.metrics.observe("live", "fair", &serverless_window());
+    let text = state.metrics.render();
+    let cam = r#"run="live",policy="fair",stream="<cam>""#;
+    let gate = r#"run="live",policy="fair",stream="gate \"b\"""#;
+    for want in [
+        "# TYPE tandem_stream_state gauge".to_string(),
+        format!("tandem_stream_state{{{cam},state=\"cold\"}} 1"),
+        format!("tandem_stream_state{{{cam},state=\"active\"}} 0"),
+        format!("tandem_stream_state{{{gate},state=\"active\"}} 1"),
+        format!("tandem_stream_resident_bytes{{{cam}}} 0"),
+        format!("tandem_stream_resident_bytes{{{gate}}} {MIB}"),
+        "# TYPE tandem_cold_starts_total counter".to_string(),
+        format!("tandem_cold_starts_total{{{gate},path=\"cold\"}} 2"),
+        format!("tandem_cold_starts_total{{{gate},path=\"prewarmed\"}} 0"),
+        format!("tandem_cold_starts_total{{{cam},path=\"prewarmed\"}} 2"),
+        format!("tandem_frames_lost_total{{{cam}}} 24"),
+        format!("tandem_frames_lost_total{{{gate}}} 6"),
+        "# HELP tandem_server_resident_bytes Peak bytes".to_string(),
+        format!(
+            "tandem_server_resident_bytes{{run=\"live\",policy=\"fair\"}} {}",
+            3 * MIB
+        ),
+        format!(
+            "tandem_server_memory_budget_bytes{{run=\"live\",policy=\"fair\"}} {}",
+            6 * MIB
+        ),
+    ] {
+        assert!(text.contains(&want), "{want}\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serverless_streams_on_the_dashboard() {
+    let dir = super::data::tempdir();
+    let state = AppState::open(&dir, TOKEN.into(), http::scenario_choices(None))
+        .await
+        .expect("state opens");
+    let plain = record_run(&state, 200.0, &window()).await;
+    let serverless = record_run(&state, 300.0, &serverless_window()).await;
+    let app = http::app(state.clone());
+    lifecycle_window_page(&app, plain, serverless).await;
+    lifecycle_run_pages(&app, plain, serverless).await;
+    lifecycle_live_page(&app, &state).await;
+    lifecycle_metrics(&state);
 }

@@ -1,11 +1,14 @@
 //! The streams' lives in the history (migration `0008_lifecycle.sql`): what a window's
 //! [`LifecycleReport`] says, written in the window's transaction and read back as the same
-//! report for the dashboard's window page.
+//! report for the dashboard's window page; and a run's [`LifecycleSummary`], summed in SQL,
+//! for its page and the runs list.
+
+use std::collections::BTreeMap;
 
 use sqlx::SqliteConnection;
 
 use super::{History, HistoryError};
-use crate::engine::report::{ColdStartRecord, LifecycleReport, StreamLife};
+use crate::engine::report::{ColdStartRecord, LifecycleReport, LifecycleSummary, StreamLife};
 
 /// Write window `win` of run `run`'s lifecycle report (inside the window's transaction).
 pub(super) async fn record(
@@ -98,6 +101,23 @@ struct WakeRow {
     seconds: f64,
 }
 
+/// One run's lifecycle figures, as [`RunReport::lifecycle`](crate::engine::RunReport::lifecycle)
+/// sums them from the run's reports.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    run_id: i64,
+    policy: String,
+    memory_budget_bytes: Option<i64>,
+    memory_mean_bytes: f64,
+    memory_peak_bytes: i64,
+    plugin_errors: i64,
+    frames_lost: i64,
+    frames: i64,
+    cold_starts: i64,
+    prewarmed_starts: i64,
+    cold_start_p50_seconds: Option<f64>,
+}
+
 /// A JSON string's enum value (`"cold"` → `WakeKind::Cold`).
 fn named<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, HistoryError> {
     Ok(serde_json::from_value(serde_json::Value::String(
@@ -179,5 +199,64 @@ impl History {
                 .unwrap_or_default(),
             wake_costs: serde_json::from_str(&row.wake_costs)?,
         }))
+    }
+
+    /// The lifecycle summaries of those of `runs` that have lifecycle windows, by run id: the
+    /// same figures [`RunReport::lifecycle`](crate::engine::RunReport::lifecycle) gives a run
+    /// as it ends, summed here in one query so a list of runs costs one round trip. The
+    /// policy and budget are the first lifecycle window's; the median cold start is the
+    /// upper median of the wake-ups from cold, as there.
+    pub async fn lifecycle_summaries(
+        &self,
+        runs: &[i64],
+    ) -> Result<BTreeMap<i64, LifecycleSummary>, HistoryError> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(
+            "SELECT l.run_id,
+              (SELECT f.policy FROM lifecycle_windows f WHERE f.run_id = l.run_id
+               ORDER BY f.window LIMIT 1) AS policy,
+              (SELECT f.memory_budget_bytes FROM lifecycle_windows f WHERE f.run_id = l.run_id
+               ORDER BY f.window LIMIT 1) AS memory_budget_bytes,
+              AVG(l.memory_mean_bytes) AS memory_mean_bytes,
+              MAX(l.memory_peak_bytes) AS memory_peak_bytes,
+              COALESCE(SUM(json_array_length(l.errors)), 0) AS plugin_errors,
+              (SELECT COALESCE(SUM(s.frames_lost), 0) FROM stream_lives s
+               WHERE s.run_id = l.run_id) AS frames_lost,
+              (SELECT COALESCE(SUM(w.frames), 0) FROM stream_windows w
+               JOIN lifecycle_windows x ON x.run_id = w.run_id AND x.window = w.window
+               WHERE w.run_id = l.run_id) AS frames,
+              (SELECT COUNT(*) FROM cold_starts c
+               WHERE c.run_id = l.run_id AND c.path != 'prewarmed') AS cold_starts,
+              (SELECT COUNT(*) FROM cold_starts c
+               WHERE c.run_id = l.run_id AND c.path = 'prewarmed') AS prewarmed_starts,
+              (SELECT seconds FROM (
+                 SELECT c.seconds, ROW_NUMBER() OVER (ORDER BY c.seconds) AS k,
+                        COUNT(*) OVER () AS n
+                 FROM cold_starts c WHERE c.run_id = l.run_id AND c.path != 'prewarmed')
+               WHERE k = n / 2 + 1) AS cold_start_p50_seconds
+             FROM lifecycle_windows l
+             WHERE l.run_id IN (SELECT value FROM json_each(?))
+             GROUP BY l.run_id",
+        )
+        .bind(serde_json::to_string(runs)?)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let summary = LifecycleSummary {
+                    policy: r.policy,
+                    cold_starts: r.cold_starts as usize,
+                    cold_start_p50_seconds: r.cold_start_p50_seconds,
+                    prewarmed_starts: r.prewarmed_starts as usize,
+                    frames_lost: r.frames_lost as usize,
+                    frames: r.frames as usize,
+                    memory_mean_bytes: r.memory_mean_bytes,
+                    memory_peak_bytes: r.memory_peak_bytes as u64,
+                    memory_budget_bytes: r.memory_budget_bytes.map(|b| b as u64),
+                    plugin_errors: r.plugin_errors as usize,
+                };
+                (r.run_id, summary)
+            })
+            .collect())
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::error::escape;
+use crate::engine::phases::Phase;
 use crate::engine::report::Allocation;
 use crate::text::truncate;
 
@@ -146,6 +147,90 @@ pub fn allocation_stack(
         r#"<text x="{x:.0}" y="{y:.0}" class="note">solid: inference</text><text x="{x:.0}" y="{:.0}" class="note">light: retraining</text>"#,
         y + 13.0
     );
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Each phase's colour: the timeline's fills and the pages' badges (`.phase-NAME` in the
+/// stylesheet) use the same ones, so a badge reads like the bar beside it.
+pub fn phase_color(p: Phase) -> &'static str {
+    match p {
+        Phase::Active => "#16a34a",
+        Phase::WarmIdle => "#d97706",
+        Phase::Prewarmed => "#2563eb",
+        Phase::Starting => "#7c3aed",
+        Phase::Cold => "#6b7280",
+    }
+}
+
+/// Every phase, in the order a stream goes from serving to scaled to zero (the legend's).
+pub const PHASES: [Phase; 5] = [
+    Phase::Active,
+    Phase::WarmIdle,
+    Phase::Prewarmed,
+    Phase::Starting,
+    Phase::Cold,
+];
+
+/// One row per stream: its phases over the window's `horizon` seconds, each `(from, phase)`
+/// lasting until the next change or the window's end, with a legend of the phases below.
+pub fn phase_timeline(rows: &[(&str, &[(f64, Phase)])], horizon: f64) -> String {
+    const NAMES: f64 = 130.0;
+    const ROW: f64 = 18.0;
+    if rows.is_empty() {
+        return empty("no stream");
+    }
+    let horizon = horizon.max(1e-9);
+    let pw = W - NAMES - 10.0;
+    let sx = |t: f64| NAMES + (t / horizon).clamp(0.0, 1.0) * pw;
+    let axis = TOP + ROW * rows.len() as f64;
+    let height = axis + 44.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height:.0}" class="chart" role="img"><title>phases over the window</title>"#
+    );
+    for (i, (name, phases)) in rows.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.0}" y="{:.0}" class="legend" text-anchor="end">{}</text>"#,
+            NAMES - 6.0,
+            y + 12.0,
+            escape(&truncate(name, 18, Some('…')))
+        );
+        for (k, &(from, phase)) in phases.iter().enumerate() {
+            let to = phases.get(k + 1).map_or(horizon, |p| p.0);
+            let _ = write!(
+                svg,
+                r#"<rect x="{:.1}" y="{y:.0}" width="{:.1}" height="{:.0}" fill="{}"><title>{} from {from:.0} s to {to:.0} s</title></rect>"#,
+                sx(from),
+                (sx(to) - sx(from)).max(0.5),
+                ROW - 4.0,
+                phase_color(phase),
+                phase.name()
+            );
+        }
+    }
+    for k in 0..=4 {
+        let t = horizon * k as f64 / 4.0;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.0}" class="tick" text-anchor="middle">{t:.0} s</text>"#,
+            sx(t),
+            axis + 10.0
+        );
+    }
+    for (k, p) in PHASES.iter().enumerate() {
+        let x = NAMES + 100.0 * k as f64;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x:.0}" y="{:.0}" width="10" height="10" fill="{}"/><text x="{:.0}" y="{:.0}" class="legend">{}</text>"#,
+            axis + 22.0,
+            phase_color(*p),
+            x + 14.0,
+            axis + 31.0,
+            p.name()
+        );
+    }
     svg.push_str("</svg>");
     svg
 }

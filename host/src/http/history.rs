@@ -1,7 +1,10 @@
 //! The History pages: runs and comparisons from SQLite, filtered by policy, scenario and date;
-//! a run's windows and accuracy chart; a window's streams, policy calls (input, output, time)
-//! and allocation timeline, and its zoo checks and uses; CSV and JSON exports; and the `/api/runs` and `/api/comparisons`
-//! JSON endpoints.
+//! a run's windows and accuracy chart (and its serverless figures, when its streams come and
+//! go); a window's streams, policy calls (input, output, time) and allocation timeline, its zoo
+//! checks and uses, and its streams' lives; CSV and JSON exports; and the `/api/runs` and
+//! `/api/comparisons` JSON endpoints.
+
+use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,9 +17,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::charts::{self, Series};
+use super::lifecycle::{WindowLifecycle, short_line, summary_line};
 use super::zoo::{StreamZoo, stream_rows};
 use super::{AppError, AppState, Nav, Visitor, f3, pct};
-use crate::engine::report::{Allocation, PredictionRecord, ZooReport};
+use crate::engine::report::{Allocation, LifecycleReport, PredictionRecord, ZooReport};
 use crate::history::{
     AllocationRow, ComparisonRow, JobRow, PolicyCallRow, RunFilter, RunRow, StreamWindowRow,
     WindowRow,
@@ -47,11 +51,17 @@ struct HistoryPage {
     query: String,
     runs: Vec<RunRow>,
     comparisons: Vec<ComparisonRow>,
+    /// The serverless runs' figures in a line, by run id.
+    lifecycles: BTreeMap<i64, String>,
 }
 
 impl HistoryPage {
     fn acc(&self, r: &RunRow) -> String {
         r.mean_accuracy.map(f3).unwrap_or_else(|| "-".into())
+    }
+
+    fn lifecycle(&self, r: &RunRow) -> Option<&String> {
+        self.lifecycles.get(&r.id)
     }
 }
 
@@ -88,6 +98,14 @@ async fn list(
 ) -> Result<HistoryPage, AppError> {
     let runs = state.history.runs_filtered(&filter).await?;
     let comparisons = state.history.comparisons().await?;
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let lifecycles = state
+        .history
+        .lifecycle_summaries(&ids)
+        .await?
+        .iter()
+        .map(|(id, l)| (*id, short_line(l)))
+        .collect();
     Ok(HistoryPage {
         nav: visitor.nav("history"),
         comparison: filter.comparison.map(|c| c.to_string()).unwrap_or_default(),
@@ -95,6 +113,7 @@ async fn list(
         filter,
         runs,
         comparisons,
+        lifecycles,
     })
 }
 
@@ -116,6 +135,8 @@ struct RunPage {
     windows: Vec<WindowLine>,
     stream_names: Vec<String>,
     chart: String,
+    /// The run's serverless figures (`None`: its streams never came and went).
+    lifecycle: Option<String>,
 }
 
 async fn find_run(state: &AppState, id: i64) -> Result<RunRow, AppError> {
@@ -134,6 +155,7 @@ async fn run_page(
     let run = find_run(&state, id).await?;
     let windows = state.history.windows(id).await?;
     let streams = state.history.stream_windows(id, None).await?;
+    let lifecycle = state.history.lifecycle_summaries(&[id]).await?;
     let mut names: Vec<String> = streams.iter().map(|s| s.stream.clone()).collect();
     names.sort();
     names.dedup();
@@ -174,6 +196,7 @@ async fn run_page(
         windows: lines,
         stream_names: names,
         chart: charts::accuracy_lines(&series, "window"),
+        lifecycle: lifecycle.get(&id).map(summary_line),
     })
 }
 
@@ -208,6 +231,8 @@ struct WindowPage {
     /// The window's zoo checks and uses by stream, and what the zoo gained and lost (`None`:
     /// the run had no zoo).
     zoo: Option<WindowZooView>,
+    /// The streams' lives (`None`: the window's cameras were always on).
+    lifecycle: Option<WindowLifecycle>,
 }
 
 /// A window's zoo part on its page.
@@ -241,6 +266,7 @@ struct WindowDetail {
     jobs: Vec<JobRow>,
     predictions: Vec<PredictionRecord>,
     zoo: Option<ZooReport>,
+    lifecycle: Option<LifecycleReport>,
 }
 
 async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowDetail, AppError> {
@@ -256,6 +282,7 @@ async fn window_detail(state: &AppState, id: i64, window: i64) -> Result<WindowD
         jobs: h.jobs(id, window).await?,
         predictions: h.predictions(id, window).await?,
         zoo: h.zoo_report(id, window).await?,
+        lifecycle: h.lifecycle_report(id, window).await?,
     })
 }
 
@@ -302,6 +329,10 @@ async fn window_page(
         jobs: detail.jobs,
         predictions: detail.predictions,
         zoo: detail.zoo.as_ref().map(WindowZooView::from),
+        lifecycle: detail
+            .lifecycle
+            .as_ref()
+            .map(|l| WindowLifecycle::new(l, horizon)),
     })
 }
 
@@ -430,7 +461,8 @@ async fn run_json(state: &AppState, id: i64) -> Result<serde_json::Value, AppErr
     let run = find_run(state, id).await?;
     let windows: Vec<WindowRow> = state.history.windows(id).await?;
     let streams = state.history.stream_windows(id, None).await?;
-    Ok(json!({ "run": run, "windows": windows, "streams": streams }))
+    let lifecycle = state.history.lifecycle_summaries(&[id]).await?.remove(&id);
+    Ok(json!({ "run": run, "windows": windows, "streams": streams, "lifecycle": lifecycle }))
 }
 
 async fn export_run_json(
@@ -485,7 +517,7 @@ async fn api_window(
         .collect();
     Ok(Json(
         json!({ "run": id, "window": window, "streams": d.streams, "policy_calls": calls, "allocations": d.allocations,
-                "jobs": d.jobs, "predictions": d.predictions, "zoo": d.zoo }),
+                "jobs": d.jobs, "predictions": d.predictions, "zoo": d.zoo, "lifecycle": d.lifecycle }),
     ))
 }
 

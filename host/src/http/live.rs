@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::charts::{self, Series};
+use super::lifecycle::LiveLifecycle;
 use super::runner::{LiveHub, LiveState};
 use super::{AppError, AppState, Nav, Visitor, f3, pct};
 
@@ -55,6 +56,8 @@ pub struct LiveBody {
     pub streams: Vec<StreamRow>,
     pub accuracy_chart: String,
     pub allocation_chart: String,
+    /// The latest window's serverless streams (`None`: its cameras are always on).
+    pub lifecycle: Option<LiveLifecycle>,
     pub version: u64,
 }
 
@@ -146,6 +149,9 @@ pub fn render_body(s: &LiveState) -> String {
             || charts::allocation_stack(&[], &[], 1.0, 1.0),
             |w| charts::allocation_stack(&w.allocations, &names, horizon, gpus),
         ),
+        lifecycle: last
+            .and_then(|w| w.lifecycle.as_ref())
+            .map(LiveLifecycle::from),
         version: s.version,
     };
     body.render()
@@ -224,11 +230,16 @@ async fn api_live(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// The live run's streams as of its last window.
+/// The live run's streams as of its last window, with their serverless lives when they come
+/// and go (the key is left out otherwise, so always-on scenarios read as before).
 async fn api_streams(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     let s = state.live.snapshot();
     let Some(w) = s.windows.back() else {
         return Ok(Json(json!({ "window": null, "streams": [] })));
     };
-    Ok(Json(json!({ "window": w.window, "streams": w.streams })))
+    let mut out = json!({ "window": w.window, "streams": w.streams });
+    if let Some(l) = &w.lifecycle {
+        out["lifecycle"] = json!(l);
+    }
+    Ok(Json(out))
 }

@@ -1,5 +1,8 @@
 //! `/metrics` in Prometheus text format: per-stream accuracy and shares of every run this
-//! server drives (live and comparison arenas), policy-call latency and plugin failures.
+//! server drives (live and comparison arenas), policy-call latency and plugin failures; and,
+//! for runs whose streams come and go (serverless), each stream's phase, resident bytes, cold
+//! starts and lost frames, and the server's resident memory. A lane is a run and its policy
+//! (labels `run`, `policy`), as for every other series here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -12,7 +15,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::AppState;
+use super::charts::PHASES;
+use super::lifecycle::{held_bytes, wake_name};
 use crate::engine::WindowReport;
+use crate::engine::phases::{Phase, WakeKind};
+use crate::engine::report::LifecycleReport;
 
 #[derive(Default, Clone, Copy)]
 struct StreamGauges {
@@ -28,6 +35,30 @@ struct CallStats {
     failures: u64,
 }
 
+/// One serverless stream: its last window's end, and counts since this server started.
+#[derive(Default, Clone, Copy)]
+struct StreamLifeGauges {
+    state: Phase,
+    /// What it holds at the window's end (nothing once cold).
+    resident_bytes: u64,
+    frames_lost: u64,
+    /// Wake-ups by path, in [`WAKE_PATHS`]' order.
+    cold_starts: [u64; 3],
+}
+
+/// The wake-up paths, each always exported (0 until it happens) so rates start from zero.
+const WAKE_PATHS: [WakeKind; 3] = [WakeKind::Cold, WakeKind::Preprocessed, WakeKind::Prewarmed];
+
+/// The server's resident memory in a lane's last window.
+#[derive(Default, Clone, Copy)]
+struct ServerMemory {
+    peak_bytes: u64,
+    budget_bytes: Option<u64>,
+}
+
+type Lane = (String, String);
+type LaneStream = (String, String, String);
+
 #[derive(Default)]
 struct Inner {
     /// (run, policy, stream) → the last window's gauges.
@@ -36,6 +67,146 @@ struct Inner {
     calls: BTreeMap<String, CallStats>,
     /// (run, policy) → windows done.
     windows: BTreeMap<(String, String), u64>,
+    /// (run, policy, stream) → its serverless life (only streams that come and go).
+    lives: BTreeMap<LaneStream, StreamLifeGauges>,
+    /// (run, policy) → the server's resident memory (only lanes with serverless streams).
+    servers: BTreeMap<Lane, ServerMemory>,
+}
+
+impl Inner {
+    /// Take in one window's lifecycle report of lane (`run`, `policy`).
+    fn observe_lives(&mut self, run: &str, policy: &str, l: &LifecycleReport) {
+        let key = |stream: &str| (run.to_string(), policy.to_string(), stream.to_string());
+        for s in &l.streams {
+            let g = self.lives.entry(key(&s.stream)).or_default();
+            g.state = s.end_phase;
+            g.resident_bytes = held_bytes(s);
+            g.frames_lost += s.frames_lost as u64;
+        }
+        for c in &l.cold_starts {
+            let g = self.lives.entry(key(&c.stream)).or_default();
+            if let Some(k) = WAKE_PATHS.iter().position(|p| *p == c.path) {
+                g.cold_starts[k] += 1;
+            }
+        }
+        self.servers.insert(
+            (run.to_string(), policy.to_string()),
+            ServerMemory {
+                peak_bytes: l.memory_peak_bytes,
+                budget_bytes: l.memory_budget_bytes,
+            },
+        );
+    }
+
+    /// The serverless series; nothing at all while no lane has streams that come and go.
+    fn render_lives(&self, out: &mut String) {
+        if self.lives.is_empty() {
+            return;
+        }
+        let lane_stream = |(run, policy, stream): &LaneStream| {
+            format!(
+                "run=\"{}\",policy=\"{}\",stream=\"{}\"",
+                label(run),
+                label(policy),
+                label(stream)
+            )
+        };
+        let lane =
+            |(run, policy): &Lane| format!("run=\"{}\",policy=\"{}\"", label(run), label(policy));
+        family(
+            out,
+            "tandem_stream_state",
+            "gauge",
+            "The stream's lifecycle phase at the end of its last window: 1 for that phase, 0 for the others.",
+        );
+        for (k, g) in &self.lives {
+            for p in PHASES {
+                let on = u8::from(p == g.state);
+                let _ = writeln!(
+                    out,
+                    "tandem_stream_state{{{},state=\"{}\"}} {on}",
+                    lane_stream(k),
+                    p.name()
+                );
+            }
+        }
+        family(
+            out,
+            "tandem_stream_resident_bytes",
+            "gauge",
+            "Bytes the stream holds in memory at the end of its last window (0 once scaled to zero).",
+        );
+        for (k, g) in &self.lives {
+            let _ = writeln!(
+                out,
+                "tandem_stream_resident_bytes{{{}}} {}",
+                lane_stream(k),
+                g.resident_bytes
+            );
+        }
+        family(
+            out,
+            "tandem_cold_starts_total",
+            "counter",
+            "Wake-ups of the stream by path (cold, preprocessed, prewarmed).",
+        );
+        for (k, g) in &self.lives {
+            for (path, n) in WAKE_PATHS.iter().zip(g.cold_starts) {
+                let _ = writeln!(
+                    out,
+                    "tandem_cold_starts_total{{{},path=\"{}\"}} {n}",
+                    lane_stream(k),
+                    wake_name(*path)
+                );
+            }
+        }
+        family(
+            out,
+            "tandem_frames_lost_total",
+            "counter",
+            "Frames the stream lost while starting or waiting for memory (served nothing).",
+        );
+        for (k, g) in &self.lives {
+            let _ = writeln!(
+                out,
+                "tandem_frames_lost_total{{{}}} {}",
+                lane_stream(k),
+                g.frames_lost
+            );
+        }
+        family(
+            out,
+            "tandem_server_resident_bytes",
+            "gauge",
+            "Peak bytes the resident streams held together during the lane's last window.",
+        );
+        for (k, m) in &self.servers {
+            let _ = writeln!(
+                out,
+                "tandem_server_resident_bytes{{{}}} {}",
+                lane(k),
+                m.peak_bytes
+            );
+        }
+        if self.servers.values().any(|m| m.budget_bytes.is_some()) {
+            family(
+                out,
+                "tandem_server_memory_budget_bytes",
+                "gauge",
+                "The memory budget the lane's resident streams are held under ([lifecycle] memory_budget_mib).",
+            );
+            for (k, m) in &self.servers {
+                if let Some(b) = m.budget_bytes {
+                    let _ = writeln!(out, "tandem_server_memory_budget_bytes{{{}}} {b}", lane(k));
+                }
+            }
+        }
+    }
+}
+
+/// A metric family's HELP and TYPE lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Counters and gauges, updated by the engine threads after every window.
@@ -67,6 +238,9 @@ impl Metrics {
         *m.windows
             .entry((run.to_string(), policy.to_string()))
             .or_default() += 1;
+        if let Some(l) = &w.lifecycle {
+            m.observe_lives(run, policy, l);
+        }
     }
 
     /// The text exposition format (version 0.0.4).
@@ -138,6 +312,7 @@ impl Metrics {
                 c.failures
             );
         }
+        m.render_lives(&mut out);
         out
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! Support: [`runner`] (engine threads and their shared state), [`security`] (admin token,
 //! sessions, CSRF, security headers, Host allow-list), [`charts`] (server-rendered SVG),
+//! [`lifecycle`] (the serverless streams' views for the live, window and run pages),
 //! [`error`] (the one [`AppError`]). [`Shutdown`] is the server's stop signal: on SIGINT or
 //! SIGTERM every SSE stream ends and the engines stop after their window.
 
@@ -18,6 +19,7 @@ pub mod charts;
 pub mod compare;
 pub mod error;
 pub mod history;
+pub mod lifecycle;
 pub mod live;
 pub mod metrics;
 pub mod plugins;
