@@ -89,6 +89,17 @@ pub enum WakeKind {
     Prewarmed,
 }
 
+impl WakeKind {
+    /// Its name, as reports and the history spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WakeKind::Cold => "cold",
+            WakeKind::Preprocessed => "preprocessed",
+            WakeKind::Prewarmed => "prewarmed",
+        }
+    }
+}
+
 /// Seconds a wake-up takes by path, with each path's steps in milliseconds: measured on this
 /// machine by really scaling a stream down and back (see `lifecycle::measure`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -24,15 +24,6 @@ fn ms(seconds: f64) -> String {
     format!("{:.1} ms", 1000.0 * seconds)
 }
 
-/// A wake-up path's name, as the history stores it.
-pub fn wake_name(k: WakeKind) -> &'static str {
-    match k {
-        WakeKind::Cold => "cold",
-        WakeKind::Preprocessed => "preprocessed",
-        WakeKind::Prewarmed => "prewarmed",
-    }
-}
-
 /// The server's resident memory over one window.
 pub struct MemoryView {
     pub mean: String,
@@ -67,7 +58,7 @@ impl From<&ColdStartRecord> for ColdStartView {
         ColdStartView {
             stream: c.stream.clone(),
             at: format!("{:.1} s", c.at),
-            path: wake_name(c.path),
+            path: c.path.name(),
             seconds: ms(c.seconds),
         }
     }
@@ -191,7 +182,7 @@ impl WindowLifecycle {
         ]
         .into_iter()
         .map(|(kind, seconds)| WakePathView {
-            path: wake_name(kind),
+            path: kind.name(),
             total: ms(seconds),
             steps: c
                 .steps

@@ -16,7 +16,7 @@ use axum::routing::get;
 
 use super::AppState;
 use super::charts::PHASES;
-use super::lifecycle::{held_bytes, wake_name};
+use super::lifecycle::held_bytes;
 use crate::engine::WindowReport;
 use crate::engine::phases::{Phase, WakeKind};
 use crate::engine::report::LifecycleReport;
@@ -156,7 +156,7 @@ impl Inner {
                     out,
                     "tandem_cold_starts_total{{{},path=\"{}\"}} {n}",
                     lane_stream(k),
-                    wake_name(*path)
+                    path.name()
                 );
             }
         }
