@@ -8,10 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use crate::engine::replay::{
-    self, DEFAULT_GOLDEN_DELAY, DEFAULT_GPUS, DEFAULT_WINDOW_SECONDS, Profiles, ReplayOptions,
-    ReplayWindow,
-};
+use crate::engine::replay::{self, Profiles, ReplayOptions, ReplayWindow};
 use crate::engine::report::Fallbacks;
 use crate::engine::scenario::MAX_GPUS;
 use crate::engine::{host_options, params_from_toml, parse_policy, policy_label};
@@ -90,16 +87,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if args.gpus.is_some_and(|g| g > MAX_GPUS) {
         bail!("--gpus: at most {MAX_GPUS}");
     }
+    let options = ReplayOptions {
+        gpus: args.gpus,
+        window_seconds: args.window,
+        golden_delay: args.golden_delay,
+    };
     // The first decision must come inside the window.
     for w in &profiles.windows {
-        let window = args
-            .window
-            .or(w.window_seconds)
-            .unwrap_or(DEFAULT_WINDOW_SECONDS);
-        let delay = args
-            .golden_delay
-            .or(w.decide_at)
-            .unwrap_or(DEFAULT_GOLDEN_DELAY);
+        let (_, window, delay) = options.for_window(w);
         if delay >= window {
             bail!(
                 "--golden-delay: {delay} s is not shorter than the {window} s window `{}`",
@@ -107,11 +102,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let options = ReplayOptions {
-        gpus: args.gpus,
-        window_seconds: args.window,
-        golden_delay: args.golden_delay,
-    };
     let catalog = Catalog::open(&args.data_dir)?;
 
     // Every policy loads and takes its parameters before the first one replays.
@@ -134,13 +124,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let first = profiles.windows.first().expect("profiles have windows");
+    let (gpus, window_seconds, golden_delay) = options.for_window(first);
     let out = json!({
         "source": profiles.sources,
         "windows": profiles.windows.len(),
         "streams": profiles.streams(),
-        "gpus": options.gpus.or(first.gpus).unwrap_or(DEFAULT_GPUS),
-        "window_seconds": options.window_seconds.or(first.window_seconds).unwrap_or(DEFAULT_WINDOW_SECONDS),
-        "golden_delay_seconds": options.golden_delay.or(first.decide_at).unwrap_or(DEFAULT_GOLDEN_DELAY),
+        "gpus": gpus,
+        "window_seconds": window_seconds,
+        "golden_delay_seconds": golden_delay,
         "seconds": seconds,
         "policies": results.iter().map(|(name, w)| (name.clone(), policy_json(w))).collect::<serde_json::Map<_, _>>(),
     });

@@ -610,23 +610,7 @@ fn print_summary(r: &RunReport) {
 /// The serverless figures of a run, and each stream's phase and resident bytes at its end.
 fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
     let mib = |b: f64| b / (1u64 << 20) as f64;
-    let budget = l.memory_budget_bytes.map_or_else(
-        || "no budget".into(),
-        |b| format!("budget {:.1} MiB", mib(b as f64)),
-    );
-    println!(
-        "lifecycle {}: {} cold starts (median {}), {} pre-warmed starts, {} of {} frames lost ({:.2}%); resident memory mean {:.2} MiB, peak {:.2} MiB ({budget})",
-        l.policy,
-        l.cold_starts,
-        l.cold_start_p50_seconds
-            .map_or_else(|| "-".into(), |s| format!("{:.1} ms", 1000.0 * s)),
-        l.prewarmed_starts,
-        l.frames_lost,
-        l.frames,
-        100.0 * l.frames_lost as f64 / l.frames.max(1) as f64,
-        mib(l.memory_mean_bytes),
-        mib(l.memory_peak_bytes as f64),
-    );
+    println!("{}", crate::http::lifecycle::summary_line(l));
     if l.plugin_errors > 0 {
         println!(
             "lifecycle plugin: {} calls failed, the decisions in force stood (errors in the history)",

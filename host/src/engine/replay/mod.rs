@@ -103,6 +103,22 @@ pub struct ReplayOptions {
     pub golden_delay: Option<f64>,
 }
 
+impl ReplayOptions {
+    /// What `window` runs with: (GPUs, window seconds, first decision at), each from these
+    /// options, else the window's file, else the default.
+    pub fn for_window(&self, window: &WindowProfiles) -> (u32, f64, f64) {
+        (
+            self.gpus.or(window.gpus).unwrap_or(DEFAULT_GPUS),
+            self.window_seconds
+                .or(window.window_seconds)
+                .unwrap_or(DEFAULT_WINDOW_SECONDS),
+            self.golden_delay
+                .or(window.decide_at)
+                .unwrap_or(DEFAULT_GOLDEN_DELAY),
+        )
+    }
+}
+
 /// One stream of one replayed window.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplayStream {

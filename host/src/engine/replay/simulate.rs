@@ -4,10 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{
-    DEFAULT_GOLDEN_DELAY, DEFAULT_GPUS, DEFAULT_WINDOW_SECONDS, Profiles, ReplayOptions,
-    ReplayStream, ReplayWindow, WindowProfiles,
-};
+use super::{Profiles, ReplayOptions, ReplayStream, ReplayWindow, WindowProfiles};
 use crate::engine::executor::Executor;
 use crate::engine::report::JobReport;
 use crate::engine::schedule::{Outcome, Policy, Scheduler, Step, start_infer};
@@ -71,16 +68,8 @@ fn replay_window(
     decide: &mut dyn FnMut(&PolicyInput) -> Result<Schedule, PluginError>,
     carried: &mut HashMap<String, (f64, String)>,
 ) -> ReplayWindow {
-    let gpus = options.gpus.or(window.gpus).unwrap_or(DEFAULT_GPUS).max(1);
-    let horizon = options
-        .window_seconds
-        .or(window.window_seconds)
-        .unwrap_or(DEFAULT_WINDOW_SECONDS);
-    let decide_at = options
-        .golden_delay
-        .or(window.decide_at)
-        .unwrap_or(DEFAULT_GOLDEN_DELAY)
-        .max(0.0);
+    let (gpus, horizon, decide_at) = options.for_window(window);
+    let (gpus, decide_at) = (gpus.max(1), decide_at.max(0.0));
     let n = window.streams.len();
     // Until the first decision, inference keeps last window's allocation; in the first
     // window, a fair split capped at what full rate needs.
