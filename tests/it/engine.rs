@@ -1252,7 +1252,7 @@ fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
 /// wake-up; camera `a`, always busy, never scales down.
 #[test]
 fn a_cold_stream_wakes_for_its_frames_and_retrains_on_the_labels_it_got_while_cold() {
-    use tandem::engine::phases::{Phase, WakeCosts};
+    use tandem::engine::phases::Phase;
     let be = CpuBackend::new(2);
     let mut s = before(tiny());
     s.cameras[1].activity =
@@ -1264,22 +1264,7 @@ fn a_cold_stream_wakes_for_its_frames_and_retrains_on_the_labels_it_got_while_co
     assert!(s.serverless());
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
     let pre = pretrained(&be, &pool, (300, 1));
-    let mut p = plugins(&s, "thief", vec![]);
-    p.lifecycle = Some((
-        engine_host()
-            .load("scale-to-zero", &guest_bytes("scale-to-zero"))
-            .unwrap(),
-        vec![],
-    ));
-    let costs = WakeCosts {
-        cold: 5.0,
-        preprocessed: 5.0,
-        prewarmed: 0.5,
-        steps: vec![],
-    };
-    let mut e = engine(&be, &s, ("thief", vec![]), &pool, &pre).with_wake_costs(costs);
-    e.set_plugins(p);
-    let windows = e.run_all();
+    let windows = serverless_engine(&be, &s, &pool, &pre).run_all();
     for w in &windows {
         let life = w
             .lifecycle
@@ -1325,4 +1310,65 @@ fn a_cold_stream_wakes_for_its_frames_and_retrains_on_the_labels_it_got_while_co
         let done = job.finished_at.expect("b's job finishes after its wake-up");
         assert!(done > wake.at + wake.seconds, "{done} vs wake-up {wake:?}");
     }
+}
+
+/// An engine for `s` (whose cameras have an activity) under the thief and `s`'s lifecycle
+/// plugin, cold starts charged at 5 s (0.5 s pre-warmed).
+fn serverless_engine<'a>(
+    be: &'a CpuBackend,
+    s: &Scenario,
+    pool: &std::sync::Arc<SourcePool>,
+    pre: &Model<CpuBackend>,
+) -> Engine<'a, CpuBackend> {
+    let name = s.lifecycle.policy.name.as_str();
+    let mut p = plugins(s, "thief", vec![]);
+    p.lifecycle = Some((engine_host().load(name, &guest_bytes(name)).unwrap(), vec![]));
+    let costs = tandem::engine::phases::WakeCosts {
+        cold: 5.0,
+        preprocessed: 5.0,
+        prewarmed: 0.5,
+        steps: vec![],
+    };
+    let mut e = engine(be, s, ("thief", vec![]), pool, pre).with_wake_costs(costs);
+    e.set_plugins(p);
+    e
+}
+
+/// Serverless streams resume exactly too: the checkpoint keeps each stream's phase, idle
+/// history and the policy's decision (camera `a`'s 150 s cycle leaves it in another phase at
+/// every window's end; the histogram policy decides from the idle history).
+#[test]
+fn a_resumed_serverless_engine_continues_exactly_as_an_uninterrupted_one() {
+    let be = CpuBackend::new(2);
+    let mut s = before(tiny());
+    s.windows = 3;
+    s.cameras[0].activity =
+        Some(toml::from_str("cycle = { period = 150.0, busy = [[0.0, 100.0]] }").unwrap());
+    s.cameras[1].activity = Some(
+        toml::from_str("cycle = { period = 200.0, busy = [[100.0, 200.0]] }").unwrap(),
+    );
+    s.lifecycle.policy.name = "histogram".into();
+    let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
+    let pre = pretrained(&be, &pool, (300, 1));
+    let whole = serverless_engine(&be, &s, &pool, &pre).run_all();
+    let ends: Vec<_> = whole
+        .iter()
+        .map(|w| w.lifecycle.as_ref().unwrap().streams[0].end_phase)
+        .collect();
+    assert!(ends.windows(2).any(|p| p[0] != p[1]), "{ends:?}");
+    let dir = super::data::tempdir();
+    let mut first = serverless_engine(&be, &s, &pool, &pre);
+    let mut parts = vec![first.run_window().unwrap()];
+    let saved = checkpoint::save(&first.checkpoint_state(), &dir, 3).unwrap();
+    drop(first);
+    let mut second = serverless_engine(&be, &s, &pool, &pre);
+    checkpoint::restore(&mut second, &dir.join(&saved)).unwrap();
+    parts.extend((1..3).map(|_| second.run_window().unwrap()));
+    assert_eq!(comparable(parts), comparable(whole));
+    // Restored into an engine whose streams never idle: refused with the reason.
+    let mut plain = engine(&be, &before(tiny()), ("thief", vec![]), &pool, &pre);
+    let e = checkpoint::restore(&mut plain, &dir.join(&saved))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("lifecycle"), "{e}");
 }
