@@ -1322,7 +1322,10 @@ fn serverless_engine<'a>(
 ) -> Engine<'a, CpuBackend> {
     let name = s.lifecycle.policy.name.as_str();
     let mut p = plugins(s, "thief", vec![]);
-    p.lifecycle = Some((engine_host().load(name, &guest_bytes(name)).unwrap(), vec![]));
+    p.lifecycle = Some((
+        engine_host().load(name, &guest_bytes(name)).unwrap(),
+        vec![],
+    ));
     let costs = tandem::engine::phases::WakeCosts {
         cold: 5.0,
         preprocessed: 5.0,
@@ -1335,19 +1338,18 @@ fn serverless_engine<'a>(
 }
 
 /// Serverless streams resume exactly too: the checkpoint keeps each stream's phase, idle
-/// history and the policy's decision (camera `a`'s 150 s cycle leaves it in another phase at
-/// every window's end; the histogram policy decides from the idle history).
+/// history and the policy's decision (camera `a`, busy the first half of every 300 s, ends
+/// window 0 cold, 50 s into an idle spell a fresh engine would start warm).
 #[test]
 fn a_resumed_serverless_engine_continues_exactly_as_an_uninterrupted_one() {
     let be = CpuBackend::new(2);
     let mut s = before(tiny());
     s.windows = 3;
     s.cameras[0].activity =
-        Some(toml::from_str("cycle = { period = 150.0, busy = [[0.0, 100.0]] }").unwrap());
-    s.cameras[1].activity = Some(
-        toml::from_str("cycle = { period = 200.0, busy = [[100.0, 200.0]] }").unwrap(),
-    );
-    s.lifecycle.policy.name = "histogram".into();
+        Some(toml::from_str("cycle = { period = 300.0, busy = [[0.0, 150.0]] }").unwrap());
+    s.cameras[1].activity =
+        Some(toml::from_str("cycle = { period = 200.0, busy = [[100.0, 200.0]] }").unwrap());
+    s.lifecycle.policy.name = "keep-alive".into();
     let pool = SourcePool::load(&s.cameras[0].source, s.seed).unwrap();
     let pre = pretrained(&be, &pool, (300, 1));
     let whole = serverless_engine(&be, &s, &pool, &pre).run_all();
