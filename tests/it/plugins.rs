@@ -940,6 +940,69 @@ fn selectors_short_list_nearest_or_everything_within_the_limit() {
     assert!(e.to_string().contains("positive integer"), "{e}");
 }
 
+/// The histogram policy moves from mode to mode of a stream's idle times: pre-warmed ahead
+/// of the short gaps between bursts (kept warm when they start at once), released past them
+/// and pre-warmed ahead of the long quiet spell, back at once if cold inside it, released past every mode; a spread history is
+/// unpredictable and gets the fixed keep-alive.
+#[test]
+fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
+    use tandem::plugin::types::{LifecycleInput, StreamActivity, StreamPhase};
+    let bimodal: Vec<f64> = [8.0, 10.0, 12.0, 9.0, 11.0, 10.0, 190.0, 200.0, 210.0, 205.0].to_vec();
+    let stream = |phase, idle: f64, history: &[f64]| StreamActivity {
+        id: "s".into(),
+        phase,
+        idle_seconds: idle,
+        idle_history: history.to_vec(),
+        resident_bytes: 1 << 20,
+        cold_start_seconds: 0.01,
+        accuracy: 0.7,
+    };
+    let decide = |s: StreamActivity| {
+        let input = LifecycleInput {
+            now_seconds: 1000.0,
+            streams: vec![s],
+            memory_budget_bytes: None,
+        };
+        let d = host()
+            .plan_lifecycle(&plugin("histogram"), &input, &[])
+            .unwrap();
+        (d[0].keep_alive_seconds, d[0].prewarm_after_seconds)
+    };
+    // Active: for the short mode (8-12 s), released when idle and back a little before 8 s
+    // (the pre-warm costs milliseconds), kept past 12 s.
+    let (keep, prewarm) = decide(stream(StreamPhase::Active, 0.0, &bimodal));
+    let prewarm = prewarm.expect("pre-warmed ahead of the short mode");
+    assert!(
+        (5.0..8.0).contains(&prewarm) && (12.0..17.0).contains(&keep),
+        "{keep} {prewarm}"
+    );
+    // A mode that starts at once (0-4 s gaps): simply kept warm.
+    let (keep, prewarm) = decide(stream(StreamPhase::Active, 0.0, &[1.0, 2.0, 1.5, 3.0, 2.5]));
+    assert!(
+        prewarm.is_none() && (3.0..6.0).contains(&keep),
+        "{keep} {prewarm:?}"
+    );
+    // Idle past the short mode: released, back a little before 190 s, kept past 210 s.
+    let (keep, prewarm) = decide(stream(StreamPhase::WarmIdle, 20.0, &bimodal));
+    let prewarm = prewarm.expect("pre-warmed ahead of the long mode");
+    assert!((180.0..190.0).contains(&prewarm), "{prewarm}");
+    assert!((210.0..220.0).contains(&keep), "{keep}");
+    // Cold inside the long mode: back at once.
+    let (_, prewarm) = decide(stream(StreamPhase::Cold, 195.0, &bimodal));
+    assert_eq!(prewarm, Some(195.0));
+    // Past every mode: released now.
+    assert_eq!(
+        decide(stream(StreamPhase::WarmIdle, 400.0, &bimodal)),
+        (400.0, None)
+    );
+    // Exponential-like idle times form no predictable mode: the 30 s keep-alive.
+    let spread = [3.0, 7.0, 15.0, 40.0, 90.0, 200.0, 450.0, 1000.0];
+    assert_eq!(
+        decide(stream(StreamPhase::Active, 0.0, &spread)),
+        (30.0, None)
+    );
+}
+
 #[test]
 fn lifecycle_policies_keep_alive_prewarm_or_scale_to_zero() {
     let input = tandem_plugin_sdk::sample::lifecycle_input(8, 2);

@@ -248,11 +248,11 @@ impl Phases {
         for k in 0..seconds {
             let t = k as f64;
             self.enforce(w0 + t, ticks, &mut run, None);
-            let mut went_idle = false;
+            let mut changed = false;
             for (i, first) in firsts.iter().enumerate() {
-                went_idle |= self.tick(i, (w0, t), first[k], ticks, &mut run);
+                changed |= self.tick(i, (w0, t), first[k], ticks, &mut run);
             }
-            if went_idle {
+            if changed {
                 self.ask(w0 + t, ticks, decide, &mut run.report);
             }
             run.tally(&self.lives, ticks, horizon.min(t + 1.0) - t);
@@ -301,7 +301,10 @@ impl Phases {
     }
 
     /// Stream `i` over second `t` of the window (`first`: its first frame in that second,
-    /// seconds into the window). Returns whether it just went idle.
+    /// seconds into the window). Returns whether its phase changed by itself (it went idle,
+    /// scaled to zero at its keep-alive, or came back): the policy is asked again then, so
+    /// a decision always fits the phase it applies to (a policy that decides by how long a
+    /// stream has been idle, such as `histogram`, moves on from one span to the next).
     fn tick(
         &mut self,
         i: usize,
@@ -322,7 +325,7 @@ impl Phases {
                 Phase::WarmIdle
             };
             run.set(i, at, l.phase);
-            return l.phase == Phase::WarmIdle;
+            return true;
         }
         match (first, l.phase) {
             (Some(_), Phase::Active | Phase::Starting) => false,
@@ -337,8 +340,12 @@ impl Phases {
                     Phase::WarmIdle => {
                         l.phase = Phase::Active;
                         run.set(i, t, Phase::Active);
+                        true
                     }
-                    Phase::Prewarmed => self.start(i, (w0, f), WakeKind::Prewarmed, run),
+                    Phase::Prewarmed => {
+                        self.start(i, (w0, f), WakeKind::Prewarmed, run);
+                        true
+                    }
                     _ => {
                         let kind = if self.preprocess {
                             WakeKind::Preprocessed
@@ -347,14 +354,15 @@ impl Phases {
                         };
                         if let Some(room) = self.admit(i, now, ticks, run) {
                             self.start(i, (w0, f.max(room)), kind, run);
+                            true
                         } else {
                             // No room: it waits cold, its frames lost, and tries again.
                             self.lives[i].idle_since = None;
                             run.report.streams[i].memory_wait_seconds += 1;
+                            false
                         }
                     }
                 }
-                false
             }
             (None, Phase::Active) => {
                 l.idle_since = Some(now);
@@ -379,6 +387,7 @@ impl Phases {
                     Phase::WarmIdle | Phase::Prewarmed if idle >= keep_alive => {
                         l.phase = Phase::Cold;
                         run.set(i, t, Phase::Cold);
+                        return true;
                     }
                     Phase::Cold if prewarm.is_some_and(|p| idle >= p) && idle < keep_alive => {
                         if let Some(room) = self.admit(i, now, ticks, run) {

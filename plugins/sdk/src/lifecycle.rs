@@ -5,13 +5,19 @@
 //! - [`FixedKeepAlive`]: one keep-alive for every stream, no pre-warm (Knative-like).
 //! - [`AlwaysWarm`]: never scale to zero.
 //! - [`NeverKeep`]: scale to zero as soon as a stream goes idle, no pre-warm.
-//! - [`Histogram`]: the hybrid histogram policy of "Serverless in the Wild" (ATC'20): from a
-//!   stream's past idle times, pre-warm at their low percentile and keep alive until their
-//!   high percentile; with too few or too spread idle times, a fixed keep-alive instead.
+//! - [`Histogram`]: the hybrid histogram policy of "Serverless in the Wild" (ATC'20), per mode:
+//!   a stream's past idle times are cut into modes (short gaps between bursts, long quiet
+//!   spells; a new mode where a sorted idle time is more than `split` times the one before),
+//!   and for the mode its current idle spell can still end in it is pre-warmed ahead of the
+//!   mode's low percentile and kept until its high one, released in between; asked again at
+//!   each phase change, it moves on to the next mode. With too few idle times or a mode too
+//!   spread to predict, a fixed keep-alive. Trade-off: one mode at a time (the interface has
+//!   one resident span per decision), so the host must ask again when the phase changes.
 
 use crate::params::{Params, number};
 use crate::types::{
     Description, LifecycleDecision, LifecycleInput, Param, ParamSpec, PluginError, PluginKind,
+    StreamPhase,
 };
 
 /// A lifecycle policy, implemented once and exported as a guest or called natively.
@@ -129,7 +135,7 @@ impl Lifecycle for NeverKeep {
     }
 }
 
-/// The hybrid histogram policy.
+/// The hybrid histogram policy, per mode of the idle times.
 pub struct Histogram;
 
 /// The `q`-quantile (0..=1) of sorted values, nearest rank.
@@ -138,31 +144,171 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// Sorted idle times cut into modes: runs in which each value is at most `split` times the
+/// one before (a short gap between bursts and a night are different modes).
+fn modes(sorted: &[f64], split: f64) -> Vec<&[f64]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..sorted.len() {
+        if sorted[i] > split * sorted[i - 1].max(1.0) {
+            out.push(&sorted[start..i]);
+            start = i;
+        }
+    }
+    if start < sorted.len() {
+        out.push(&sorted[start..]);
+    }
+    out
+}
+
+/// Coefficient of variation.
+fn cv(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
+}
+
+/// What the histogram policy's parameters say.
+struct HistogramParams {
+    head: f64,
+    tail: f64,
+    margin: f64,
+    slack: f64,
+    min_samples: usize,
+    min_mode: usize,
+    split: f64,
+    max_cv: f64,
+    fallback: f64,
+}
+
+impl HistogramParams {
+    fn read(params: &[Param]) -> Result<Self, PluginError> {
+        let specs = Histogram::describe().params;
+        let p = Params::new(&specs, params)?;
+        let (head, tail) = (p.number("head")?, p.number("tail")?);
+        if !(0.0 <= head && head < tail && tail <= 100.0) {
+            return Err(PluginError::InvalidParam(format!(
+                "percentiles must satisfy 0 <= head < tail <= 100, got {head} and {tail}"
+            )));
+        }
+        let split = p.number("split")?;
+        if split.is_nan() || split <= 1.0 {
+            return Err(PluginError::InvalidParam(format!(
+                "`split` must be more than 1, got {split}"
+            )));
+        }
+        Ok(Self {
+            head: head / 100.0,
+            tail: tail / 100.0,
+            margin: non_negative(&p, "margin")?,
+            slack: non_negative(&p, "slack-seconds")?,
+            min_samples: non_negative(&p, "min-samples")? as usize,
+            min_mode: non_negative(&p, "min-mode")? as usize,
+            split,
+            max_cv: non_negative(&p, "max-cv")?,
+            fallback: non_negative(&p, "fallback-seconds")?,
+        })
+    }
+
+    /// (keep-alive, pre-warm) for a stream idle `t` seconds (0 while active), cold or not,
+    /// whose cold start takes `cold_start` seconds, from its past idle times.
+    fn decide(&self, history: &[f64], t: f64, cold: bool, cold_start: f64) -> (f64, Option<f64>) {
+        let mut idle: Vec<f64> = history
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .collect();
+        idle.sort_by(f64::total_cmp);
+        if idle.len() < self.min_samples.max(1) {
+            return (self.fallback, None);
+        }
+        // Modes seen too rarely are outliers (the percentiles' cut, per mode).
+        let modes: Vec<&[f64]> = modes(&idle, self.split)
+            .into_iter()
+            .filter(|m| m.len() >= self.min_mode.max(1))
+            .collect();
+        let span = |m: &[f64]| {
+            let (lo, hi) = (quantile(m, self.head), quantile(m, self.tail));
+            let pad = self.margin * (hi - lo) + self.slack;
+            (lo - pad - cold_start, hi + pad)
+        };
+        // The next mode this idle spell can still end in.
+        let Some(mode) = modes.into_iter().find(|m| span(m).1 > t) else {
+            // Past every mode seen (or none predictable yet): idle from now on, as far as
+            // the history knows; a short grace while it is still warm.
+            return if t == 0.0 {
+                (self.fallback, None)
+            } else {
+                (t, None)
+            };
+        };
+        if cv(mode) > self.max_cv {
+            return (self.fallback.max(t), None);
+        }
+        let (prewarm, keep) = span(mode);
+        if prewarm > t {
+            // Released until shortly before the mode: back by its head.
+            (keep, Some(prewarm))
+        } else if cold {
+            // Inside the mode already: back at once.
+            (keep, Some(t))
+        } else {
+            (keep, None)
+        }
+    }
+}
+
 impl Lifecycle for Histogram {
     fn describe() -> Description {
         describe(
             "histogram",
-            "The hybrid histogram policy (Serverless in the Wild): from each stream's past idle \
-             times, scale to zero after its last frame, pre-warm ahead of the low percentile of \
-             its idle times and keep it until the high one; a fixed keep-alive while its history \
-             is short or too spread to predict.",
+            "The hybrid histogram policy (Serverless in the Wild), per mode of each stream's \
+             idle times (short gaps between bursts, long quiet spells): resident through the \
+             mode its idle spell is in, released before the next one and pre-warmed ahead of \
+             its low percentile, kept until its high one; asked again whenever the stream's \
+             phase changes. A fixed keep-alive while its history is short or a mode too spread \
+             to predict.",
             vec![
                 number(
                     "head",
-                    "percentile of idle times to be warm by (pre-warm)",
+                    "percentile of a mode's idle times to be warm by",
                     5.0,
                 ),
-                number("tail", "percentile of idle times to stay warm until", 99.0),
-                number("margin", "fraction of the window added on both sides", 0.1),
+                number(
+                    "tail",
+                    "percentile of a mode's idle times to stay warm until",
+                    99.0,
+                ),
+                number(
+                    "margin",
+                    "fraction of a mode's width added on both sides",
+                    0.1,
+                ),
+                number(
+                    "slack-seconds",
+                    "seconds added on both sides of a mode",
+                    2.0,
+                ),
                 number(
                     "min-samples",
                     "idle periods needed before trusting the histogram",
                     4.0,
                 ),
                 number(
-                    "max-cv",
-                    "idle times more spread than this (coefficient of variation) are unpredictable",
+                    "min-mode",
+                    "idle periods a mode needs to be predicted (fewer: outliers)",
                     2.0,
+                ),
+                number(
+                    "split",
+                    "a sorted idle time more than this many times the one before starts a new mode",
+                    2.0,
+                ),
+                number(
+                    "max-cv",
+                    "a mode more spread than this (coefficient of variation) is unpredictable",
+                    0.5,
                 ),
                 number("fallback-seconds", "keep-alive while unpredictable", 30.0),
             ],
@@ -173,45 +319,18 @@ impl Lifecycle for Histogram {
         input: &LifecycleInput,
         params: &[Param],
     ) -> Result<Vec<LifecycleDecision>, PluginError> {
-        let specs = Self::describe().params;
-        let p = Params::new(&specs, params)?;
-        let (head, tail) = (p.number("head")?, p.number("tail")?);
-        if !(0.0 <= head && head < tail && tail <= 100.0) {
-            return Err(PluginError::InvalidParam(format!(
-                "percentiles must satisfy 0 <= head < tail <= 100, got {head} and {tail}"
-            )));
-        }
-        let margin = non_negative(&p, "margin")?;
-        let min_samples = non_negative(&p, "min-samples")? as usize;
-        let max_cv = non_negative(&p, "max-cv")?;
-        let fallback = non_negative(&p, "fallback-seconds")?;
+        let p = HistogramParams::read(params)?;
         Ok(input
             .streams
             .iter()
             .map(|s| {
-                let mut idle: Vec<f64> = s
-                    .idle_history
-                    .iter()
-                    .copied()
-                    .filter(|x| x.is_finite() && *x >= 0.0)
-                    .collect();
-                idle.sort_by(f64::total_cmp);
-                let n = idle.len() as f64;
-                let mean = idle.iter().sum::<f64>() / n.max(1.0);
-                let sd =
-                    (idle.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n.max(1.0)).sqrt();
-                let predictable = idle.len() >= min_samples.max(1) && sd <= max_cv * mean;
-                let (keep_alive, prewarm) = if predictable {
-                    let (lo, hi) = (quantile(&idle, head / 100.0), quantile(&idle, tail / 100.0));
-                    let width = hi - lo;
-                    // Warm by the head (a cold start ahead of it), resident until the tail.
-                    let prewarm = lo - margin * width - s.cold_start_seconds;
-                    let keep_alive = hi + margin * width;
-                    // A pre-warm at once is no release at all.
-                    (keep_alive, (prewarm > 0.0).then_some(prewarm))
-                } else {
-                    (fallback, None)
+                let t = match s.phase {
+                    StreamPhase::Active | StreamPhase::Starting => 0.0,
+                    _ => s.idle_seconds.max(0.0),
                 };
+                let cold = s.phase == StreamPhase::Cold;
+                let (keep_alive, prewarm) =
+                    p.decide(&s.idle_history, t, cold, s.cold_start_seconds.max(0.0));
                 LifecycleDecision {
                     stream_id: s.id.clone(),
                     keep_alive_seconds: keep_alive,
