@@ -6,12 +6,13 @@
 //! - [`AlwaysWarm`]: never scale to zero.
 //! - [`NeverKeep`]: scale to zero as soon as a stream goes idle, no pre-warm.
 //! - [`Histogram`]: the hybrid histogram policy of "Serverless in the Wild" (ATC'20), per mode:
-//!   a stream's past idle times are cut into modes (short gaps between bursts, long quiet
-//!   spells; a new mode where a sorted idle time is more than `split` times the one before),
-//!   and for the mode its current idle spell can still end in it is pre-warmed ahead of the
-//!   mode's low percentile and kept until its high one, released in between; asked again at
-//!   each phase change, it moves on to the next mode. With too few idle times or a mode too
-//!   spread to predict, a fixed keep-alive. Trade-off: one mode at a time (the interface has
+//!   of a stream's past idle times, those at least as long as its current idle spell are cut
+//!   into modes (from the shortest, each mode holds the times up to `width` times its first:
+//!   short gaps between bursts, long quiet spells); if the next mode is where at least
+//!   `min-share` of them ended, the stream is pre-warmed ahead of that mode's low percentile
+//!   and kept until its high one, released in between; asked again at each phase change, it
+//!   moves on to the next mode. With too few idle times or no likely mode (random arrivals),
+//!   a fixed keep-alive. Trade-off: one mode at a time (the interface has
 //!   one resident span per decision), so the host must ask again when the phase changes.
 
 use crate::params::{Params, number};
@@ -144,13 +145,13 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// Sorted idle times cut into modes: runs in which each value is at most `split` times the
-/// one before (a short gap between bursts and a night are different modes).
-fn modes(sorted: &[f64], split: f64) -> Vec<&[f64]> {
+/// Sorted idle times cut into modes: from the shortest, a mode takes every time up to
+/// `width` times its first (a short gap between bursts and a night are different modes).
+fn modes(sorted: &[f64], width: f64) -> Vec<&[f64]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..sorted.len() {
-        if sorted[i] > split * sorted[i - 1].max(1.0) {
+        if sorted[i] > width * sorted[start].max(1.0) {
             out.push(&sorted[start..i]);
             start = i;
         }
@@ -161,14 +162,6 @@ fn modes(sorted: &[f64], split: f64) -> Vec<&[f64]> {
     out
 }
 
-/// Coefficient of variation.
-fn cv(values: &[f64]) -> f64 {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
-}
-
 /// What the histogram policy's parameters say.
 struct HistogramParams {
     head: f64,
@@ -176,9 +169,8 @@ struct HistogramParams {
     margin: f64,
     slack: f64,
     min_samples: usize,
-    min_mode: usize,
-    split: f64,
-    max_cv: f64,
+    width: f64,
+    min_share: f64,
     fallback: f64,
 }
 
@@ -192,10 +184,10 @@ impl HistogramParams {
                 "percentiles must satisfy 0 <= head < tail <= 100, got {head} and {tail}"
             )));
         }
-        let split = p.number("split")?;
-        if split.is_nan() || split <= 1.0 {
+        let width = p.number("width")?;
+        if width.is_nan() || width <= 1.0 {
             return Err(PluginError::InvalidParam(format!(
-                "`split` must be more than 1, got {split}"
+                "`width` must be more than 1, got {width}"
             )));
         }
         Ok(Self {
@@ -204,9 +196,8 @@ impl HistogramParams {
             margin: non_negative(&p, "margin")?,
             slack: non_negative(&p, "slack-seconds")?,
             min_samples: non_negative(&p, "min-samples")? as usize,
-            min_mode: non_negative(&p, "min-mode")? as usize,
-            split,
-            max_cv: non_negative(&p, "max-cv")?,
+            width,
+            min_share: non_negative(&p, "min-share")?,
             fallback: non_negative(&p, "fallback-seconds")?,
         })
     }
@@ -223,30 +214,20 @@ impl HistogramParams {
         if idle.len() < self.min_samples.max(1) {
             return (self.fallback, None);
         }
-        // Modes seen too rarely are outliers (the percentiles' cut, per mode).
-        let modes: Vec<&[f64]> = modes(&idle, self.split)
-            .into_iter()
-            .filter(|m| m.len() >= self.min_mode.max(1))
-            .collect();
-        let span = |m: &[f64]| {
-            let (lo, hi) = (quantile(m, self.head), quantile(m, self.tail));
-            let pad = self.margin * (hi - lo) + self.slack;
-            (lo - pad - cold_start, hi + pad)
+        // What the history says of an idle spell that has lasted `t` seconds: the idle times
+        // at least that long, and the next mode among them.
+        let rest = &idle[idle.partition_point(|x| *x < t)..];
+        let Some(&mode) = modes(rest, self.width).first() else {
+            // Past every idle time seen: idle from now on, as far as the history knows.
+            return (t, None);
         };
-        // The next mode this idle spell can still end in.
-        let Some(mode) = modes.into_iter().find(|m| span(m).1 > t) else {
-            // Past every mode seen (or none predictable yet): idle from now on, as far as
-            // the history knows; a short grace while it is still warm.
-            return if t == 0.0 {
-                (self.fallback, None)
-            } else {
-                (t, None)
-            };
-        };
-        if cv(mode) > self.max_cv {
+        if (mode.len() as f64) < self.min_share * rest.len() as f64 {
+            // Not the likely end of this spell: unpredictable, the fixed keep-alive.
             return (self.fallback.max(t), None);
         }
-        let (prewarm, keep) = span(mode);
+        let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
+        let pad = self.margin * (hi - lo) + self.slack;
+        let (prewarm, keep) = (lo - pad - cold_start, hi + pad);
         if prewarm > t {
             // Released until shortly before the mode: back by its head.
             (keep, Some(prewarm))
@@ -267,8 +248,7 @@ impl Lifecycle for Histogram {
              idle times (short gaps between bursts, long quiet spells): resident through the \
              mode its idle spell is in, released before the next one and pre-warmed ahead of \
              its low percentile, kept until its high one; asked again whenever the stream's \
-             phase changes. A fixed keep-alive while its history is short or a mode too spread \
-             to predict.",
+             phase changes. A fixed keep-alive while its history is short or no mode is likely.",
             vec![
                 number(
                     "head",
@@ -296,18 +276,13 @@ impl Lifecycle for Histogram {
                     4.0,
                 ),
                 number(
-                    "min-mode",
-                    "idle periods a mode needs to be predicted (fewer: outliers)",
-                    2.0,
+                    "width",
+                    "a mode holds the idle times up to this many times its shortest",
+                    1.5,
                 ),
                 number(
-                    "split",
-                    "a sorted idle time more than this many times the one before starts a new mode",
-                    2.0,
-                ),
-                number(
-                    "max-cv",
-                    "a mode more spread than this (coefficient of variation) is unpredictable",
+                    "min-share",
+                    "the next mode is predicted if at least this share of the idle times as long as the spell so far end in it",
                     0.5,
                 ),
                 number("fallback-seconds", "keep-alive while unpredictable", 30.0),
