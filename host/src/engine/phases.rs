@@ -5,8 +5,8 @@
 //! is the server's, so the streams are not independent):
 //! - a stream whose camera sends frames is *active*; when they stop it turns *warm-idle*
 //!   (resident, no work), and the lifecycle plugin is asked for every stream's keep-alive
-//!   and pre-warm ([`crate::plugin::PluginHost::plan_lifecycle`], also at each window
-//!   start). Past its keep-alive it scales to zero (*cold*); with a pre-warm it is released
+//!   and pre-warm ([`crate::plugin::PluginHost::plan_lifecycle`]; also at each window
+//!   start, and whenever a stream scales to zero at its keep-alive or comes back). Past its keep-alive it scales to zero (*cold*); with a pre-warm it is released
 //!   at once and brought back (*pre-warmed*) that many seconds after its last frame;
 //! - frames coming to a cold stream start it: it is *starting* for the cold start's time,
 //!   measured on this machine ([`WakeCosts`]: from the load-ready artifacts a scale-down
