@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 
 use super::Plugins;
-use super::calibrate::{self, Calibration, Raw};
+use super::calibrate::{self, Calibration, Raw, ZOO_KIND};
 use super::cost::CostModel;
 use super::report::PredictionRecord;
 use super::scenario::{ProfileAxis, ProfilerSettings};
@@ -481,7 +481,7 @@ impl<B: Backend> ProfileTask<B> {
             out.retrain.push(offer);
             out.uncorrected.push(raw);
         }
-        let zoo = self.zoo_offers(&out.retrain);
+        let zoo = self.zoo_offers(&out.retrain, calibration, &mut out.uncorrected);
         out.records.extend(zoo.iter().map(|r| self.record(r, None)));
         out.retrain.extend(zoo);
         out
@@ -490,9 +490,23 @@ impl<B: Backend> ProfileTask<B> {
     /// The zoo plans' offers: a model deployed as it is reaches what its check measured (its
     /// error that of a measured accuracy); a configuration retrained from it gains over it
     /// what the same configuration is predicted to gain over the serving model (`base`),
-    /// scaled to the room left above it, with that prediction's error.
-    fn zoo_offers(&self, base: &[RetrainProfile]) -> Vec<RetrainProfile> {
+    /// scaled to the room left above it, with that prediction's error, then corrected by the
+    /// run's earlier jobs retrained from zoo models (their own calibration kind, kept in
+    /// `raws` to learn from this one's outcome).
+    fn zoo_offers(
+        &self,
+        base: &[RetrainProfile],
+        calibration: &Calibration,
+        raws: &mut Vec<Raw>,
+    ) -> Vec<RetrainProfile> {
         let (start, n) = (self.data.start_accuracy, self.data.val_len.max(1) as f64);
+        let correct = |kind| {
+            if self.settings.calibrate {
+                calibration.correction(kind)
+            } else {
+                0.0
+            }
+        };
         self.plans
             .iter()
             .filter_map(|plan| {
@@ -509,11 +523,23 @@ impl<B: Backend> ProfileTask<B> {
                 } else {
                     let own = plan.config.name.split("+zoo:").next().unwrap_or_default();
                     match base.iter().find(|r| r.config.name == own) {
-                        Some(r) if r.accuracy_error > 0.0 && start < 1.0 => (
-                            (z + (r.accuracy_after - start) * (1.0 - z) / (1.0 - start))
-                                .clamp(0.0, 1.0),
-                            r.accuracy_error,
-                        ),
+                        Some(r) if r.accuracy_error > 0.0 && start < 1.0 => {
+                            let predicted = (z
+                                + (r.accuracy_after - start) * (1.0 - z) / (1.0 - start))
+                                .clamp(0.0, 1.0);
+                            let (layers, epochs) = plan.kind();
+                            let kind = (layers + ZOO_KIND, epochs);
+                            raws.push(Raw {
+                                config: plan.config.name.clone(),
+                                kind,
+                                predicted,
+                                stated: r.accuracy_error,
+                            });
+                            (
+                                (predicted + correct(kind)).clamp(0.0, 1.0),
+                                r.accuracy_error,
+                            )
+                        }
                         _ => (z, measured),
                     }
                 };
