@@ -508,7 +508,12 @@ fn print_summary(r: &RunReport) {
                 Some(_) => "~",
                 None => " ",
             };
-            print!(" {:>11.3}{mark}", s.accuracy);
+            if s.frames == 0 {
+                // Its camera sent nothing this window: nothing was served or scored.
+                print!(" {:>11}{mark}", "-");
+            } else {
+                print!(" {:>11.3}{mark}", s.accuracy);
+            }
         }
         println!(
             " {:>8.3} {:>6.0}% {:>8.1}s",
