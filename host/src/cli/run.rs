@@ -558,6 +558,12 @@ fn print_summary(r: &RunReport) {
     if let Some(l) = r.lifecycle() {
         print_lifecycle(&l, r.windows.last().and_then(|w| w.lifecycle.as_ref()));
     }
+    print_executor(r);
+}
+
+/// How the executor's delivered shares compare with the allocated ones, per job and, on the
+/// real clock, for inference.
+fn print_executor(r: &RunReport) {
     // Per job: delivered/allocated and the allocated GPU-seconds over its life, which
     // weighs the summary (a job of a few batches can be a batch off on the real clock).
     let mut alloc = Vec::new();
@@ -585,6 +591,11 @@ fn print_summary(r: &RunReport) {
             100.0 * worst,
             100.0 * weighted
         );
+        if r.windows.iter().any(|w| w.lifecycle.is_some()) {
+            println!(
+                "  (serverless: idle streams' and paused jobs' shares are lent to the running jobs, so delivered differs from allocated by design)"
+            );
+        }
     }
     // Real clock: inference is time-sliced too; it uses less than its share while it waits
     // for frames, never more.
