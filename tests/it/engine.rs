@@ -575,27 +575,8 @@ fn a_killed_run_keeps_its_committed_windows() {
         .unwrap();
     let db = data.join("history.sqlite");
     let rt = runtime();
-    let committed = |db: &Path| -> i64 {
-        rt.block_on(async {
-            let Ok(pool) = sqlx::SqlitePool::connect_with(
-                sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(db)
-                    .read_only(true),
-            )
-            .await
-            else {
-                return 0;
-            };
-            let n = sqlx::query_scalar("SELECT COUNT(*) FROM windows")
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0);
-            pool.close().await;
-            n
-        })
-    };
     let started = std::time::Instant::now();
-    while committed(&db) < 2 {
+    while super::cli::committed(&data) < 2 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "tandem run exited early"

@@ -22,7 +22,7 @@ use crate::cli::backend::{self, BackendChoice, WithBackend};
 use crate::compute::Backend;
 use crate::data::{Dataset, fashion};
 use crate::engine::lifecycle::{
-    Bytes, ColdStart, FirstBatch, Lifecycle, Replay, Resident, Step, StreamPlugin, measure,
+    Bytes, ColdStart, FirstBatch, Lifecycle, Replay, Resident, Step, measure,
 };
 use crate::engine::scenario::{Scenario, SourceKind};
 use crate::engine::stream::split;
@@ -187,20 +187,9 @@ fn stream<B: Backend>(
         spec,
         pool,
     };
-    let mut plugins = Vec::new();
-    for (role, r) in [
-        ("policy", &scenario.policy),
-        ("config-space", &scenario.config_space),
-        ("estimator", &scenario.estimator),
-    ] {
-        let component = catalog.component(&r.name)?;
-        sources.push(component.clone());
-        plugins.push(StreamPlugin::compile(&catalog.host, role, &component)?);
-    }
-    let first = camera
-        .pool
-        .frames
-        .take(camera.spec.objects_per_frame as usize);
+    let plugins = measure::stream_plugins(catalog, &scenario)?;
+    sources.extend(plugins.iter().map(|p| p.component.clone()));
+    let first = measure::first_objects(&camera);
     Ok(Stream {
         resident: measure::late_resident(
             &scenario,

@@ -625,8 +625,8 @@ fn print_executor(r: &RunReport) {
 
 /// The serverless figures of a run, and each stream's phase and resident bytes at its end.
 fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
-    let mib = |b: f64| b / (1u64 << 20) as f64;
-    println!("{}", crate::http::lifecycle::summary_line(l));
+    use crate::http::lifecycle;
+    println!("{}", lifecycle::summary_line(l));
     if l.plugin_errors > 0 {
         println!(
             "lifecycle plugin: {} calls failed, the decisions in force stood (errors in the history)",
@@ -639,10 +639,10 @@ fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
             .iter()
             .map(|s| {
                 format!(
-                    "{} {} ({:.2} MiB)",
+                    "{} {} ({})",
                     s.stream,
                     s.end_phase.name(),
-                    mib(s.resident_bytes as f64)
+                    lifecycle::mib(s.resident_bytes as f64)
                 )
             })
             .collect();
@@ -658,25 +658,23 @@ fn print_lifecycle(l: &LifecycleSummary, last: Option<&LifecycleReport>) {
 /// (plugins 1.9, first_inference 3.4)`.
 fn wake_costs(c: &crate::engine::phases::WakeCosts) -> String {
     use crate::engine::phases::WakeKind;
-    [
-        (WakeKind::Cold, "nothing prepared", c.cold),
-        (WakeKind::Preprocessed, "preprocessed", c.preprocessed),
-        (WakeKind::Prewarmed, "pre-warmed", c.prewarmed),
-    ]
-    .iter()
-    .map(|(kind, name, seconds)| {
-        let mut steps: Vec<&(WakeKind, String, f64)> =
-            c.steps.iter().filter(|(k, _, _)| k == kind).collect();
-        steps.sort_by(|a, b| b.2.total_cmp(&a.2));
-        let top: Vec<String> = steps
-            .iter()
-            .take(3)
-            .map(|(_, step, ms)| format!("{step} {ms:.1}"))
-            .collect();
-        format!("{name} {:.1} ms ({})", 1000.0 * seconds, top.join(", "))
-    })
-    .collect::<Vec<_>>()
-    .join("; ")
+    c.by_path()
+        .map(|(kind, seconds, mut steps)| {
+            let name = match kind {
+                WakeKind::Cold => "nothing prepared",
+                WakeKind::Preprocessed => "preprocessed",
+                WakeKind::Prewarmed => "pre-warmed",
+            };
+            steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top: Vec<String> = steps
+                .iter()
+                .take(3)
+                .map(|(step, ms)| format!("{step} {ms:.1}"))
+                .collect();
+            format!("{name} {:.1} ms ({})", 1000.0 * seconds, top.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn print_compare(reports: &[RunReport]) {

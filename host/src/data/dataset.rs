@@ -32,6 +32,11 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Bytes its tensors hold (f32 pixels, u8 labels).
+    pub fn bytes(&self) -> u64 {
+        (self.images.len() * 4 + self.labels.len()) as u64
+    }
+
     /// Replace sample `i` with `image` labelled `label`.
     pub fn replace(&mut self, i: usize, image: &[f32], label: u8) {
         let n = self.sample_len();

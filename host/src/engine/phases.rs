@@ -120,6 +120,22 @@ impl WakeCosts {
             WakeKind::Prewarmed => self.prewarmed,
         }
     }
+
+    /// Each path (cold, preprocessed, pre-warmed) with its seconds and its steps (name,
+    /// milliseconds) in the order they were measured: what the reports show.
+    pub fn by_path(&self) -> impl Iterator<Item = (WakeKind, f64, Vec<(&str, f64)>)> {
+        [WakeKind::Cold, WakeKind::Preprocessed, WakeKind::Prewarmed]
+            .into_iter()
+            .map(|kind| {
+                let steps = self
+                    .steps
+                    .iter()
+                    .filter(|(k, _, _)| *k == kind)
+                    .map(|(_, step, ms)| (step.as_str(), *ms))
+                    .collect();
+                (kind, self.of(kind), steps)
+            })
+    }
 }
 
 /// Idle periods a stream remembers for its policy.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::lifecycle::{FirstBatch, Replay, StreamPlugin, measure};
+use super::lifecycle::{FirstBatch, Replay, measure};
 use super::phases::WakeCosts;
 use super::scenario::{PluginRef, ProfileTiming, SourceKind, ZooStart};
 use super::zoo::{PRETRAINED, Zoo};
@@ -213,23 +213,9 @@ impl<B: Backend> Session<B> {
         };
         let setup =
             |e: &dyn std::fmt::Display| EngineError::Setup(format!("cold-start costs: {e}"));
-        let mut plugins = Vec::new();
-        for (role, r) in [
-            ("policy", &s.policy),
-            ("config-space", &s.config_space),
-            ("estimator", &s.estimator),
-        ] {
-            let component = self.catalog.component(&r.name).map_err(|e| setup(&e))?;
-            plugins.push(
-                StreamPlugin::compile(&self.catalog.host, role, &component)
-                    .map_err(|e| setup(&e))?,
-            );
-        }
+        let plugins = measure::stream_plugins(&self.catalog, s).map_err(|e| setup(&e))?;
         let resident = measure::late_resident(s, &camera, self.pretrained.duplicate(be), plugins);
-        let first = camera
-            .pool
-            .frames
-            .take(camera.spec.objects_per_frame as usize);
+        let first = measure::first_objects(&camera);
         let root = std::env::temp_dir().join(format!("tandem-wake-{}", std::process::id()));
         let costs = measure::measure(
             be,

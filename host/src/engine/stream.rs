@@ -736,12 +736,7 @@ impl<B: Backend> Stream<B> {
     /// the engine's, shared by every stream, so no stream's.)
     pub fn resident_bytes(&self, be: &B) -> u64 {
         let m = self.model.bytes(be);
-        let memory = self.memory.samples();
-        m.weights
-            + m.optimizer
-            + m.workspace
-            + 4 * memory.images.len() as u64
-            + memory.labels.len() as u64
+        m.weights + m.optimizer + m.workspace + self.memory.samples().bytes()
     }
 
     pub fn close(

@@ -9,7 +9,7 @@
 //! its own text).
 
 use super::charts;
-use crate::engine::phases::{Phase, WakeKind};
+use crate::engine::phases::Phase;
 use crate::engine::report::{ColdStartRecord, LifecycleReport, LifecycleSummary, StreamLife};
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -174,24 +174,18 @@ impl WindowLifecycle {
             .iter()
             .map(|s| (s.stream.as_str(), s.phases.as_slice()))
             .collect();
-        let c = &l.wake_costs;
-        let wake_costs = [
-            (WakeKind::Cold, c.cold),
-            (WakeKind::Preprocessed, c.preprocessed),
-            (WakeKind::Prewarmed, c.prewarmed),
-        ]
-        .into_iter()
-        .map(|(kind, seconds)| WakePathView {
-            path: kind.name(),
-            total: ms(seconds),
-            steps: c
-                .steps
-                .iter()
-                .filter(|(k, _, _)| *k == kind)
-                .map(|(_, step, millis)| (step.clone(), format!("{millis:.1} ms")))
-                .collect(),
-        })
-        .collect();
+        let wake_costs = l
+            .wake_costs
+            .by_path()
+            .map(|(kind, seconds, steps)| WakePathView {
+                path: kind.name(),
+                total: ms(seconds),
+                steps: steps
+                    .into_iter()
+                    .map(|(step, millis)| (step.to_string(), format!("{millis:.1} ms")))
+                    .collect(),
+            })
+            .collect();
         WindowLifecycle {
             policy: l.policy.clone(),
             calls: l.calls,

@@ -8,11 +8,13 @@ use super::{
     ColdStart, FirstBatch, Labelled, Lifecycle, LifecycleError, Replay, Resident, StreamPlugin,
 };
 use crate::compute::Backend;
+use crate::data::Dataset;
 use crate::engine::memory::ExemplarMemory;
 use crate::engine::phases::{WakeCosts, WakeKind};
 use crate::engine::scenario::Scenario;
 use crate::engine::stream::{Camera, split};
 use crate::model::Model;
+use crate::plugin::Catalog;
 
 /// `camera`'s stream as it stands after the scenario's windows: `model` serving, the exemplar
 /// memory filled from every window as the window loop fills it, one window of labels that
@@ -42,6 +44,32 @@ pub fn late_resident<B: Backend>(
         pending,
         plugins,
     }
+}
+
+/// The scenario's policy, configuration space and estimator compiled for one stream alone,
+/// from the components `catalog` finds for them.
+pub fn stream_plugins(
+    catalog: &Catalog,
+    s: &Scenario,
+) -> Result<Vec<StreamPlugin>, LifecycleError> {
+    let mut plugins = Vec::new();
+    for (role, r) in [
+        ("policy", &s.policy),
+        ("config-space", &s.config_space),
+        ("estimator", &s.estimator),
+    ] {
+        let component = catalog.component(&r.name)?;
+        plugins.push(StreamPlugin::compile(&catalog.host, role, &component)?);
+    }
+    Ok(plugins)
+}
+
+/// The objects of `camera`'s first frame: what a woken stream's first inference classifies.
+pub fn first_objects(camera: &Camera) -> Dataset {
+    camera
+        .pool
+        .frames
+        .take(camera.spec.objects_per_frame as usize)
 }
 
 /// A copy of `r` to scale down (the original stays as it is).

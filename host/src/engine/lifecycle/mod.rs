@@ -153,10 +153,6 @@ impl Bytes {
     }
 }
 
-fn dataset_bytes(d: &Dataset) -> u64 {
-    (d.images.len() * 4 + d.labels.len()) as u64
-}
-
 fn plugin_bytes(plugins: &[StreamPlugin]) -> u64 {
     plugins
         .iter()
@@ -173,8 +169,8 @@ impl<B: Backend> Resident<B> {
             weights: m.weights,
             optimizer: m.optimizer,
             workspace: m.workspace,
-            memory: dataset_bytes(self.memory.samples()),
-            pending: self.pending.iter().map(|p| dataset_bytes(&p.samples)).sum(),
+            memory: self.memory.samples().bytes(),
+            pending: self.pending.iter().map(|p| p.samples.bytes()).sum(),
             plugins: plugin_bytes(&self.plugins),
         }
     }
@@ -239,8 +235,8 @@ impl Prewarmed {
     pub fn bytes(&self) -> Bytes {
         Bytes {
             weights: 4 * self.weights.len() as u64,
-            memory: dataset_bytes(self.memory.samples()),
-            pending: self.pending.iter().map(|p| dataset_bytes(&p.samples)).sum(),
+            memory: self.memory.samples().bytes(),
+            pending: self.pending.iter().map(|p| p.samples.bytes()).sum(),
             plugins: plugin_bytes(&self.plugins),
             ..Bytes::default()
         }
