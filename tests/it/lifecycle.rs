@@ -581,3 +581,43 @@ fn the_memory_budget_is_never_exceeded() {
         }
     }
 }
+
+/// A decision with a pre-warm still ahead releases the stream at once (wit/lifecycle.wit),
+/// also when it comes while the stream is resident and idle: the histogram policy, asked
+/// again mid-spell, answers so.
+#[test]
+fn a_prewarm_decision_releases_a_warm_stream_until_then() {
+    use tandem::plugin::types::StreamPhase;
+    let mut phases = Phases::new(
+        vec!["s".into()],
+        (None, true),
+        WakeCosts::default(),
+        "test".into(),
+    );
+    // Frames for the first 10 s, then none.
+    let present: Vec<bool> = (0..120).map(|t| t < 10).collect();
+    let ticks = [StreamTick {
+        present: &present,
+        frame_rate: 1.0,
+        bytes: 1 << 20,
+        accuracy: 0.5,
+    }];
+    // Kept while active; once idle, released until 50 s after the last frame.
+    let mut decide = |input: &LifecycleInput| {
+        Ok(input
+            .streams
+            .iter()
+            .map(|s| LifecycleDecision {
+                stream_id: s.id.clone(),
+                keep_alive_seconds: 1000.0,
+                prewarm_after_seconds: (s.phase != StreamPhase::Active).then_some(50.0),
+            })
+            .collect())
+    };
+    let pw = phases.window((0.0, 120.0), &ticks, &mut decide);
+    let timeline = &pw.phases[0];
+    assert_eq!(phase_at(timeline, 10.0), Phase::WarmIdle, "{timeline:?}");
+    assert_eq!(phase_at(timeline, 12.0), Phase::Cold, "{timeline:?}");
+    assert_eq!(phase_at(timeline, 55.0), Phase::Cold, "{timeline:?}");
+    assert_eq!(phase_at(timeline, 62.0), Phase::Prewarmed, "{timeline:?}");
+}

@@ -943,7 +943,8 @@ fn selectors_short_list_nearest_or_everything_within_the_limit() {
 /// The histogram policy moves from mode to mode of a stream's idle times: pre-warmed ahead
 /// of the short gaps between bursts (kept warm when they start at once), released past them
 /// and pre-warmed ahead of the long quiet spell, back at once if cold inside it, released past every mode; a spread history is
-/// unpredictable and gets the fixed keep-alive.
+/// unpredictable and gets the fixed keep-alive, cut to the end of the first mode when the
+/// history shows nothing ending between the two.
 #[test]
 fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
     use tandem::plugin::types::{LifecycleInput, StreamActivity, StreamPhase};
@@ -1000,6 +1001,16 @@ fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
     assert_eq!(
         decide(stream(StreamPhase::WarmIdle, 400.0, &bimodal)),
         (400.0, None)
+    );
+    // A short mode that is not the likely end, with no idle time seen between its end and
+    // the keep-alive's: kept only through it (17 s + 2 s of slack), then asked again.
+    assert_eq!(
+        decide(stream(
+            StreamPhase::Active,
+            0.0,
+            &[17.0, 132.0, 180.0, 196.0, 210.0]
+        )),
+        (19.0, None)
     );
     // Exponential-like idle times form no predictable mode: the 30 s keep-alive.
     let spread = [3.0, 7.0, 15.0, 40.0, 90.0, 200.0, 450.0, 1000.0];

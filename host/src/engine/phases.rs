@@ -399,8 +399,13 @@ impl Phases {
             (None, phase) => {
                 let idle = now - l.idle_since.unwrap_or(now);
                 let (keep_alive, prewarm) = l.decision;
+                // A pre-warm still ahead means "released until then" (wit/lifecycle.wit),
+                // also for a stream that was resident when the decision came: the histogram
+                // policy, asked again mid-spell, predicts the next mode's start, and such
+                // streams were held warm through whole 180 s gaps until this was honoured.
+                let release = idle >= keep_alive || prewarm.is_some_and(|p| idle < p);
                 match phase {
-                    Phase::WarmIdle | Phase::Prewarmed if idle >= keep_alive => {
+                    Phase::WarmIdle | Phase::Prewarmed if release => {
                         l.phase = Phase::Cold;
                         run.set(i, t, Phase::Cold);
                         return true;

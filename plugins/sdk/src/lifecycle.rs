@@ -221,12 +221,24 @@ impl HistogramParams {
             // Past every idle time seen: idle from now on, as far as the history knows.
             return (t, None);
         };
-        if (mode.len() as f64) < self.min_share * rest.len() as f64 {
-            // Not the likely end of this spell: unpredictable, the fixed keep-alive.
-            return (self.fallback.max(t), None);
-        }
         let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
         let pad = self.margin * (hi - lo) + self.slack;
+        if (mode.len() as f64) < self.min_share * rest.len() as f64 {
+            // Not the likely end of this spell: the fixed keep-alive, or only through this
+            // mode when no idle time seen ended between its end and the keep-alive's (the
+            // rest of the keep-alive would catch nothing the history knows of; the host asks
+            // again when the stream scales to zero). Held for the whole keep-alive, such a
+            // stream's release depended on when another stream's phase change asked again.
+            let through = hi + pad;
+            let fallback = self.fallback.max(t);
+            let later = rest.iter().any(|&x| x > through && x <= fallback);
+            let keep = if later {
+                fallback
+            } else {
+                through.clamp(t, fallback)
+            };
+            return (keep, None);
+        }
         let (prewarm, keep) = (lo - pad - cold_start, hi + pad);
         if prewarm > t {
             // Released until shortly before the mode: back by its head.
