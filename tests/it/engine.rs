@@ -1174,14 +1174,19 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
     );
 }
 
-#[test]
-fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
+/// One window of the tiny scenario, every camera in a dark scene, with a model that learnt
+/// that scene earlier in the zoo (as `m1`, under the scene's signature), run by `policy`.
+fn dark_scene_with_its_zoo_model(
+    be: &CpuBackend,
+    detect: bool,
+    policy: (&str, Vec<Param>),
+) -> Vec<WindowReport> {
     use tandem::data::{Drift, Look};
-    let be = CpuBackend::new(2);
     let mut s = tiny();
     s.windows = 1;
     s.gpu_gflops = Some(5.0);
     s.profiler.enabled = false;
+    s.zoo.detect = detect;
     let dark = Drift {
         brightness: 0.4,
         ..Drift::default()
@@ -1190,22 +1195,29 @@ fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
         c.train_samples = 400;
         c.drift = vec![toml::from_str("window = 0\nbrightness = 0.4").unwrap()];
     }
-    // A model that learnt the dark scene earlier, in the zoo under that scene's signature.
-    let reuse = vec![Param {
-        name: "retrain-config".into(),
-        value: ParamValue::Text("zoo".into()),
-    }];
-    let ws = run_with_zoo_of(&be, &s, ("fair", reuse), &mut |zoo, pool, pre| {
+    run_with_zoo_of(be, &s, policy, &mut |zoo, pool, pre| {
         let data = dark.apply(&pool.train.take(1200), 9);
-        let mut m = pre.duplicate(&be);
+        let mut m = pre.duplicate(be);
         let cfg = TrainConfig {
             epochs: 2,
             batch_size: 32,
             ..TrainConfig::default()
         };
-        model::train(&be, &mut m, &data, &cfg, &mut |_, _| {});
-        zoo.insert(&be, &m, ("earlier", 0), Look::of(&data).mean, 0.0);
-    });
+        model::train(be, &mut m, &data, &cfg, &mut |_, _| {});
+        zoo.insert(be, &m, ("earlier", 0), Look::of(&data).mean, 0.0);
+    })
+}
+
+/// The policy's path (the host's own swap at the labels off with `detect`): "reuse only"
+/// deploys the checked zoo model as it is.
+#[test]
+fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
+    let be = CpuBackend::new(2);
+    let reuse = vec![Param {
+        name: "retrain-config".into(),
+        value: ParamValue::Text("zoo".into()),
+    }];
+    let ws = dark_scene_with_its_zoo_model(&be, false, ("fair", reuse));
     let w = &ws[0];
     let zoo = w.zoo.as_ref().unwrap();
     for st in &w.streams {
@@ -1224,6 +1236,38 @@ fn a_checked_zoo_model_deployed_as_it_is_serves_what_its_check_measured() {
         assert_eq!(st.end_accuracy, check.accuracy);
     }
     assert_eq!(zoo.uses.len(), 2);
+}
+
+/// With `detect` on, the host itself swaps in a zoo model that checks clearly better than the
+/// serving one on the window's labels, as they come: no policy decision needed (here the
+/// policy never retrains), it serves to the window's end and counts as a use as it is; the
+/// frames before the labels came are served by the old model.
+#[test]
+fn a_zoo_model_that_checks_better_at_the_labels_is_swapped_in_then() {
+    let be = CpuBackend::new(2);
+    let ws = dark_scene_with_its_zoo_model(&be, true, ("no-retrain", vec![]));
+    let off = dark_scene_with_its_zoo_model(&be, false, ("no-retrain", vec![]));
+    let (zoo, zoo_off) = (ws[0].zoo.as_ref().unwrap(), off[0].zoo.as_ref().unwrap());
+    for (st, st_off) in ws[0].streams.iter().zip(&off[0].streams) {
+        let check = zoo
+            .checks
+            .iter()
+            .find(|c| c.stream == st.stream && c.model == "m1")
+            .expect("the dark model was checked");
+        assert!(check.accuracy > st_off.start_accuracy + 0.1, "{check:?}");
+        assert!(st.retrain.is_none());
+        assert_eq!(st.end_accuracy, check.accuracy);
+        assert_eq!(st_off.end_accuracy, st_off.start_accuracy);
+        assert!(
+            st.accuracy > st_off.accuracy + 0.05,
+            "served {} against {} without the swap",
+            st.accuracy,
+            st_off.accuracy
+        );
+    }
+    assert!(zoo.uses.iter().all(|u| u.model == "m1" && u.as_is));
+    assert_eq!(zoo.uses.len(), 2);
+    assert!(zoo_off.uses.is_empty() && zoo.detections.is_empty());
 }
 
 /// Camera `b` sees frames only in the second half of every window (200 s), under the

@@ -201,6 +201,14 @@ impl<'p> Scheduler<'p> {
         }
     }
 
+    /// Stream `i`'s next model version serves from `at`, its jobs and candidates unchanged (a
+    /// zoo model swapped in as the window's labels came, see `Stream::serve_labelled`).
+    pub fn serve_next(&mut self, i: usize, at: f64) {
+        self.exec.advance(at);
+        self.versions[i] += 1;
+        self.exec.set_model(i, at, self.versions[i]);
+    }
+
     /// Ask the policy with the candidates as offered now; on failure the fallback decides:
     /// Ekya's fair split at a first decision (`freed` none), or the running allocation with
     /// the `freed` GPU (the profiler's share, coming back) handed out evenly.

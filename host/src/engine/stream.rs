@@ -34,7 +34,8 @@ use crate::compute::Backend;
 use crate::data::{DataError, Dataset, Drift, Look, drift, fashion, synthetic};
 use crate::model::{self, Model};
 use crate::plugin::types::{
-    InferConfig, InferProfile, RetrainProfile, SelectionRequest, StreamInput, StreamState,
+    InferConfig, InferProfile, RetrainConfig, RetrainProfile, SelectionRequest, StreamInput,
+    StreamState,
 };
 
 /// A source's images: `train` feeds labelled samples, `frames` feeds what cameras see.
@@ -370,6 +371,18 @@ pub struct StreamWindow<B: Backend> {
     pub swap_model: Option<Model<B>>,
     /// The zoo's id of the model serving at the window's start, if it is one of the zoo's.
     pub start_zoo: Option<String>,
+    /// The zoo model swapped in as the labels came ([`Stream::serve_labelled`]): it is
+    /// `versions[1]`, the model this window's jobs start from, and serves from the
+    /// golden-label delay (the last window's model, `versions[0]`, until then).
+    pub labelled: Option<String>,
+}
+
+impl<B: Backend> StreamWindow<B> {
+    /// The model this window's jobs train from: the zoo model swapped in at the labels, else
+    /// the one serving at the window's start.
+    pub fn start_model(&self) -> &Model<B> {
+        &self.versions[usize::from(self.labelled.is_some())]
+    }
 }
 
 impl<B: Backend> Stream<B> {
@@ -505,8 +518,30 @@ impl<B: Backend> Stream<B> {
         let (fit, val) = split(&data.train);
         // One pass over the validation split gives both the serving model's accuracy and,
         // on its leading slice, the profiler's reference point.
-        let predicted = model::predict_all(be, &mut self.model, &val, 256);
-        let start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
+        let mut predicted = model::predict_all(be, &mut self.model, &val, 256);
+        let mut start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
+        let look = Look::of(&data.train);
+        let tolerance = s.profiler.reuse_tolerance;
+        self.scene_moved = !self.unchanged((start_accuracy, val.len(), &look), tolerance);
+        let start_zoo = self.serving_zoo.clone();
+        let (zoo_checks, zoo_error) = zoo.map_or_else(Default::default, |zoo| {
+            self.check_zoo(be, zoo, plugins, (w, &look), &val)
+        });
+        // A scene change seen on the frames inside the window, else one seen at the labels.
+        let (detection, swap, before) = match zoo.filter(|_| s.zoo.detect) {
+            Some(zoo) => match self.watch(zoo, &s.zoo, &data, &look) {
+                (None, _) => {
+                    let here = (start_accuracy, val.len());
+                    (None, None, self.serve_labelled(be, zoo, &zoo_checks, here))
+                }
+                (seen, swap) => (seen, swap, None),
+            },
+            None => (None, None, None),
+        };
+        if before.is_some() {
+            predicted = model::predict_all(be, &mut self.model, &val, 256);
+            start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
+        }
         let state = StreamState {
             id: self.id().to_string(),
             window: w,
@@ -517,42 +552,20 @@ impl<B: Backend> Stream<B> {
         let configs = plugins.configs(&state)?;
         let slice = profiler::val_slice(&val);
         let serving_on_slice = model::hit_rate(&predicted[..slice.len()], &slice.labels) as f64;
-        let slice_gpu = if s.profiler.enabled {
-            cost.infer_seconds(slice.h, slice.w, slice.len())
-        } else {
-            0.0
-        };
+        let slice_cost = cost.infer_seconds(slice.h, slice.w, slice.len());
+        let slice_gpu = if s.profiler.enabled { slice_cost } else { 0.0 };
         let (infer, res_gpu) =
             self.infer_profiles(be, cost, &data, (&val, start_accuracy), &configs.infer);
-        let look = Look::of(&data.train);
-        self.scene_moved = !self.unchanged(
-            (start_accuracy, val.len(), &look),
-            s.profiler.reuse_tolerance,
-        );
         let memory = self.memory.samples();
-        let mut plans: Vec<JobPlan> = configs
-            .retrain
-            .iter()
-            .map(|c| JobPlan::new(c, self.model.arch().hidden, &fit, memory.len(), cost))
-            .collect();
-        let (zoo_checks, zoo_error) = match zoo {
-            Some(zoo) => self.check_zoo(be, zoo, plugins, (w, &look), &val),
-            None => (Vec::new(), None),
-        };
+        let plans = self.job_plans(
+            &configs.retrain,
+            (&fit, memory.len(), cost),
+            (&zoo_checks, start_accuracy),
+            &s.profiler.safe_config,
+        );
         let check_gpu = cost.infer_seconds(val.h, val.w, val.len()) * zoo_checks.len() as f64;
-        let (detection, swap) = match zoo.filter(|_| s.zoo.detect) {
-            Some(zoo) => self.watch(zoo, &s.zoo, &data, &look),
-            None => (None, None),
-        };
         let swap_model = swap.as_ref().and_then(|id| zoo?.load(be, id));
         let swap = swap.filter(|_| swap_model.is_some());
-        plans.extend(self.zoo_plans(
-            &zoo_checks,
-            &plans,
-            start_accuracy,
-            (&fit, memory.len(), cost),
-            &s.profiler.safe_config,
-        ));
         let i = self.camera.index as u64;
         let mut task = ProfileTask::new(
             be,
@@ -573,12 +586,15 @@ impl<B: Backend> Stream<B> {
         );
         let profile_saved =
             self.shrink_profile(&mut task, s, cost, (start_accuracy, val.len(), &look));
+        let labelled = before.is_some().then(|| self.serving_zoo.clone()).flatten();
+        let versions = before.into_iter().chain([self.model.duplicate(be)]);
         let window = StreamWindow {
             data: Rc::new(data),
             fit,
             val,
             start_accuracy,
-            versions: vec![self.model.duplicate(be)],
+            labelled,
+            versions: versions.collect(),
             overhead: (slice_gpu, res_gpu + check_gpu),
             uncorrected: Vec::new(),
             profile_saved,
@@ -589,7 +605,7 @@ impl<B: Backend> Stream<B> {
             detection,
             swap,
             swap_model,
-            start_zoo: self.serving_zoo.clone(),
+            start_zoo,
         };
         let input = StreamInput {
             state,
@@ -634,6 +650,34 @@ impl<B: Backend> Stream<B> {
     /// The zoo models the selector short-lists for this stream in window `w` (its scene
     /// looking like `look`), each measured on the validation split `val`. A selector that
     /// fails short-lists nothing (the window goes on without the zoo) and says why.
+    /// A scene that changed before the window began, seen at the labels: when a checked zoo
+    /// model scores above the serving model (`start`, on the same `val` labels) by more than
+    /// two standard errors of the difference, it becomes this stream's model for the window
+    /// (served from the golden-label delay, before the profile and the policy's first
+    /// decision; retraining starts from it). Returns the model it replaces. Serving a model
+    /// made for the scene before, a stream whose scenes alternate started a window at 0.25
+    /// while its zoo model scored 0.755 on the window's labels, and the policy's deploy of it
+    /// came 30 s later (fashion-recurring, seed 33).
+    fn serve_labelled(
+        &mut self,
+        be: &B,
+        zoo: &Zoo,
+        checks: &[ZooCheck],
+        (start, val): (f64, usize),
+    ) -> Option<Model<B>> {
+        let best = checks
+            .iter()
+            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))?;
+        let p = 0.5 * (start + best.accuracy);
+        let noise = (p * (1.0 - p) * 2.0 / val.max(1) as f64).sqrt();
+        if best.accuracy - start <= 2.0 * noise {
+            return None;
+        }
+        let model = zoo.load(be, &best.model)?;
+        self.serving_zoo = Some(best.model.clone());
+        Some(std::mem::replace(&mut self.model, model))
+    }
+
     fn check_zoo(
         &self,
         be: &B,
@@ -691,6 +735,25 @@ impl<B: Backend> Stream<B> {
         // Which model will be serving by then is not known yet: the swap checks it then.
         let swap = best_match(zoo, &d.look, None, settings.match_z);
         (Some(d), swap)
+    }
+
+    /// A plan for each offered configuration, then for the checked zoo models
+    /// ([`Stream::zoo_plans`]).
+    fn job_plans(
+        &self,
+        configs: &[RetrainConfig],
+        (fit, memory, cost): (&Dataset, usize, &CostModel),
+        (checks, start): (&[ZooCheck], f64),
+        safe_config: &str,
+    ) -> Vec<JobPlan> {
+        let hidden = self.model.arch().hidden;
+        let mut plans: Vec<JobPlan> = configs
+            .iter()
+            .map(|c| JobPlan::new(c, hidden, fit, memory, cost))
+            .collect();
+        let zoo = self.zoo_plans(checks, &plans, start, (fit, memory, cost), safe_config);
+        plans.extend(zoo);
+        plans
     }
 
     /// Plans for the checked zoo models: each deployed as it is (0 epochs, the check already

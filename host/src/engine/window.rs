@@ -336,6 +336,11 @@ impl<'a, B: Backend> Engine<'a, B> {
         for (i, timeline) in life.iter().flat_map(|l| l.phases.iter()).enumerate() {
             sched.set_availability(i, availability(timeline));
         }
+        for (i, st) in streams.iter().enumerate() {
+            if st.labelled.is_some() {
+                sched.serve_next(i, s.golden_delay_seconds.min(s.window_seconds));
+            }
+        }
         let mut window = Window {
             sched,
             streams,
@@ -572,7 +577,7 @@ impl<'a, B: Backend> Engine<'a, B> {
             let zoo = self.zoo.as_ref()?;
             zoo.load(self.be, id)
         });
-        let start = from_zoo.as_ref().unwrap_or(&window.versions[0]);
+        let start = from_zoo.as_ref().unwrap_or(window.start_model());
         plan.job(self.be, start, &window.fit, memory, seed)
     }
 
@@ -773,6 +778,15 @@ impl<'a, B: Backend> Engine<'a, B> {
                     at: d.at,
                     changed_at: window.data.changed_at,
                     swapped_to: window.swap.clone(),
+                });
+            }
+            if let Some(model) = &window.labelled {
+                // Swapped in at the labels: a use as it is (not a detection on the frames).
+                z.used(model, w);
+                report.uses.push(ZooUse {
+                    stream: id.clone(),
+                    model: model.clone(),
+                    as_is: true,
                 });
             }
             if let Some(model) = &window.swap {
