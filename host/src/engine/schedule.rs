@@ -189,9 +189,7 @@ impl<'p> Scheduler<'p> {
     /// the running jobs, the policy having no labels of the new scene to decide by).
     pub fn swap(&mut self, i: usize, at: f64) {
         self.swapped[i] = true;
-        self.exec.advance(at);
-        self.versions[i] += 1;
-        self.exec.set_model(i, at, self.versions[i]);
+        self.serve_next(i, at);
         self.inputs[i].retrain.clear();
         let freed = self.exec.release_retrain(i);
         if freed > 0.0 {
@@ -202,7 +200,8 @@ impl<'p> Scheduler<'p> {
     }
 
     /// Stream `i`'s next model version serves from `at`, its jobs and candidates unchanged (a
-    /// zoo model swapped in as the window's labels came, see `Stream::serve_labelled`).
+    /// zoo model swapped in as the window's labels came, see `Stream::serve_labelled`; a
+    /// mid-window [`Scheduler::swap`] does this and more).
     pub fn serve_next(&mut self, i: usize, at: f64) {
         self.exec.advance(at);
         self.versions[i] += 1;

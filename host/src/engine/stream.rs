@@ -337,6 +337,13 @@ impl Recent {
     }
 }
 
+/// The standard error of the difference of two accuracies, each measured on its own number of
+/// samples (`(accuracy, samples)`), taken at their mean.
+fn difference_error((a, n): (f64, usize), (b, m): (f64, usize)) -> f64 {
+    let p = 0.5 * (a + b);
+    (p * (1.0 - p) * (1.0 / n.max(1) as f64 + 1.0 / m.max(1) as f64)).sqrt()
+}
+
 /// One stream's window, as it goes: its data, its labelled samples split for training and
 /// validation, and the model versions that serve it.
 pub struct StreamWindow<B: Backend> {
@@ -441,8 +448,7 @@ impl<B: Backend> Stream<B> {
     /// difference of two measured accuracies.
     fn unchanged(&self, (start, val, look): (f64, usize, &Look), tolerance: f64) -> bool {
         let r = &self.recent;
-        let p = 0.5 * (start + r.end);
-        let noise = (p * (1.0 - p) * (1.0 / val.max(1) as f64 + 1.0 / r.val.max(1) as f64)).sqrt();
+        let noise = difference_error((start, val), (r.end, r.val));
         r.look.same_scene(look, LOOK_Z) && (start - r.end).abs() <= tolerance + 2.0 * noise
     }
 
@@ -647,9 +653,6 @@ impl<B: Backend> Stream<B> {
         (infer, res_gpu)
     }
 
-    /// The zoo models the selector short-lists for this stream in window `w` (its scene
-    /// looking like `look`), each measured on the validation split `val`. A selector that
-    /// fails short-lists nothing (the window goes on without the zoo) and says why.
     /// A scene that changed before the window began, seen at the labels: when a checked zoo
     /// model scores above the serving model (`start`, on the same `val` labels) by more than
     /// two standard errors of the difference, it becomes this stream's model for the window
@@ -668,9 +671,7 @@ impl<B: Backend> Stream<B> {
         let best = checks
             .iter()
             .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))?;
-        let p = 0.5 * (start + best.accuracy);
-        let noise = (p * (1.0 - p) * 2.0 / val.max(1) as f64).sqrt();
-        if best.accuracy - start <= 2.0 * noise {
+        if best.accuracy - start <= 2.0 * difference_error((start, val), (best.accuracy, val)) {
             return None;
         }
         let model = zoo.load(be, &best.model)?;
@@ -678,6 +679,9 @@ impl<B: Backend> Stream<B> {
         Some(std::mem::replace(&mut self.model, model))
     }
 
+    /// The zoo models the selector short-lists for this stream in window `w` (its scene
+    /// looking like `look`), each measured on the validation split `val`. A selector that
+    /// fails short-lists nothing (the window goes on without the zoo) and says why.
     fn check_zoo(
         &self,
         be: &B,
