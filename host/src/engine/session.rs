@@ -36,6 +36,12 @@ pub struct Session<B: Backend> {
     /// What a wake-up costs, measured the first time a serverless engine is made: every run
     /// and every lane of a comparison of this session then pays the same.
     wake_costs: std::sync::Mutex<Option<WakeCosts>>,
+    /// The data dir's zoo, read the first time an engine keeps it (`start = "keep"`): every
+    /// lane of a comparison then starts from the same zoo, even while the live run saves its
+    /// own to the same directory after every window. (Read per lane, lanes started at
+    /// different moments saw different zoos, and since the host swaps a zoo model in at the
+    /// labels for any policy, two lanes of one policy decided differently.)
+    kept_zoo: std::sync::OnceLock<Zoo>,
 }
 
 impl<B: Backend> Session<B> {
@@ -120,6 +126,7 @@ impl<B: Backend> Session<B> {
             zoo_dir: data_dir.join("zoo"),
             pretrained_look,
             wake_costs: std::sync::Mutex::new(None),
+            kept_zoo: std::sync::OnceLock::new(),
         })
     }
 
@@ -137,22 +144,25 @@ impl<B: Backend> Session<B> {
         plugins(&self.catalog, s, policy)
     }
 
-    /// The zoo a run of `s` starts from: the data dir's (`start = "keep"`, corrupt or
-    /// missing models skipped with a warning on stderr) or an empty one, with the pretrained
-    /// model in it.
+    /// The zoo a run of `s` starts from: the data dir's (`start = "keep"`, as the session first
+    /// read it; corrupt or missing models skipped with a warning on stderr) or an empty one,
+    /// with the pretrained model in it.
     pub fn zoo(&self, be: &B, s: &Scenario) -> Zoo {
         let (max_models, max_bytes) = (
             s.zoo.max_models as usize,
             (s.zoo.max_mib * 1024.0 * 1024.0) as u64,
         );
         let mut zoo = match s.zoo.start {
-            ZooStart::Keep => {
-                let (zoo, warnings) = Zoo::open(&self.zoo_dir, max_models, max_bytes);
-                for w in warnings {
-                    eprintln!("warning: {w}");
-                }
-                zoo
-            }
+            ZooStart::Keep => self
+                .kept_zoo
+                .get_or_init(|| {
+                    let (zoo, warnings) = Zoo::open(&self.zoo_dir, max_models, max_bytes);
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    zoo
+                })
+                .clone(),
             ZooStart::Fresh => Zoo::new(max_models, max_bytes),
         };
         if !zoo.models().any(|m| m.id == PRETRAINED) {
