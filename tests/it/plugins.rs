@@ -950,7 +950,8 @@ fn selectors_short_list_nearest_or_everything_within_the_limit() {
 /// of the short gaps between bursts (kept warm when they start at once), released past them
 /// and pre-warmed ahead of the long quiet spell, back at once if cold inside it, released past every mode; a spread history is
 /// unpredictable and gets the fixed keep-alive, cut to the end of the first mode when the
-/// history shows nothing ending between the two.
+/// history shows nothing ending between the two; a wide mode is held no longer than the
+/// keep-alive, where its idle times are densest.
 #[test]
 fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
     use tandem::plugin::types::{LifecycleInput, StreamActivity, StreamPhase};
@@ -1018,6 +1019,18 @@ fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
         )),
         (19.0, None)
     );
+    // A mode spread by random arrivals (130-190 s): resident no longer than a keep-alive's
+    // 30 s, where its idle times are densest (175-190 s), not from 130 s.
+    let spread_mode = [
+        130.0, 150.0, 175.0, 180.0, 182.0, 185.0, 190.0, 200.0, 210.0,
+    ];
+    let (keep, prewarm) = decide(stream(StreamPhase::WarmIdle, 20.0, &spread_mode));
+    let prewarm = prewarm.expect("pre-warmed ahead of the dense part");
+    assert!(
+        (170.0..175.0).contains(&prewarm) && (190.0..195.0).contains(&keep),
+        "{keep} {prewarm}"
+    );
+    assert!(keep - prewarm <= 30.0, "{keep} {prewarm}");
     // Exponential-like idle times form no predictable mode: the 30 s keep-alive.
     let spread = [3.0, 7.0, 15.0, 40.0, 90.0, 200.0, 450.0, 1000.0];
     assert_eq!(

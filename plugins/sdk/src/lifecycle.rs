@@ -10,8 +10,9 @@
 //!   into modes (from the shortest, each mode holds the times up to `width` times its first:
 //!   short gaps between bursts, long quiet spells); if the next mode is where at least
 //!   `min-share` of them ended, the stream is pre-warmed ahead of that mode's low percentile
-//!   and kept until its high one, released in between; asked again at each phase change, it
-//!   moves on to the next mode. With too few idle times or no likely mode (random arrivals),
+//!   and kept until its high one (or, for a mode wider than `max-span-seconds`, over its
+//!   densest run of idle times that fits), released in between; asked again at each phase
+//!   change, it moves on to the next mode. With too few idle times or no likely mode (random arrivals),
 //!   a fixed keep-alive. Trade-off: one mode at a time (the interface has
 //!   one resident span per decision), so the host must ask again when the phase changes.
 
@@ -172,6 +173,7 @@ struct HistogramParams {
     width: f64,
     min_share: f64,
     fallback: f64,
+    span: f64,
 }
 
 impl HistogramParams {
@@ -199,7 +201,37 @@ impl HistogramParams {
             width,
             min_share: non_negative(&p, "min-share")?,
             fallback: non_negative(&p, "fallback-seconds")?,
+            span: non_negative(&p, "max-span-seconds")?,
         })
+    }
+
+    /// The part of a mode to be resident for: from its low to its high percentile, or, when
+    /// that span with its pads is longer than `span`, the densest run of its idle times that
+    /// fits. Why: a mode spread by random arrivals (a car park's quiet spell cut short at
+    /// random) had streams pre-warmed 80 s ahead of an arrival, more than the keep-alive
+    /// holds for a whole spell; capped, a prediction never costs more resident time than the
+    /// fixed keep-alive, and spends it where the past spells ended.
+    fn window(&self, mode: &[f64]) -> (f64, f64) {
+        let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
+        let fits = |lo: f64, hi: f64| {
+            (1.0 + 2.0 * self.margin) * (hi - lo) + 2.0 * self.slack <= self.span
+        };
+        if fits(lo, hi) {
+            return (lo, hi);
+        }
+        // Sorted times: for each start the furthest end that fits; the most times win, the
+        // earliest on a tie.
+        let (mut best, mut j) = ((0, 0), 0);
+        for i in 0..mode.len() {
+            j = j.max(i);
+            while j + 1 < mode.len() && fits(mode[i], mode[j + 1]) {
+                j += 1;
+            }
+            if j - i > best.1 - best.0 {
+                best = (i, j);
+            }
+        }
+        (mode[best.0], mode[best.1])
     }
 
     /// (keep-alive, pre-warm) for a stream idle `t` seconds (0 while active), cold or not,
@@ -221,9 +253,9 @@ impl HistogramParams {
             // Past every idle time seen: idle from now on, as far as the history knows.
             return (t, None);
         };
-        let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
-        let pad = self.margin * (hi - lo) + self.slack;
         if (mode.len() as f64) < self.min_share * rest.len() as f64 {
+            let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
+            let pad = self.margin * (hi - lo) + self.slack;
             // Not the likely end of this spell: the fixed keep-alive, or only through this
             // mode when no idle time seen ended between its end and the keep-alive's (the
             // rest of the keep-alive would catch nothing the history knows of; the host asks
@@ -239,6 +271,8 @@ impl HistogramParams {
             };
             return (keep, None);
         }
+        let (lo, hi) = self.window(mode);
+        let pad = self.margin * (hi - lo) + self.slack;
         let (prewarm, keep) = (lo - pad - cold_start, hi + pad);
         if prewarm > t {
             // Released until shortly before the mode: back by its head.
@@ -259,7 +293,7 @@ impl Lifecycle for Histogram {
             "The hybrid histogram policy (Serverless in the Wild), per mode of each stream's \
              idle times (short gaps between bursts, long quiet spells): resident through the \
              mode its idle spell is in, released before the next one and pre-warmed ahead of \
-             its low percentile, kept until its high one; asked again whenever the stream's \
+             its low percentile, kept until its high one (a wide mode only over its densest part); asked again whenever the stream's \
              phase changes. A fixed keep-alive while its history is short or no mode is likely.",
             vec![
                 number(
@@ -298,6 +332,11 @@ impl Lifecycle for Histogram {
                     0.5,
                 ),
                 number("fallback-seconds", "keep-alive while unpredictable", 30.0),
+                number(
+                    "max-span-seconds",
+                    "the longest resident span one predicted mode may hold (a wider mode is covered where its idle times are densest)",
+                    30.0,
+                ),
             ],
         )
     }
