@@ -1013,6 +1013,10 @@ fn the_profile_runs_beside_a_safe_start_and_the_policy_replans_once_it_is_in() {
     s.profiler.timing = tandem::engine::scenario::ProfileTiming::Beside;
     // Long enough for the profile to come in on the tiny model's slow GPU.
     s.window_seconds = 2000.0;
+    // Inference at full rate needs more than the safe start gives it.
+    for c in &mut s.cameras {
+        c.frame_rate = 10.0;
+    }
     let ws = run(&be, &s, "thief", vec![]);
     let w = &ws[0];
     let golden = s.golden_delay_seconds;
@@ -1046,6 +1050,34 @@ fn the_profile_runs_beside_a_safe_start_and_the_policy_replans_once_it_is_in() {
             "no alternative offered to {}",
             st.state.id
         );
+    }
+    // A safe job that finished before the profile handed its share out, and a stream whose
+    // inference share grew serves the best configuration the larger share runs.
+    let handed: Vec<_> = w
+        .allocations
+        .iter()
+        .filter(|a| a.at > golden && a.at < first.at && a.retrain_config.is_none())
+        .collect();
+    assert!(!handed.is_empty(), "{:#?}", w.allocations);
+    for a in handed {
+        let st = first
+            .input
+            .streams
+            .iter()
+            .find(|st| st.state.id == a.stream);
+        let infer = &st.unwrap().infer;
+        let factor = |name: &str| {
+            infer
+                .iter()
+                .find(|p| p.config.name == name)
+                .map_or(0.0, |p| p.accuracy_factor)
+        };
+        let best = infer
+            .iter()
+            .filter(|p| p.gpu_cost <= a.infer_share + 1e-9)
+            .map(|p| p.accuracy_factor)
+            .fold(0.0, f64::max);
+        assert!(factor(&a.infer_config) >= best - 1e-9, "{a:?} {infer:?}");
     }
     // A stream whose safe job finished before the profile is offered nothing more.
     for st in first.input.streams.iter().filter(|st| st.running.is_none()) {
