@@ -1193,6 +1193,20 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
         .expect("window 0 retrained camera a's model into the zoo");
     assert_eq!(d.swapped_to.as_ref(), Some(dark));
     assert!(zoo1.detections.iter().all(|d| d.stream != "b"));
+    // The run's summary counts it: one change seen, swapped, no false alarm.
+    let summary = tandem::engine::report::RunReport {
+        scenario: s.name.clone(),
+        policy: "fair".into(),
+        windows: on.clone(),
+    }
+    .zoo()
+    .unwrap();
+    assert_eq!(
+        (summary.changes_seen, summary.swaps, summary.false_alarms),
+        (1, 1, 0)
+    );
+    assert_eq!(summary.stream_windows, 4);
+    assert_eq!(summary.detection_delay_max_seconds, Some(d.at - 100.0));
     // Served accuracy after the change is higher with the swap than without it.
     let after = |ws: &[WindowReport]| -> f64 {
         let a = ws[1].streams.iter().find(|st| st.stream == "a").unwrap();

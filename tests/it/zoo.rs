@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use tandem::compute::cpu::CpuBackend;
-use tandem::engine::report::{ZooCheckRecord, ZooReport, ZooUse};
+use tandem::engine::report::{ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
 use tandem::engine::zoo::{PRETRAINED, Zoo, ZooModel};
 use tandem::engine::{Scenario, WindowReport};
 use tandem::history::{History, ZooEvent};
@@ -77,9 +77,23 @@ fn history_keeps_every_zoo_check_use_and_change() {
             errors: vec![],
         };
         // A model checked twice for one stream, one deployed as it is and one retrained from,
-        // an eviction, and a selector that failed for a stream.
+        // an eviction, a selector that failed for a stream, a scene change seen and swapped
+        // and a false alarm.
         let w1 = ZooReport {
-            detections: Vec::new(),
+            detections: vec![
+                ZooDetection {
+                    stream: "a".into(),
+                    at: 112.0,
+                    changed_at: Some(100.0),
+                    swapped_to: Some("m2".into()),
+                },
+                ZooDetection {
+                    stream: "b".into(),
+                    at: 250.5,
+                    changed_at: None,
+                    swapped_to: None,
+                },
+            ],
             checks: vec![
                 check("a", "m2", 0.9),
                 check("a", "m2", 0.88),

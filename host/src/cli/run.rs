@@ -436,6 +436,7 @@ fn summary_json(r: &RunReport) -> serde_json::Value {
         "profiler_median_abs_error": r.profiler_median_abs_error(),
         "profiler_cost_fraction": r.profiler_cost_fraction(),
         "lifecycle": r.lifecycle(),
+        "zoo": r.zoo(),
         "policy_fallbacks": r.fallbacks(),
         "windows": r.windows.iter().map(|w| json!({
             "window": w.window,
@@ -479,6 +480,7 @@ fn compare_json(s: &Scenario, reports: &[RunReport], seconds: f64) -> serde_json
                     "gpu_utilization": r.windows.iter().map(|w| w.gpu_utilization).sum::<f64>() / r.windows.len().max(1) as f64,
                     "retraining_jobs_finished": r.windows.iter().flat_map(|w| &w.streams).filter(|s| s.retrain.as_ref().is_some_and(|j| j.finished_at.is_some())).count(),
                     "lifecycle": r.lifecycle(),
+                    "zoo": r.zoo(),
                     "policy_fallbacks": r.fallbacks(),
                 }),
             )

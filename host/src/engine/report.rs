@@ -262,6 +262,26 @@ pub struct ZooUse {
     pub as_is: bool,
 }
 
+/// The zoo over a run ([`RunReport::zoo`]). Detections count stream by stream; a change the
+/// detector missed does not appear (the scenario's drift points say where changes were).
+#[derive(Debug, Clone, Serialize)]
+pub struct ZooSummary {
+    pub checks: usize,
+    pub check_gpu_seconds: f64,
+    pub deployed_as_is: usize,
+    pub retrained_from: usize,
+    /// Stream-windows the zoo ran over (the denominator of a false-alarm rate).
+    pub stream_windows: usize,
+    /// Mid-window scene changes seen, and alarms where the scene had not changed.
+    pub changes_seen: usize,
+    pub false_alarms: usize,
+    /// Detections that swapped a zoo model in.
+    pub swaps: usize,
+    /// From a change to its detection, seconds.
+    pub detection_delay_mean_seconds: Option<f64>,
+    pub detection_delay_max_seconds: Option<f64>,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -297,6 +317,45 @@ impl RunReport {
                 })
                 .sum::<f64>()
                 / n as f64
+        })
+    }
+
+    /// The zoo over the run (`None` without one): its checks and what served from it, and
+    /// the scene changes its detector saw inside windows, against when they happened.
+    pub fn zoo(&self) -> Option<ZooSummary> {
+        let zoos: Vec<(&WindowReport, &ZooReport)> = self
+            .windows
+            .iter()
+            .filter_map(|w| Some((w, w.zoo.as_ref()?)))
+            .collect();
+        if zoos.is_empty() {
+            return None;
+        }
+        let seen: Vec<&ZooDetection> = zoos.iter().flat_map(|(_, z)| &z.detections).collect();
+        let delays: Vec<f64> = seen
+            .iter()
+            .filter_map(|d| Some(d.at - d.changed_at?))
+            .collect();
+        Some(ZooSummary {
+            checks: zoos.iter().map(|(_, z)| z.checks.len()).sum(),
+            check_gpu_seconds: zoos.iter().map(|(_, z)| z.check_gpu_seconds).sum(),
+            deployed_as_is: zoos
+                .iter()
+                .flat_map(|(_, z)| &z.uses)
+                .filter(|u| u.as_is)
+                .count(),
+            retrained_from: zoos
+                .iter()
+                .flat_map(|(_, z)| &z.uses)
+                .filter(|u| !u.as_is)
+                .count(),
+            stream_windows: zoos.iter().map(|(w, _)| w.streams.len()).sum(),
+            changes_seen: delays.len(),
+            false_alarms: seen.iter().filter(|d| d.changed_at.is_none()).count(),
+            swaps: seen.iter().filter(|d| d.swapped_to.is_some()).count(),
+            detection_delay_mean_seconds: (!delays.is_empty())
+                .then(|| delays.iter().sum::<f64>() / delays.len() as f64),
+            detection_delay_max_seconds: delays.iter().copied().reduce(f64::max),
         })
     }
 

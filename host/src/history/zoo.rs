@@ -1,4 +1,4 @@
-//! The zoo's history (migration `0007_zoo.sql`): what a window's [`ZooReport`] says, written
+//! The zoo's history (migrations `0007_zoo.sql`, `0009_zoo_detections.sql`): what a window's [`ZooReport`] says, written
 //! in the window's transaction, and read back as the same report, or as the events of one
 //! model across runs ([`ZooEvent`]) for `tandem zoo show` and the dashboard's Zoo page.
 
@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use super::{History, HistoryError};
-use crate::engine::report::{ZooCheckRecord, ZooReport, ZooUse};
+use crate::engine::report::{ZooCheckRecord, ZooDetection, ZooReport, ZooUse};
 use crate::engine::zoo::{PRETRAINED, ZooModel};
 
 /// Write window `win` of run `run`'s zoo report (inside the window's transaction).
@@ -54,6 +54,20 @@ pub(super) async fn record(
             u.as_is
         );
     }
+    for (seq, d) in z.detections.iter().enumerate() {
+        insert!(
+            tx,
+            "INSERT INTO zoo_detections (run_id, window, seq, stream, at, changed_at, swapped_to)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            run,
+            win,
+            seq as i64,
+            &d.stream,
+            d.at,
+            d.changed_at,
+            &d.swapped_to
+        );
+    }
     let changes =
         (z.added.iter().map(|m| (m, "added"))).chain(z.evicted.iter().map(|m| (m, "evicted")));
     for (seq, (model, change)) in changes.enumerate() {
@@ -81,6 +95,16 @@ pub struct ZooEvent {
     pub kind: String,
     pub stream: Option<String>,
     pub accuracy: Option<f64>,
+}
+
+/// A detection row.
+#[derive(sqlx::FromRow)]
+struct DetectionRow {
+    window: i64,
+    stream: String,
+    at: f64,
+    changed_at: Option<f64>,
+    swapped_to: Option<String>,
 }
 
 /// A window's zoo size row.
@@ -149,6 +173,15 @@ impl History {
         .bind(window)
         .fetch_all(self.pool())
         .await?;
+        let detections: Vec<DetectionRow> = sqlx::query_as(
+            "SELECT window, stream, at, changed_at, swapped_to FROM zoo_detections
+             WHERE run_id = ? AND (? IS NULL OR window = ?) ORDER BY window, seq",
+        )
+        .bind(run)
+        .bind(window)
+        .bind(window)
+        .fetch_all(self.pool())
+        .await?;
         let mut out = Vec::with_capacity(sizes.len());
         for s in sizes {
             let mut report = ZooReport {
@@ -166,6 +199,16 @@ impl History {
             for e in events.iter().filter(|e| e.window == s.window) {
                 add_event(&mut report, e.clone());
             }
+            report.detections = detections
+                .iter()
+                .filter(|d| d.window == s.window)
+                .map(|d| ZooDetection {
+                    stream: d.stream.clone(),
+                    at: d.at,
+                    changed_at: d.changed_at,
+                    swapped_to: d.swapped_to.clone(),
+                })
+                .collect();
             out.push((s.window, report));
         }
         Ok(out)

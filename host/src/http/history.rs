@@ -243,6 +243,8 @@ struct WindowZooView {
     size: String,
     check_gpu: String,
     errors: Vec<String>,
+    /// Scene changes the detector saw inside the window, one line each.
+    detections: Vec<String>,
 }
 
 impl From<&ZooReport> for WindowZooView {
@@ -254,6 +256,25 @@ impl From<&ZooReport> for WindowZooView {
             size: format!("{} models, {:.1} KiB", z.models, z.bytes as f64 / 1024.0),
             check_gpu: format!("{:.2} s", z.check_gpu_seconds),
             errors: z.errors.clone(),
+            detections: z
+                .detections
+                .iter()
+                .map(|d| {
+                    let seen = match d.changed_at {
+                        Some(c) => {
+                            format!("the scene changed at {c:.0} s, {:.0} s before", d.at - c)
+                        }
+                        None => "a false alarm: the scene had not changed".to_string(),
+                    };
+                    let swap = d
+                        .swapped_to
+                        .as_deref()
+                        .map_or("no zoo model fitted".to_string(), |m| {
+                            format!("{m} swapped in")
+                        });
+                    format!("{} at {:.0} s ({seen}; {swap})", d.stream, d.at)
+                })
+                .collect(),
         }
     }
 }
