@@ -1445,3 +1445,30 @@ fn a_resumed_serverless_engine_continues_exactly_as_an_uninterrupted_one() {
         .unwrap();
     assert!(e.to_string().contains("lifecycle"), "{e}");
 }
+
+/// The safe start follows the retraining configuration that last deployed: a zoo model
+/// deployed as it is trains nothing and leaves it as it was; a job that did not deploy, or no
+/// job, leaves none.
+#[test]
+fn a_zoo_deploy_keeps_the_configuration_that_last_retrained() {
+    use tandem::engine::stream::Recent;
+    let after = Recent::retrained_after;
+    assert_eq!(
+        after(None, Some(("head-d0.1-e5", true))).as_deref(),
+        Some("head-d0.1-e5")
+    );
+    assert_eq!(
+        after(Some("head-d0.1-e5"), Some(("zoo:m2", true))).as_deref(),
+        Some("head-d0.1-e5")
+    );
+    // Retrained from a zoo model: its configuration is what worked.
+    assert_eq!(
+        after(Some("head-d0.1-e5"), Some(("head-d0.5-e5+zoo:m2", true))).as_deref(),
+        Some("head-d0.5-e5")
+    );
+    assert_eq!(
+        after(Some("head-d0.1-e5"), Some(("all-d0.5-e5", false))),
+        None
+    );
+    assert_eq!(after(Some("head-d0.1-e5"), None), None);
+}

@@ -743,6 +743,11 @@ impl<'a, B: Backend> Engine<'a, B> {
             }
         }
         let job = records.jobs[i].as_ref();
+        let ran = job.and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed)));
+        let retrained = Recent::retrained_after(
+            self.streams[i].recent.retrained.as_deref(),
+            ran.as_ref().map(|r| (r.0.as_str(), r.2)),
+        );
         self.streams[i].recent = Recent {
             start: window.start_accuracy,
             end: end_accuracy,
@@ -754,7 +759,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                 .filter(|r| r.accuracy_error > 0.0 && r.config.start_from.is_none())
                 .map(|r| (r.config.name.clone(), r.accuracy_after, r.accuracy_error))
                 .collect(),
-            ran: job.and_then(|j| Some((j.config.clone(), j.actual_accuracy?, j.deployed))),
+            ran,
+            retrained,
         };
         if let (Some(report), Some(z)) = (zoo, self.zoo.as_mut()) {
             let deployed = job.filter(|j| j.deployed && j.finished_at.is_some());
