@@ -330,11 +330,10 @@ pub struct Recent {
 impl Recent {
     /// What [`Recent::retrained`] becomes after a window whose finished job was `job`
     /// (configuration, deployed): that configuration if it retrained and deployed (from a
-    /// zoo model too: the configuration is what worked); the
-    /// `previous` one if it deployed a zoo model as it is, which trains nothing (taken as
-    /// "what ran", a zoo deploy sent the lean profile to the 50%-data configurations: on
-    /// fashion-4cam-traffic, where no scene recurs, the zoo's profile cost 12.5-13.1 GPU-s a
-    /// window against 7.5 without it); none otherwise.
+    /// zoo model too: the configuration is what worked); the `previous` one if it deployed a
+    /// zoo model as it is, which trains nothing and so says nothing of which configuration
+    /// works here (taken as "what ran", it sent the safe start, and with it the lean
+    /// profile's data fraction, to the fallbacks); none otherwise.
     pub fn retrained_after(previous: Option<&str>, job: Option<(&str, bool)>) -> Option<String> {
         match job {
             Some((config, _)) if matches!(zoo::source(config), Some((_, true))) => {
@@ -486,8 +485,8 @@ impl<B: Backend> Stream<B> {
     }
 
     /// The configuration this stream starts with before its profile is in: while the scene
-    /// looks unchanged, the retraining configuration that last ran and deployed (history says it works
-    /// here), else by the last window's predictions the cheapest that reached half the best
+    /// looks unchanged, the retraining configuration that last ran and deployed (history says
+    /// it works here), else by the last window's predictions the cheapest that reached half the best
     /// gain; then `named` if offered; else the cheapest that trains on at least half the
     /// window's data; else the cheapest. After a scene change the last window's choice is not
     /// followed: in docs/fig6.md a stream whose 10%-data job deployed in a calm window kept
@@ -802,10 +801,8 @@ impl<B: Backend> Stream<B> {
     /// Plans for the checked zoo models: each deployed as it is (0 epochs, the check already
     /// paid for, so nearly free), and the safe configuration retrained starting from the best
     /// one when it beats the serving model (`start`, on the same `val` labels) beyond the
-    /// checks' noise. Why beyond the noise: a start that is no better is not worth profiling;
-    /// on fashion-4cam-traffic, whose scenes never recur, zoo models checking within a label
-    /// or two of the serving model were profiled as starts every window, and the profile
-    /// (13.1 GPU-s against 7.5 without the zoo) put the first decision 11 s later.
+    /// checks' noise, the rule of the swap at the labels ([`Stream::serve_labelled`]): a zoo
+    /// model within a label or two of the serving one is no better a start.
     fn zoo_plans(
         &self,
         checks: &[ZooCheck],
