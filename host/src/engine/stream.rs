@@ -370,10 +370,15 @@ fn difference_error((a, n): (f64, usize), (b, m): (f64, usize)) -> f64 {
     (p * (1.0 - p) * (1.0 / n.max(1) as f64 + 1.0 / m.max(1) as f64)).sqrt()
 }
 
-/// Whether a model that scored `a` on the same `n` labels as one that scored `b` is better
-/// beyond the measurement's noise (two standard errors of the difference).
-fn clearly_better(a: f64, b: f64, n: usize) -> bool {
-    a - b > 2.0 * difference_error((a, n), (b, n))
+/// The best of a window's zoo checks when it scores above the serving model (`start`, on
+/// the same `val` labels) beyond the measurement's noise (two standard errors of the
+/// difference): the model the host swaps in at the labels, and the one a retraining may
+/// start from.
+fn clearly_best(checks: &[ZooCheck], (start, val): (f64, usize)) -> Option<&ZooCheck> {
+    checks
+        .iter()
+        .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        .filter(|c| c.accuracy - start > 2.0 * difference_error((c.accuracy, val), (start, val)))
 }
 
 /// One stream's window, as it goes: its data, its labelled samples split for training and
@@ -692,8 +697,8 @@ impl<B: Backend> Stream<B> {
     }
 
     /// A scene that changed before the window began, seen at the labels: when a checked zoo
-    /// model scores above the serving model (`start`, on the same `val` labels) by more than
-    /// two standard errors of the difference, it becomes this stream's model for the window
+    /// model scores above the serving model (`here`: its accuracy and the number of labels)
+    /// by more than two standard errors of the difference ([`clearly_best`]), it becomes this stream's model for the window
     /// (served from the golden-label delay, before the profile and the policy's first
     /// decision; retraining starts from it). Returns the model it replaces. Serving a model
     /// made for the scene before, a stream whose scenes alternate started a window at 0.25
@@ -704,14 +709,9 @@ impl<B: Backend> Stream<B> {
         be: &B,
         zoo: &Zoo,
         checks: &[ZooCheck],
-        (start, val): (f64, usize),
+        here: (f64, usize),
     ) -> Option<Model<B>> {
-        let best = checks
-            .iter()
-            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))?;
-        if !clearly_better(best.accuracy, start, val) {
-            return None;
-        }
+        let best = clearly_best(checks, here)?;
         let model = zoo.load(be, &best.model)?;
         self.serving_zoo = Some(best.model.clone());
         Some(std::mem::replace(&mut self.model, model))
@@ -800,22 +800,19 @@ impl<B: Backend> Stream<B> {
 
     /// Plans for the checked zoo models: each deployed as it is (0 epochs, the check already
     /// paid for, so nearly free), and the safe configuration retrained starting from the best
-    /// one when it beats the serving model (`start`, on the same `val` labels) beyond the
-    /// checks' noise, the rule of the swap at the labels ([`Stream::serve_labelled`]): a zoo
+    /// one when it beats the serving model (`here`: its accuracy and the number of labels)
+    /// beyond the checks' noise ([`clearly_best`], the rule of the swap at the labels): a zoo
     /// model within a label or two of the serving one is no better a start.
     fn zoo_plans(
         &self,
         checks: &[ZooCheck],
         plans: &[JobPlan],
-        (start, val): (f64, usize),
+        here: (f64, usize),
         (fit, memory, cost): (&Dataset, usize, &CostModel),
         safe_config: &str,
     ) -> Vec<JobPlan> {
         let mut out: Vec<JobPlan> = checks.iter().map(|c| JobPlan::deploy(&c.model)).collect();
-        let best = checks
-            .iter()
-            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
-            .filter(|c| clearly_better(c.accuracy, start, val));
+        let best = clearly_best(checks, here);
         if let (Some(best), Some(k)) = (best, self.safe_plan(plans, safe_config)) {
             let mut config = plans[k].config.clone();
             config.name = format!("{}+zoo:{}", config.name, best.model);
