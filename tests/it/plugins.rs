@@ -245,12 +245,13 @@ fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
     // profiles say gains nothing: the search serves every frame and leaves a GPU over.
     let mut input = policy_input(4, 2, 18, 3);
     gains_nothing(&mut input);
-    let idle = decide("thief", &input, &[txt("spare", "idle")]);
+    let together = txt("order", "together");
+    let idle = decide("thief", &input, &[txt("spare", "idle"), together.clone()]);
     assert!(
         idle.streams.iter().all(|s| s.retrain_config.is_none()),
         "{idle:?}"
     );
-    let s = decide("thief", &input, &[]);
+    let s = decide("thief", &input, std::slice::from_ref(&together));
     assert!(total_share(&s) <= 2.0 + 1e-6, "{s:?}");
     for (o, i) in s.streams.iter().zip(&input.streams) {
         // Every frame still served, and the spare GPU retrains with the cheapest configuration.
@@ -272,6 +273,88 @@ fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
         .decide(&plugin("thief"), &input, &[txt("spare", "sometimes")], 0)
         .unwrap_err();
     assert!(e.to_string().contains("spare must be"), "{e}");
+}
+
+#[test]
+fn thief_runs_its_jobs_one_after_another_best_gain_per_cost_first() {
+    for (streams, gpus, seed) in [(4, 1, 2), (6, 1, 3), (6, 2, 8), (10, 2, 5)] {
+        let input = policy_input(streams, gpus, 18, seed);
+        let side = decide("thief", &input, &[txt("order", "together")]);
+        let seq = decide("thief", &input, &[]);
+        // The same GPU for retraining, now pooled: each job up to one GPU, in order, so at
+        // most one runs on less than a whole GPU; inference is untouched.
+        let pooled = |s: &Schedule| s.streams.iter().map(|o| o.retrain_share).sum::<f64>();
+        assert!(
+            (pooled(&side) - pooled(&seq)).abs() < 1e-9,
+            "{side:?}\n{seq:?}"
+        );
+        for (a, b) in side.streams.iter().zip(&seq.streams) {
+            assert_eq!(a.infer_share, b.infer_share);
+            assert_eq!(a.infer_config, b.infer_config);
+            // Only the side-by-side plan's jobs run, each on its configuration or not yet.
+            if b.retrain_config.is_some() {
+                assert_eq!(a.retrain_config, b.retrain_config);
+                assert!(b.retrain_share > 0.0);
+            }
+        }
+        let running: Vec<&_> = seq
+            .streams
+            .iter()
+            .filter(|o| o.retrain_share > 0.0)
+            .collect();
+        assert!(
+            running
+                .iter()
+                .filter(|o| o.retrain_share < 1.0 - 1e-9)
+                .count()
+                <= 1,
+            "{seq:?}"
+        );
+        // The job that runs first has the best estimated gain per GPU-second of the plan
+        // (the thief's default risk: one standard error off).
+        let ratio = |name: &str| {
+            let (st, o) = input
+                .streams
+                .iter()
+                .zip(&side.streams)
+                .find(|(_, o)| o.stream_id == name)
+                .unwrap();
+            let r = st
+                .retrain
+                .iter()
+                .find(|r| Some(&r.config.name) == o.retrain_config.as_ref())
+                .unwrap();
+            (r.accuracy_after - r.accuracy_error - st.state.accuracy).max(0.0) / r.gpu_seconds
+        };
+        let best = side
+            .streams
+            .iter()
+            .filter(|o| o.retrain_config.is_some())
+            .map(|o| ratio(&o.stream_id))
+            .fold(0.0, f64::max);
+        let first = seq
+            .streams
+            .iter()
+            .filter(|o| o.retrain_share > 0.0)
+            .map(|o| ratio(&o.stream_id))
+            .fold(0.0, f64::max);
+        assert!((first - best).abs() < 1e-12, "{first} vs {best}");
+    }
+    // A job already running keeps going first, whatever the others promise.
+    let mut input = policy_input(6, 1, 18, 3);
+    let side = decide("thief", &input, &[txt("order", "together")]);
+    let last = side
+        .streams
+        .iter()
+        .rposition(|o| o.retrain_config.is_some())
+        .expect("the plan retrains");
+    input.streams[last].running = side.streams[last].retrain_config.clone();
+    let seq = decide("thief", &input, &[]);
+    assert!(seq.streams[last].retrain_share > 0.0, "{seq:?}");
+    let e = host()
+        .decide(&plugin("thief"), &input, &[txt("order", "random")], 0)
+        .unwrap_err();
+    assert!(e.to_string().contains("order must be"), "{e}");
 }
 
 #[test]
