@@ -163,6 +163,7 @@ fn reference_plugins_describe_themselves() {
             "anchor",
             "risk",
             "margin",
+            "order",
             "switch",
             "min-accuracy"
         ]
@@ -964,19 +965,21 @@ fn components_built_against_0_1_0_keep_loading_and_deciding_as_before() {
     }
     // The same algorithm behind either interface decides the same: what 0.2.0 added (errors,
     // progress, zoo starts) is absent from these inputs, and the host converts both ways.
-    // The thief is compared on its search alone (`spare=idle`): how it hands out the GPU the
-    // search leaves has changed in the SDK since these components were built.
-    let idle = [Param {
-        name: "spare".into(),
-        value: ParamValue::Text("idle".into()),
-    }];
+    // The thief is compared on its search alone (`spare=idle`, its jobs side by side): how
+    // it hands out the GPU the search leaves, and in what order its jobs run, have changed in
+    // the SDK since these components were built (the old ones know neither parameter).
+    let idle = [txt("spare", "idle")];
+    let idle_together = [txt("spare", "idle"), txt("order", "together")];
     for seed in 1..4 {
         let input = policy_input(4, 1, 18, seed);
-        for (name, params) in [("fair", &[][..]), ("thief", &idle[..])] {
+        for (name, old_params, new_params) in [
+            ("fair", &[][..], &[][..]),
+            ("thief", &idle[..], &idle_together[..]),
+        ] {
             let (old, new) = (plugin_0_1_0(name), plugin(name));
             assert_eq!(
-                host().decide(&old, &input, params, 0).unwrap(),
-                host().decide(&new, &input, params, 0).unwrap(),
+                host().decide(&old, &input, old_params, 0).unwrap(),
+                host().decide(&new, &input, new_params, 0).unwrap(),
                 "{name}, seed {seed}"
             );
         }
