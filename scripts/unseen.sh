@@ -10,6 +10,8 @@
 # UNSEEN_DIR keeps the scenarios and data there (default: a new temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v python3 >/dev/null || { echo "unseen.sh: needs python3 (bash scripts/setup.sh installs it)" >&2; exit 1; }
+[[ "${1:-6}" =~ ^[0-9]+$ && "${2:-1000}" =~ ^[0-9]+$ ]] || { echo "usage: bash scripts/unseen.sh [N] [FIRST_SEED] (whole numbers)" >&2; exit 2; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem/target}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"; chmod 700 "$XDG_RUNTIME_DIR"
 n="${1:-6}"
