@@ -22,7 +22,7 @@ use super::calibrate::{self, Calibration, Raw, ZOO_KIND};
 use super::cost::CostModel;
 use super::report::PredictionRecord;
 use super::scenario::{ProfileAxis, ProfilerSettings};
-use super::zoo::ZooCheck;
+use super::zoo::{self, ZooCheck};
 use crate::compute::Backend;
 use crate::data::Dataset;
 use crate::model::{self, Model, TrainConfig};
@@ -521,7 +521,7 @@ impl<B: Backend> ProfileTask<B> {
                 let (accuracy_after, accuracy_error) = if plan.config.epochs == 0 {
                     (z, measured)
                 } else {
-                    let own = plan.config.name.split("+zoo:").next().unwrap_or_default();
+                    let own = zoo::own_config(&plan.config.name);
                     match base.iter().find(|r| r.config.name == own) {
                         Some(r) if r.accuracy_error > 0.0 && start < 1.0 => {
                             let predicted = (z

@@ -340,12 +340,7 @@ impl Recent {
                 previous.map(str::to_string)
             }
             // Retrained from a zoo model: the configuration is what worked.
-            Some((config, true)) => Some(
-                config
-                    .split_once("+zoo:")
-                    .map_or(config, |(own, _)| own)
-                    .to_string(),
-            ),
+            Some((config, true)) => Some(zoo::own_config(config).to_string()),
             _ => None,
         }
     }

@@ -293,3 +293,9 @@ pub fn source(config: &str) -> Option<(&str, bool)> {
         None => config.split_once("+zoo:").map(|(_, id)| (id, false)),
     }
 }
+
+/// The configuration a `<configuration>+zoo:<id>` name retrains with (any other name is its
+/// own configuration).
+pub fn own_config(config: &str) -> &str {
+    config.split_once("+zoo:").map_or(config, |(own, _)| own)
+}
