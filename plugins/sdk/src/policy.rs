@@ -356,10 +356,15 @@ pub fn risk_adjusted(input: &PolicyInput, risk: f64) -> PolicyInput {
             .iter_mut()
             .flat_map(|s| s.retrain.iter_mut())
         {
-            r.accuracy_after = (r.accuracy_after - risk * r.accuracy_error).max(0.0);
+            r.accuracy_after = lower_bound(r, risk);
         }
     }
     adjusted
+}
+
+/// `r`'s predicted accuracy less `risk` standard errors, never below 0.
+fn lower_bound(r: &RetrainProfile, risk: f64) -> f64 {
+    (r.accuracy_after - risk * r.accuracy_error).max(0.0)
 }
 
 /// Run the thief search from a given start.
@@ -688,7 +693,7 @@ pub fn sequence(input: &PolicyInput, schedule: &mut Schedule, risk: f64) {
         let Some(r) = s.retrain.iter().find(|r| r.config.name == name) else {
             continue;
         };
-        let gain = (r.accuracy_after - risk * r.accuracy_error - s.state.accuracy).max(0.0);
+        let gain = (lower_bound(r, risk) - s.state.accuracy).max(0.0);
         let running = s.running.as_deref() == Some(name);
         jobs.push((i, running, gain / r.gpu_seconds.max(EPS)));
         pool += out.retrain_share;
