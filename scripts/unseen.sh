@@ -35,20 +35,22 @@ cams = r.randint(3, 8)
 windows = r.randint(3, 4)
 window_seconds = r.choice([200.0, 300.0, 400.0])
 load = r.uniform(0.4, 1.4)
-kinds = ["brightness", "contrast", "noise", "blur", "rotation", "scale", "class_mix"]
+# Each kind's range (low, high, decimals); brightness and scale go either way, below or
+# above 1, so they have two, one drawn at random.
+ranges = {
+    "brightness": [(0.4, 0.75, 2), (1.25, 1.5, 2)],
+    "contrast": [(0.55, 0.85, 2)],
+    "noise": [(0.05, 0.2, 2)],
+    "blur": [(0.4, 1.0, 2)],
+    "rotation": [(10, 30, 1)],
+    "scale": [(0.8, 0.9, 2), (1.1, 1.25, 2)],
+}
+kinds = list(ranges) + ["class_mix"]
 def drift_value(kind):
-    if kind == "brightness":
-        return f"{r.choice([r.uniform(0.4, 0.75), r.uniform(1.25, 1.5)]):.2f}"
-    if kind == "contrast":
-        return f"{r.uniform(0.55, 0.85):.2f}"
-    if kind == "noise":
-        return f"{r.uniform(0.05, 0.2):.2f}"
-    if kind == "blur":
-        return f"{r.uniform(0.4, 1.0):.2f}"
-    if kind == "rotation":
-        return f"{r.uniform(10, 30):.1f}"
-    if kind == "scale":
-        return f"{r.choice([r.uniform(0.8, 0.9), r.uniform(1.1, 1.25)]):.2f}"
+    if kind in ranges:
+        values = [r.uniform(lo, hi) for lo, hi, _ in ranges[kind]]
+        value = values[0] if len(values) == 1 else r.choice(values)
+        return f"{value:.{ranges[kind][0][2]}f}"
     weights = [1] * 10
     for c in r.sample(range(10), r.randint(2, 4)):
         weights[c] = r.randint(3, 5)
