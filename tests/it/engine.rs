@@ -1192,6 +1192,12 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
         .first()
         .expect("window 0 retrained camera a's model into the zoo");
     assert_eq!(d.swapped_to.as_ref(), Some(dark));
+    // Swapped once the newest objects fit it: at the detection or within 30 s after.
+    let swapped_at = d.swapped_at.expect("a swap has its time");
+    assert!(
+        swapped_at >= d.at && swapped_at <= d.at + 30.0,
+        "{swapped_at}"
+    );
     assert!(zoo1.detections.iter().all(|d| d.stream != "b"));
     // The run's summary counts it: one change seen, swapped, no false alarm.
     let summary = tandem::engine::report::RunReport {
@@ -1207,6 +1213,7 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
     );
     assert_eq!(summary.stream_windows, 4);
     assert_eq!(summary.detection_delay_max_seconds, Some(d.at - 100.0));
+    assert_eq!(summary.swap_delay_max_seconds, Some(swapped_at - 100.0));
     // Served accuracy after the change is higher with the swap than without it.
     let after = |ws: &[WindowReport]| -> f64 {
         let a = ws[1].streams.iter().find(|st| st.stream == "a").unwrap();

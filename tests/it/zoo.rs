@@ -86,12 +86,14 @@ fn history_keeps_every_zoo_check_use_and_change() {
                     at: 112.0,
                     changed_at: Some(100.0),
                     swapped_to: Some("m2".into()),
+                    swapped_at: Some(118.0),
                 },
                 ZooDetection {
                     stream: "b".into(),
                     at: 250.5,
                     changed_at: None,
                     swapped_to: None,
+                    swapped_at: None,
                 },
             ],
             checks: vec![

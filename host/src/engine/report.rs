@@ -242,8 +242,11 @@ pub struct ZooDetection {
     pub at: f64,
     /// When the scene really changed (`None`: it did not, a false alarm).
     pub changed_at: Option<f64>,
-    /// The zoo model swapped in then, if one fitted.
+    /// The zoo model swapped in for the new scene, if one fitted, and when (seconds into the
+    /// window: at the detection or up to `detect::MATCH_SECONDS` after it).
     pub swapped_to: Option<String>,
+    #[serde(default)]
+    pub swapped_at: Option<f64>,
 }
 
 /// A zoo model checked for a stream.
@@ -280,6 +283,9 @@ pub struct ZooSummary {
     /// From a change to its detection, seconds.
     pub detection_delay_mean_seconds: Option<f64>,
     pub detection_delay_max_seconds: Option<f64>,
+    /// From a change to its zoo model serving (changes that got one), seconds.
+    pub swap_delay_mean_seconds: Option<f64>,
+    pub swap_delay_max_seconds: Option<f64>,
 }
 
 /// A whole run.
@@ -336,6 +342,11 @@ impl RunReport {
             .iter()
             .filter_map(|d| Some(d.at - d.changed_at?))
             .collect();
+        let swap_delays: Vec<f64> = seen
+            .iter()
+            .filter_map(|d| Some(d.swapped_at? - d.changed_at?))
+            .collect();
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         Some(ZooSummary {
             checks: zoos.iter().map(|(_, z)| z.checks.len()).sum(),
             check_gpu_seconds: zoos.iter().map(|(_, z)| z.check_gpu_seconds).sum(),
@@ -353,9 +364,10 @@ impl RunReport {
             changes_seen: delays.len(),
             false_alarms: seen.iter().filter(|d| d.changed_at.is_none()).count(),
             swaps: seen.iter().filter(|d| d.swapped_to.is_some()).count(),
-            detection_delay_mean_seconds: (!delays.is_empty())
-                .then(|| delays.iter().sum::<f64>() / delays.len() as f64),
+            detection_delay_mean_seconds: mean(&delays),
             detection_delay_max_seconds: delays.iter().copied().reduce(f64::max),
+            swap_delay_mean_seconds: mean(&swap_delays),
+            swap_delay_max_seconds: swap_delays.iter().copied().reduce(f64::max),
         })
     }
 

@@ -293,8 +293,8 @@ pub struct ZooSettings {
     pub selector: PluginRef,
     /// Models checked per stream and window, at most.
     pub max_candidates: u32,
-    /// Watch each stream's frames for a scene change inside the window and swap in the zoo
-    /// model that fits the new scene (see [`super::detect`]).
+    /// Watch each stream's frames for a scene change inside the window and swap in the
+    /// stream's own zoo model that fits the new scene (see [`super::detect`]).
     pub detect: bool,
     /// Objects the detector measures a look over, at least; standard errors a component of
     /// it must move by to flag a change; and how close (in standard errors of the new look) a

@@ -79,8 +79,7 @@ impl Timed {
         let mut swaps: Vec<(f64, usize)> = streams
             .iter()
             .enumerate()
-            .filter(|(_, st)| st.swap.is_some())
-            .filter_map(|(i, st)| Some((st.detection.as_ref()?.at, i)))
+            .filter_map(|(i, st)| Some((st.swap.as_ref()?.0, i)))
             .filter(|(at, _)| *at < horizon)
             .collect();
         swaps.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -130,7 +129,8 @@ impl Timed {
 /// versions (the scheduler serves it from `at`); `None` when it is the model serving
 /// already (the window's starting model, nothing deployed since).
 fn swap_in<B: Backend>(window: &mut StreamWindow<B>, i: usize, at: f64) -> Option<Step> {
-    let already = window.versions.len() == 1 && window.swap == window.start_zoo;
+    let already = window.versions.len() == 1
+        && window.swap.as_ref().map(|(_, id)| id) == window.start_zoo.as_ref();
     let model = window
         .swap_model
         .take()
@@ -783,7 +783,8 @@ impl<'a, B: Backend> Engine<'a, B> {
                     stream: id.clone(),
                     at: d.at,
                     changed_at: window.data.changed_at,
-                    swapped_to: window.swap.clone(),
+                    swapped_to: window.swap.as_ref().map(|(_, id)| id.clone()),
+                    swapped_at: window.swap.as_ref().map(|(at, _)| *at),
                 });
             }
             if let Some(model) = &window.labelled {
@@ -795,7 +796,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                     as_is: true,
                 });
             }
-            if let Some(model) = &window.swap {
+            if let Some((_, model)) = &window.swap {
                 // The swapped-in model serves to the end (its stream retrained no more).
                 z.used(model, w);
                 st.serving_zoo = Some(model.clone());

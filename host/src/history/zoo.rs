@@ -57,15 +57,17 @@ pub(super) async fn record(
     for (seq, d) in z.detections.iter().enumerate() {
         insert!(
             tx,
-            "INSERT INTO zoo_detections (run_id, window, seq, stream, at, changed_at, swapped_to)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO zoo_detections
+             (run_id, window, seq, stream, at, changed_at, swapped_to, swapped_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             run,
             win,
             seq as i64,
             &d.stream,
             d.at,
             d.changed_at,
-            &d.swapped_to
+            &d.swapped_to,
+            d.swapped_at
         );
     }
     let changes =
@@ -105,6 +107,7 @@ struct DetectionRow {
     at: f64,
     changed_at: Option<f64>,
     swapped_to: Option<String>,
+    swapped_at: Option<f64>,
 }
 
 /// A window's zoo size row.
@@ -174,7 +177,7 @@ impl History {
         .fetch_all(self.pool())
         .await?;
         let detections: Vec<DetectionRow> = sqlx::query_as(
-            "SELECT window, stream, at, changed_at, swapped_to FROM zoo_detections
+            "SELECT window, stream, at, changed_at, swapped_to, swapped_at FROM zoo_detections
              WHERE run_id = ? AND (? IS NULL OR window = ?) ORDER BY window, seq",
         )
         .bind(run)
@@ -207,6 +210,8 @@ impl History {
                     at: d.at,
                     changed_at: d.changed_at,
                     swapped_to: d.swapped_to.clone(),
+                    // Rows from before migration 0010 swapped at the detection.
+                    swapped_at: d.swapped_at.or(d.swapped_to.as_ref().map(|_| d.at)),
                 })
                 .collect();
             out.push((s.window, report));

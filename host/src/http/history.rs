@@ -266,12 +266,11 @@ impl From<&ZooReport> for WindowZooView {
                         }
                         None => "a false alarm: the scene had not changed".to_string(),
                     };
-                    let swap = d
-                        .swapped_to
-                        .as_deref()
-                        .map_or("no zoo model fitted".to_string(), |m| {
-                            format!("{m} swapped in")
-                        });
+                    let swap = match (&d.swapped_to, d.swapped_at) {
+                        (Some(m), Some(t)) => format!("{m} swapped in at {t:.0} s"),
+                        (Some(m), None) => format!("{m} swapped in"),
+                        _ => "no zoo model fitted".to_string(),
+                    };
                     format!("{} at {:.0} s ({seen}; {swap})", d.stream, d.at)
                 })
                 .collect(),
