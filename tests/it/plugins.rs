@@ -1034,10 +1034,10 @@ fn selectors_short_list_nearest_or_everything_within_the_limit() {
 
 /// The histogram policy moves from mode to mode of a stream's idle times: pre-warmed ahead
 /// of the short gaps between bursts (kept warm when they start at once), released past them
-/// and pre-warmed ahead of the long quiet spell, back at once if cold inside it, released past every mode; a spread history is
-/// unpredictable and gets the fixed keep-alive, cut to the end of the first mode when the
-/// history shows nothing ending between the two; a wide mode is held no longer than the
-/// keep-alive, where its idle times are densest.
+/// and pre-warmed ahead of the long quiet spell, back at once if cold inside it, released
+/// past every mode; a spread history is unpredictable and released at once (a short one gets
+/// the fixed keep-alive); a wide mode is held no longer than the keep-alive, where its idle
+/// times are densest.
 #[test]
 fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
     use tandem::plugin::types::{LifecycleInput, StreamActivity, StreamPhase};
@@ -1095,15 +1095,15 @@ fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
         decide(stream(StreamPhase::WarmIdle, 400.0, &bimodal)),
         (400.0, None)
     );
-    // A short mode that is not the likely end, with no idle time seen between its end and
-    // the keep-alive's: kept only through it (17 s + 2 s of slack), then asked again.
+    // A short mode that is not the likely end (one idle time in five): released as soon as
+    // the frames stop, and asked again at the next phase change.
     assert_eq!(
         decide(stream(
             StreamPhase::Active,
             0.0,
             &[17.0, 132.0, 180.0, 196.0, 210.0]
         )),
-        (19.0, None)
+        (0.0, None)
     );
     // A mode spread by random arrivals (130-190 s): resident no longer than a keep-alive's
     // 30 s, where its idle times are densest (175-190 s), not from 130 s.
@@ -1117,10 +1117,15 @@ fn the_histogram_policy_keeps_warm_for_short_gaps_and_prewarms_for_long_ones() {
         "{keep} {prewarm}"
     );
     assert!(keep - prewarm <= 30.0, "{keep} {prewarm}");
-    // Exponential-like idle times form no predictable mode: the 30 s keep-alive.
+    // Exponential-like idle times form no predictable mode: released at once; a history
+    // shorter than `min-samples` gets the fixed 30 s keep-alive.
     let spread = [3.0, 7.0, 15.0, 40.0, 90.0, 200.0, 450.0, 1000.0];
     assert_eq!(
         decide(stream(StreamPhase::Active, 0.0, &spread)),
+        (0.0, None)
+    );
+    assert_eq!(
+        decide(stream(StreamPhase::Active, 0.0, &spread[..3])),
         (30.0, None)
     );
 }

@@ -254,22 +254,14 @@ impl HistogramParams {
             return (t, None);
         };
         if (mode.len() as f64) < self.min_share * rest.len() as f64 {
-            let (lo, hi) = (quantile(mode, self.head), quantile(mode, self.tail));
-            let pad = self.margin * (hi - lo) + self.slack;
-            // Not the likely end of this spell: the fixed keep-alive, or only through this
-            // mode when no idle time seen ended between its end and the keep-alive's (the
-            // rest of the keep-alive would catch nothing the history knows of; the host asks
-            // again when the stream scales to zero). Held for the whole keep-alive, such a
-            // stream's release depended on when another stream's phase change asked again.
-            let through = hi + pad;
-            let fallback = self.fallback.max(t);
-            let later = rest.iter().any(|&x| x > through && x <= fallback);
-            let keep = if later {
-                fallback
-            } else {
-                through.clamp(t, fallback)
-            };
-            return (keep, None);
+            // Not the likely end of this spell: released now, by the same rule that decides a
+            // pre-warm (a mode not likely enough to come back for is not likely enough to
+            // stay for); the host asks again at the next phase change, when a later mode may
+            // be the likely one. Holding such streams for the fixed keep-alive instead (the
+            // rule before) was most of what the policy held beyond scale-to-zero: on
+            // serverless-12cam-quiet 46-49 MiB, 52-56% of always-warm's, against 33-37 MiB
+            // released at once, for 2-4 more cold starts in about 80 (docs/serverless.md).
+            return (t, None);
         }
         let (lo, hi) = self.window(mode);
         let pad = self.margin * (hi - lo) + self.slack;
@@ -294,7 +286,8 @@ impl Lifecycle for Histogram {
              idle times (short gaps between bursts, long quiet spells): resident through the \
              mode its idle spell is in, released before the next one and pre-warmed ahead of \
              its low percentile, kept until its high one (a wide mode only over its densest part); asked again whenever the stream's \
-             phase changes. A fixed keep-alive while its history is short or no mode is likely.",
+             phase changes. A fixed keep-alive while its history is short; released at once when no \
+             mode is likely.",
             vec![
                 number(
                     "head",
@@ -331,7 +324,11 @@ impl Lifecycle for Histogram {
                     "the next mode is predicted if at least this share of the idle times as long as the spell so far end in it",
                     0.5,
                 ),
-                number("fallback-seconds", "keep-alive while unpredictable", 30.0),
+                number(
+                    "fallback-seconds",
+                    "keep-alive while the history is shorter than min-samples",
+                    30.0,
+                ),
                 number(
                     "max-span-seconds",
                     "the longest resident span one predicted mode may hold (a wider mode is covered where its idle times are densest)",
