@@ -28,8 +28,6 @@ pub struct Detection {
     pub at: f64,
     /// What the new objects look like.
     pub look: Look,
-    /// The new objects: their indices in the window's crops.
-    pub objects: Vec<usize>,
 }
 
 /// How the detector decides (see `[zoo]` in the scenario).
@@ -45,14 +43,13 @@ impl Detector {
     /// The first change in `data`'s frames (at `fps`) away from `reference`, if any.
     pub fn detect(&self, data: &WindowData, fps: f64, reference: &Look) -> Option<Detection> {
         let mut flagged = false;
-        for (second, look, objects) in self.looks(data, fps) {
+        for (second, look) in self.looks(data, fps) {
             if look.same_scene(reference, self.z) {
                 flagged = false;
             } else if flagged {
                 return Some(Detection {
                     at: second as f64,
                     look,
-                    objects,
                 });
             } else {
                 flagged = true;
@@ -61,13 +58,13 @@ impl Detector {
         None
     }
 
-    /// Once a second, from the first with `min_objects` objects in view: the second, the look
-    /// of the newest `min_objects` objects by then, and those objects.
+    /// Once a second, from the first with `min_objects` objects in view: the second and the
+    /// look of the newest `min_objects` objects by then.
     pub fn looks<'a>(
         &self,
         data: &'a WindowData,
         fps: f64,
-    ) -> impl Iterator<Item = (usize, Look, Vec<usize>)> + 'a {
+    ) -> impl Iterator<Item = (usize, Look)> + 'a {
         let mut order: Vec<usize> = (0..data.first_frame.len()).collect();
         order.sort_by_key(|&t| data.first_frame[t]);
         let seconds = (data.frames as f64 / fps).floor() as usize;
@@ -77,21 +74,26 @@ impl Detector {
             let seen = order.partition_point(|&t| data.first_frame[t] < frame);
             let newest = order.get(seen.checked_sub(n)?..seen)?;
             let look = Look::of_images(&data.crops, newest.iter().copied());
-            Some((second, look, newest.to_vec()))
+            Some((second, look))
         })
     }
 }
 
-/// The zoo models made on `stream` whose signatures fit `look` and not `before` (the scene
-/// the window's labels show), nearest first. A signature fits when every component is within
-/// `z` standard errors of the look's (a floor of 0.002).
+/// The zoo model made on `stream` whose signature fits `look` best and does not fit `before`
+/// (the scene the window's labels show). A signature fits when every component is within
+/// `z` standard errors of the look's (a floor of 0.002); the nearest of those is taken.
 ///
 /// Only the stream's own models: no label checks a swap on the frames, and another camera's
 /// model that only looks alike served a pan-tilt camera's second view 12 points worse than
 /// its own model did (fashion-recurring-severe, seed 62, window 6). Not one that fits the
 /// old scene too: it is no model of the new one (fashion-recurring, seed 33: the pan-tilt
 /// camera's model of its first view swapped in for the second; 0.5 points over the run).
-pub fn matches(zoo: &Zoo, (look, before): (&Look, &Look), z: f64, stream: &str) -> Vec<String> {
+pub fn best_match(
+    zoo: &Zoo,
+    (look, before): (&Look, &Look),
+    z: f64,
+    stream: &str,
+) -> Option<String> {
     let fits = |sig: &[f64], look: &Look| {
         sig.len() == look.mean.len()
             && sig
@@ -100,8 +102,7 @@ pub fn matches(zoo: &Zoo, (look, before): (&Look, &Look), z: f64, stream: &str) 
                 .zip(&look.se)
                 .all(|((a, b), se)| (a - b).abs() <= z * se.max(0.002))
     };
-    let mut near: Vec<(f64, String)> = zoo
-        .entries(None)
+    zoo.entries(None)
         .into_iter()
         .filter(|e| e.origin_stream == stream)
         .filter(|e| fits(&e.signature, look) && !fits(&e.signature, before))
@@ -114,7 +115,6 @@ pub fn matches(zoo: &Zoo, (look, before): (&Look, &Look), z: f64, stream: &str) 
                 .sum();
             (d, e.id)
         })
-        .collect();
-    near.sort_by(|a, b| a.0.total_cmp(&b.0));
-    near.into_iter().map(|(_, id)| id).collect()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| id)
 }

@@ -23,7 +23,7 @@ use rand_pcg::Pcg64Mcg;
 use super::activity::Activity;
 use super::calibrate::Raw;
 use super::cost::CostModel;
-use super::detect::{Detection, Detector, MATCH_SECONDS, matches};
+use super::detect::{Detection, Detector, MATCH_SECONDS, best_match};
 use super::memory::ExemplarMemory;
 use super::profiler::{self, JobPlan, ProfileData, ProfileTask};
 use super::scenario::{CameraSpec, Scenario, SourceKind, ZooSettings};
@@ -781,9 +781,9 @@ impl<B: Backend> Stream<B> {
             .looks(data, fps)
             .skip_while(|(second, ..)| (*second as f64) < d.at)
             .take_while(|(second, ..)| (*second as f64) <= d.at + MATCH_SECONDS)
-            .find_map(|(second, new, _)| {
-                let near = matches(zoo, (&new, look), settings.match_z, self.id());
-                Some((second as f64, near.into_iter().next()?))
+            .find_map(|(second, new)| {
+                let id = best_match(zoo, (&new, look), settings.match_z, self.id())?;
+                Some((second as f64, id))
             });
         (Some(d), swap)
     }
