@@ -1323,6 +1323,49 @@ fn a_zoo_model_that_checks_better_at_the_labels_is_swapped_in_then() {
     assert!(zoo_off.uses.is_empty() && zoo.detections.is_empty());
 }
 
+/// A zoo model swapped in at the labels serves, but the window's own job trains from the
+/// stream's own model: the same job (configuration, data, seed) reaches exactly what it
+/// reaches without the swap, and deploys only if it beats the zoo model now serving.
+#[test]
+fn own_jobs_train_from_the_streams_model_even_when_a_zoo_model_serves() {
+    let be = CpuBackend::new(2);
+    let fixed = || {
+        vec![Param {
+            name: "retrain-config".into(),
+            value: ParamValue::Text("head-d1.0-e5".into()),
+        }]
+    };
+    let on = dark_scene_with_its_zoo_model(&be, true, ("fair", fixed()));
+    let off = dark_scene_with_its_zoo_model(&be, false, ("fair", fixed()));
+    let zoo = on[0].zoo.as_ref().unwrap();
+    assert!(
+        zoo.uses.iter().any(|u| u.model == "m1" && u.as_is),
+        "swapped at the labels"
+    );
+    for (st, st_off) in on[0].streams.iter().zip(&off[0].streams) {
+        let (job, job_off) = (
+            st.retrain.as_ref().unwrap(),
+            st_off.retrain.as_ref().unwrap(),
+        );
+        assert_eq!(job.config, "head-d1.0-e5");
+        assert_eq!(
+            job.actual_accuracy, job_off.actual_accuracy,
+            "{}",
+            st.stream
+        );
+        assert!(
+            st.start_accuracy > st_off.start_accuracy,
+            "the zoo model serves"
+        );
+        assert_eq!(
+            job.deployed,
+            job.actual_accuracy.unwrap() >= st.start_accuracy,
+            "{}",
+            st.stream
+        );
+    }
+}
+
 /// Camera `b` sees frames only in the second half of every window (200 s), under the
 /// scale-to-zero lifecycle with a 5 s cold start: it goes cold at once, starts when its
 /// frames come back, loses the frames of its cold start and no others, and its retraining job
