@@ -453,6 +453,14 @@ fn scenario_errors_name_key_and_line() {
     assert!(missing.to_string().contains("/nonexistent/scenario.toml"));
 }
 
+/// Fair's parameters for one fixed retraining configuration on every stream.
+fn fixed() -> Vec<Param> {
+    vec![Param {
+        name: "retrain-config".into(),
+        value: ParamValue::Text("head-d1.0-e5".into()),
+    }]
+}
+
 #[test]
 fn examples_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -524,10 +532,7 @@ fn a_model_that_validates_worse_is_not_deployed() {
     s.config_space
         .params
         .insert("learning-rate".into(), toml::Value::Float(50.0));
-    let policy = vec![Param {
-        name: "retrain-config".into(),
-        value: ParamValue::Text("head-d1.0-e5".into()),
-    }];
+    let policy = fixed();
     let gated = run(&be, &s, "fair", policy.clone());
     s.validate_before_deploy = false;
     let ungated = run(&be, &s, "fair", policy);
@@ -876,12 +881,6 @@ fn calibration_corrects_by_earlier_errors_of_the_same_kind_and_scales_their_spre
 #[test]
 fn a_policy_run_without_the_profiler_decides_at_once_and_predicts_nothing() {
     let be = CpuBackend::new(2);
-    let fixed = || {
-        vec![Param {
-            name: "retrain-config".into(),
-            value: ParamValue::Text("head-d1.0-e5".into()),
-        }]
-    };
     let profiled = run(&be, &tiny(), "fair", fixed());
     let mut s = tiny();
     s.profiler.enabled = false;
@@ -1162,12 +1161,6 @@ fn a_scene_that_returns_mid_window_is_seen_on_the_frames_and_served_by_its_zoo_m
     };
     s.cameras[0].drift = vec![point(0, 0.0, 0.4), point(1, 0.0, 1.0), point(1, 100.0, 0.4)];
     s.cameras[1].drift = vec![];
-    let fixed = || {
-        vec![Param {
-            name: "retrain-config".into(),
-            value: ParamValue::Text("head-d1.0-e5".into()),
-        }]
-    };
     let with = |detect: bool| {
         let mut s = s.clone();
         s.profiler.enabled = false;
@@ -1329,12 +1322,6 @@ fn a_zoo_model_that_checks_better_at_the_labels_is_swapped_in_then() {
 #[test]
 fn own_jobs_train_from_the_streams_model_even_when_a_zoo_model_serves() {
     let be = CpuBackend::new(2);
-    let fixed = || {
-        vec![Param {
-            name: "retrain-config".into(),
-            value: ParamValue::Text("head-d1.0-e5".into()),
-        }]
-    };
     let on = dark_scene_with_its_zoo_model(&be, true, ("fair", fixed()));
     let off = dark_scene_with_its_zoo_model(&be, false, ("fair", fixed()));
     let zoo = on[0].zoo.as_ref().unwrap();

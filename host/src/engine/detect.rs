@@ -40,10 +40,15 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// The first change in `data`'s frames (at `fps`) away from `reference`, if any.
-    pub fn detect(&self, data: &WindowData, fps: f64, reference: &Look) -> Option<Detection> {
+    /// The first change away from `reference` in `looks` (from [`Detector::looks`]), if any;
+    /// `looks` goes on from the second after it.
+    pub fn detect(
+        &self,
+        looks: &mut impl Iterator<Item = (usize, Look)>,
+        reference: &Look,
+    ) -> Option<Detection> {
         let mut flagged = false;
-        for (second, look) in self.looks(data, fps) {
+        for (second, look) in looks {
             if look.same_scene(reference, self.z) {
                 flagged = false;
             } else if flagged {

@@ -417,8 +417,16 @@ pub struct StreamWindow<B: Backend> {
 }
 
 impl<B: Backend> StreamWindow<B> {
-    /// The model this window's own jobs train from: the one serving at the window's start,
-    /// even where a zoo model was swapped in at the labels ([`Stream::open`] says why).
+    /// The model this window's own jobs (and the profile that predicts them) train from: the
+    /// one serving at the window's start, even where a zoo model was swapped in at the labels.
+    /// Retrained window after window on an exemplar memory of every scene it has seen, that
+    /// model knows more than a zoo model chosen on one window's labels. Retraining from the
+    /// zoo model instead, a yard camera's profile predicted 2.5 points for the job that gained
+    /// 36 from its own model, and the next night began 4 points lower
+    /// (fashion-recurring-severe, seed 63); the zoo's effect there went from +1.60 / +0.60 /
+    /// -0.29 to +1.06 / +0.38 / +1.53 points, and on fashion-recurring from +1.09 / +1.17 /
+    /// +0.13 to +1.48 / +0.87 / +0.70. Retraining from a zoo model stays on offer
+    /// (`<config>+zoo:<id>`), and a job deploys only if it beats what serves.
     pub fn start_model(&self) -> &Model<B> {
         &self.versions[0]
     }
@@ -556,11 +564,11 @@ impl<B: Backend> Stream<B> {
         let (fit, val) = split(&data.train);
         // One pass over the validation split gives both the serving model's accuracy and,
         // on its leading slice, the profiler's reference point.
-        let mut predicted = model::predict_all(be, &mut self.model, &val, 256);
-        let mut start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
+        let predicted = model::predict_all(be, &mut self.model, &val, 256);
+        let own_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
         let look = Look::of(&data.train);
         let tolerance = s.profiler.reuse_tolerance;
-        self.scene_moved = !self.unchanged((start_accuracy, val.len(), &look), tolerance);
+        self.scene_moved = !self.unchanged((own_accuracy, val.len(), &look), tolerance);
         let start_zoo = self.serving_zoo.clone();
         // The zoo is checked only when the scene moved since the last window: one as the last
         // window left it is served by the model that window chose. Checked every window, on
@@ -575,28 +583,19 @@ impl<B: Backend> Stream<B> {
         let (detection, swap, before) = match zoo.filter(|_| s.zoo.detect) {
             Some(zoo) => match self.watch(zoo, &s.zoo, &data, &look) {
                 (None, _) => {
-                    let here = (start_accuracy, val.len());
+                    let here = (own_accuracy, val.len());
                     (None, None, self.serve_labelled(be, zoo, &zoo_checks, here))
                 }
                 (seen, swap) => (seen, swap, None),
             },
             None => (None, None, None),
         };
-        // A zoo model swapped in at the labels serves, but the window's own jobs (and the
-        // profile that predicts them) go on from the model the stream had: retrained window
-        // after window on an exemplar memory of every scene it has seen, that model knows
-        // more than a zoo model chosen on one window's labels. Retraining from the zoo model
-        // instead, a yard camera's profile predicted 2.5 points for the job that gained 36
-        // from its own model, and the next night began 4 points lower
-        // (fashion-recurring-severe, seed 63); the zoo's effect there went from +1.60 / +0.60
-        // / -0.29 to +1.06 / +0.38 / +1.53 points, and on fashion-recurring from +1.09 / +1.17
-        // / +0.13 to +1.48 / +0.87 / +0.70. Retraining from a zoo model stays on offer
-        // (`<config>+zoo:<id>`), and a job deploys only if it beats what serves.
-        let (base_predicted, base_accuracy) = (predicted.clone(), start_accuracy);
-        if before.is_some() {
-            predicted = model::predict_all(be, &mut self.model, &val, 256);
-            start_accuracy = model::hit_rate(&predicted, &val.labels) as f64;
-        }
+        // What serves from the labels on: the zoo model swapped in then, if any. The window's
+        // own jobs and their profile go on from the stream's own model (`start_model` says why).
+        let start_accuracy = match before {
+            Some(_) => model::evaluate(be, &mut self.model, &val, 256) as f64,
+            None => own_accuracy,
+        };
         let state = StreamState {
             id: self.id().to_string(),
             window: w,
@@ -606,8 +605,7 @@ impl<B: Backend> Stream<B> {
         };
         let configs = plugins.configs(&state)?;
         let slice = profiler::val_slice(&val);
-        let serving_on_slice =
-            model::hit_rate(&base_predicted[..slice.len()], &slice.labels) as f64;
+        let serving_on_slice = model::hit_rate(&predicted[..slice.len()], &slice.labels) as f64;
         let slice_cost = cost.infer_seconds(slice.h, slice.w, slice.len());
         let slice_gpu = if s.profiler.enabled { slice_cost } else { 0.0 };
         let (infer, res_gpu) =
@@ -633,7 +631,7 @@ impl<B: Backend> Stream<B> {
                 memory: memory.clone(),
                 slice,
                 serving_on_slice,
-                start_accuracy: base_accuracy,
+                start_accuracy: own_accuracy,
                 zoo_checks: zoo_checks.clone(),
                 val_len: val.len(),
             },
@@ -787,14 +785,13 @@ impl<B: Backend> Stream<B> {
             min_objects: settings.detect_objects as usize,
             z: settings.detect_z,
         };
-        let fps = self.camera.spec.frame_rate;
-        let Some(d) = detector.detect(data, fps, look) else {
+        let mut looks = detector.looks(data, self.camera.spec.frame_rate);
+        let Some(d) = detector.detect(&mut looks, look) else {
             return (None, None);
         };
-        let swap = detector
-            .looks(data, fps)
-            .skip_while(|(second, ..)| (*second as f64) < d.at)
-            .take_while(|(second, ..)| (*second as f64) <= d.at + MATCH_SECONDS)
+        // From the detection's own look on, each later second's once.
+        let swap = std::iter::once((d.at as usize, d.look.clone()))
+            .chain(looks.take_while(|(second, _)| (*second as f64) <= d.at + MATCH_SECONDS))
             .find_map(|(second, new)| {
                 let id = best_match(zoo, (&new, look), settings.match_z, self.id())?;
                 Some((second as f64, id))
