@@ -71,6 +71,13 @@ fn before(mut s: Scenario) -> Scenario {
     s
 }
 
+/// `s` with every stream profiled every window (`estimate = "profile"`, Ekya's), for the
+/// tests of the profile itself.
+fn profiling(mut s: Scenario) -> Scenario {
+    s.profiler.estimate = tandem::engine::scenario::EstimateSource::Profile;
+    s
+}
+
 fn engine_host() -> Arc<PluginHost> {
     static HOST: OnceLock<Arc<PluginHost>> = OnceLock::new();
     HOST.get_or_init(|| {
@@ -730,7 +737,7 @@ fn two_gpus_are_used_and_never_exceeded() {
 #[test]
 fn real_clock_time_slices_jobs_by_their_shares() {
     let be = CpuBackend::new(1);
-    let mut s = tiny();
+    let mut s = profiling(tiny());
     s.windows = 1;
     s.clock = tandem::engine::scenario::ClockKind::Real;
     // A 200 s window in 10 s of wall time.
@@ -881,7 +888,7 @@ fn calibration_corrects_by_earlier_errors_of_the_same_kind_and_scales_their_spre
 #[test]
 fn a_policy_run_without_the_profiler_decides_at_once_and_predicts_nothing() {
     let be = CpuBackend::new(2);
-    let profiled = run(&be, &tiny(), "fair", fixed());
+    let profiled = run(&be, &profiling(tiny()), "fair", fixed());
     let mut s = tiny();
     s.profiler.enabled = false;
     let bare = run(&be, &s, "fair", fixed());
@@ -922,6 +929,17 @@ fn host_options_are_taken_out_of_a_policy_spec_and_checked() {
     let e = host_options(&parse_policy("thief:timing=later").unwrap()).unwrap_err();
     assert!(
         e.to_string().contains("timing must be before or beside"),
+        "{e}"
+    );
+    let (_, options) = host_options(&parse_policy("thief:estimate=history").unwrap()).unwrap();
+    assert_eq!(
+        options.estimate,
+        Some(tandem::engine::scenario::EstimateSource::History)
+    );
+    let e = host_options(&parse_policy("thief:estimate=guess").unwrap()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("estimate must be profile or history"),
         "{e}"
     );
     let e = host_options(&parse_policy("fair:profile=maybe").unwrap()).unwrap_err();
@@ -1007,7 +1025,7 @@ fn runs_share_the_apps_plugin_host() {
 #[test]
 fn the_profile_runs_beside_a_safe_start_and_the_policy_replans_once_it_is_in() {
     let be = CpuBackend::new(2);
-    let mut s = tiny();
+    let mut s = profiling(tiny());
     s.windows = 1;
     s.profiler.timing = tandem::engine::scenario::ProfileTiming::Beside;
     // Long enough for the profile to come in on the tiny model's slow GPU.
@@ -1098,7 +1116,7 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
     let be = CpuBackend::new(2);
     // Camera a never drifts; camera b drifts hard in window 1. Enough labels that a measured
     // accuracy moves by a few points, not six, between two windows of one scene.
-    let mut s = tiny();
+    let mut s = profiling(tiny());
     (s.profiler.timing, s.profiler.lean) = (tandem::engine::scenario::ProfileTiming::Before, false);
     for c in &mut s.cameras {
         c.train_samples = 400;
@@ -1136,6 +1154,50 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
     }
     // Camera b's scene changed: profiled afresh.
     assert_ne!(offered(&reused[0], "b"), offered(r, "b"));
+}
+
+#[test]
+fn history_stands_in_for_the_profile_until_its_prediction_misses() {
+    use tandem::engine::scenario::EstimateSource;
+    let be = CpuBackend::new(2);
+    let mut s = before(tiny());
+    s.windows = 2;
+    // A prior error so small that any job's measured accuracy misses the prediction.
+    (s.profiler.estimate, s.profiler.prior_error) = (EstimateSource::History, 0.001);
+    let w = run(&be, &s, "thief", vec![]);
+    let offered = |w: &WindowReport, cam: &str| -> Vec<tandem::engine::report::PredictionRecord> {
+        w.predictions
+            .iter()
+            .filter(|p| p.stream == cam)
+            .cloned()
+            .collect()
+    };
+    // Window 0 profiles nothing: each stream is offered its safe configuration alone, at a
+    // gain of the prior error over where it starts.
+    assert!(w[0].profiler_saved_gpu_seconds > 0.0);
+    let mut missed = 0;
+    for st in &w[0].streams {
+        let p0 = offered(&w[0], &st.stream);
+        assert_eq!(p0.len(), 1, "{p0:?}");
+        assert!((p0[0].predicted_accuracy - (st.start_accuracy + 0.001)).abs() < 1e-12);
+        // Window 1: a stream whose job missed that prediction is profiled again (several
+        // configurations offered); the others are offered the level they ended window 0 at.
+        let p1 = offered(&w[1], &st.stream);
+        let start1 = w[1].streams.iter().find(|x| x.stream == st.stream).unwrap();
+        match p0[0].actual_accuracy {
+            Some(a) if (a - p0[0].predicted_accuracy).abs() > 0.002 => {
+                missed += 1;
+                assert!(p1.len() > 1, "{}: not profiled after a miss", st.stream);
+            }
+            _ => {
+                assert_eq!(p1.len(), 1, "{p1:?}");
+                let level = st.end_accuracy.max(start1.start_accuracy);
+                assert!((p1[0].predicted_accuracy - level).abs() < 1e-12);
+            }
+        }
+    }
+    assert!(missed > 0, "no job ran to miss its prediction");
+    assert!(w[1].profiler_gpu_seconds > w[0].profiler_gpu_seconds);
 }
 
 #[test]

@@ -192,6 +192,25 @@ pub struct ProfilerSettings {
     /// names none (`beside`); empty: the cheapest that trains on at least half the window's
     /// data.
     pub safe_config: String,
+    /// Where the retraining predictions come from (policy spec host option `estimate=`).
+    pub estimate: EstimateSource,
+}
+
+/// Where a window's retraining predictions come from (see [`ProfilerSettings::estimate`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimateSource {
+    /// Every stream's micro-profile, every window (Ekya's), kept cheap by `lean` and `reuse`.
+    Profile,
+    /// The default: the stream's own history stands in for the profile
+    /// ([`super::stream::Stream::history_offers`]: its safe configuration, predicted to bring
+    /// it back to the best level its model has reached), and a stream is profiled only in
+    /// the window after its job missed that prediction. On Ekya's Fig. 6 setting even
+    /// knowing each stream's best configuration in hindsight is worth 0.2 to 0.6 points
+    /// over the uniform split, less than the profile costs (docs/fig6.md); where a drift
+    /// needs another configuration, the miss brings the profile back one window later.
+    #[default]
+    History,
 }
 
 /// When the policy first decides in a window (see [`ProfilerSettings::timing`]).
@@ -257,6 +276,7 @@ impl Default for ProfilerSettings {
             reuse_tolerance: 0.02,
             lean: true,
             safe_config: String::new(),
+            estimate: EstimateSource::default(),
         }
     }
 }

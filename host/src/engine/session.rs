@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::lifecycle::{FirstBatch, Replay, measure};
 use super::phases::WakeCosts;
-use super::scenario::{PluginRef, ProfileTiming, SourceKind, ZooStart};
+use super::scenario::{EstimateSource, PluginRef, ProfileTiming, SourceKind, ZooStart};
 use super::zoo::{PRETRAINED, Zoo};
 use super::{Camera, CostModel, Engine, EngineError, Plugins, Scenario, SourcePool};
 use crate::compute::Backend;
@@ -258,6 +258,8 @@ pub struct HostOptions {
     pub profile: Option<bool>,
     /// `timing=before|beside` overrides `[profiler] timing`.
     pub timing: Option<ProfileTiming>,
+    /// `estimate=profile|history` overrides `[profiler] estimate`.
+    pub estimate: Option<EstimateSource>,
     /// `reuse=true|false` overrides `[profiler] reuse`.
     pub reuse: Option<bool>,
     /// `lean=true|false` overrides `[profiler] lean`.
@@ -277,6 +279,9 @@ impl HostOptions {
         }
         if let Some(timing) = self.timing {
             s.profiler.timing = timing;
+        }
+        if let Some(estimate) = self.estimate {
+            s.profiler.estimate = estimate;
         }
         if let Some(reuse) = self.reuse {
             s.profiler.reuse = reuse;
@@ -331,7 +336,21 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         Some(toml::Value::String(t)) if t == "beside" => Some(ProfileTiming::Beside),
         Some(v) => return Err(bad("timing", "before or beside", v)),
     };
-    for key in ["profile", "timing", "reuse", "lean", "zoo", "lifecycle"] {
+    let estimate = match policy.params.get("estimate") {
+        None => None,
+        Some(toml::Value::String(t)) if t == "profile" => Some(EstimateSource::Profile),
+        Some(toml::Value::String(t)) if t == "history" => Some(EstimateSource::History),
+        Some(v) => return Err(bad("estimate", "profile or history", v)),
+    };
+    for key in [
+        "profile",
+        "timing",
+        "estimate",
+        "reuse",
+        "lean",
+        "zoo",
+        "lifecycle",
+    ] {
         policy.params.remove(key);
     }
     Ok((
@@ -339,6 +358,7 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         HostOptions {
             profile,
             timing,
+            estimate,
             reuse,
             lean,
             zoo,

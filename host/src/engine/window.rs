@@ -761,6 +761,7 @@ impl<'a, B: Backend> Engine<'a, B> {
                 .collect(),
             ran,
             retrained,
+            level: self.streams[i].recent.level.max(end_accuracy),
         };
         if let (Some(report), Some(z)) = (zoo, self.zoo.as_mut()) {
             let deployed = job.filter(|j| j.deployed && j.finished_at.is_some());
