@@ -625,11 +625,11 @@ fn a_killed_run_keeps_its_committed_windows() {
                 h.stream_windows(r.id, Some(w.window)).await.unwrap().len(),
                 2
             );
-            // Profiled predictions: at least each camera's 6 configurations at its safe
-            // fraction (`[profiler] lean`), with the zoo models checked from window 1 on.
+            // Its predictions: at least each camera's safe configuration (history stands in
+            // for the profile by default), with the zoo models checked from window 1 on.
             let predictions = h.predictions(r.id, w.window).await.unwrap();
             assert!(
-                predictions.len() >= 2 * 6,
+                predictions.len() >= 2,
                 "window {}: {}",
                 w.window,
                 predictions.len()
@@ -939,7 +939,7 @@ fn host_options_are_taken_out_of_a_policy_spec_and_checked() {
     let e = host_options(&parse_policy("thief:estimate=guess").unwrap()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("estimate must be profile or history"),
+            .contains("estimate must be profile, history or history-only"),
         "{e}"
     );
     let e = host_options(&parse_policy("fair:profile=maybe").unwrap()).unwrap_err();
@@ -1157,7 +1157,7 @@ fn a_stream_whose_scene_is_unchanged_reuses_its_last_profile() {
 }
 
 #[test]
-fn history_stands_in_for_the_profile_until_its_prediction_misses() {
+fn history_stands_in_for_the_profile_until_the_scene_moves_or_a_prediction_misses() {
     use tandem::engine::scenario::EstimateSource;
     let be = CpuBackend::new(2);
     let mut s = before(tiny());
@@ -1198,6 +1198,15 @@ fn history_stands_in_for_the_profile_until_its_prediction_misses() {
     }
     assert!(missed > 0, "no job ran to miss its prediction");
     assert!(w[1].profiler_gpu_seconds > w[0].profiler_gpu_seconds);
+    // A prior error so large that no prediction misses: only a stream whose scene moved is
+    // profiled (camera b, darkened in window 1); camera a keeps its history.
+    s.profiler.prior_error = 0.5;
+    let w = run(&be, &s, "thief", vec![]);
+    assert_eq!(offered(&w[1], "a").len(), 1, "{:?}", offered(&w[1], "a"));
+    assert!(
+        offered(&w[1], "b").len() > 1,
+        "b's scene moved and was not profiled"
+    );
 }
 
 #[test]

@@ -204,13 +204,19 @@ pub enum EstimateSource {
     Profile,
     /// The default: the stream's own history stands in for the profile
     /// ([`super::stream::Stream::history_offers`]: its safe configuration, predicted to bring
-    /// it back to the best level its model has reached), and a stream is profiled only in
-    /// the window after its job missed that prediction. On Ekya's Fig. 6 setting even
-    /// knowing each stream's best configuration in hindsight is worth 0.2 to 0.6 points
-    /// over the uniform split, less than the profile costs (docs/fig6.md); where a drift
-    /// needs another configuration, the miss brings the profile back one window later.
+    /// it back to the best level its model has reached), and a stream is profiled only when
+    /// its scene moved since the last window or its last job missed that prediction. On
+    /// Ekya's Fig. 6 setting even knowing each stream's best configuration in hindsight is
+    /// worth 0.2 to 0.6 points over the uniform split, less than the profile costs
+    /// (docs/fig6.md); where a returning scene needs another configuration
+    /// (fashion-recurring-severe), the profile is what finds it.
     #[default]
     History,
+    /// History alone: a stream is profiled only after its job missed its prediction, not when
+    /// its scene moved. Level with the uniform split on Fig. 6, 3.1 to 5.0 points below
+    /// `history` on fashion-recurring-severe (docs/results.md).
+    #[serde(rename = "history-only")]
+    HistoryOnly,
 }
 
 /// When the policy first decides in a window (see [`ProfilerSettings::timing`]).

@@ -340,7 +340,8 @@ pub fn host_options(policy: &PluginRef) -> Result<(PluginRef, HostOptions), Engi
         None => None,
         Some(toml::Value::String(t)) if t == "profile" => Some(EstimateSource::Profile),
         Some(toml::Value::String(t)) if t == "history" => Some(EstimateSource::History),
-        Some(v) => return Err(bad("estimate", "profile or history", v)),
+        Some(toml::Value::String(t)) if t == "history-only" => Some(EstimateSource::HistoryOnly),
+        Some(v) => return Err(bad("estimate", "profile, history or history-only", v)),
     };
     for key in [
         "profile",
