@@ -258,7 +258,7 @@ pub struct HostOptions {
     pub profile: Option<bool>,
     /// `timing=before|beside` overrides `[profiler] timing`.
     pub timing: Option<ProfileTiming>,
-    /// `estimate=profile|history` overrides `[profiler] estimate`.
+    /// `estimate=profile|history|history-only` overrides `[profiler] estimate`.
     pub estimate: Option<EstimateSource>,
     /// `reuse=true|false` overrides `[profiler] reuse`.
     pub reuse: Option<bool>,
