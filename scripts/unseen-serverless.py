@@ -7,6 +7,8 @@
 import random
 import sys
 
+from drawn import common
+
 
 def scenario(seed):
     r = random.Random(seed)
@@ -20,31 +22,11 @@ compare = [
 ]
 windows = {windows}
 window_seconds = {ws}
-gpus = 1
-gpu_gflops = 1.75
-seed = {seed}
-
-[profiler]
-epochs = 3
-
-[memory]
-capacity = 200
-
-[pretrain]
-samples = 12000
-epochs = 3
-
-[config_space]
-name = "ekya-space"
-params = {{ wide-width = 0 }}
-
+''' + common("1.75", seed, 3, f'''
 [lifecycle]
 policy = {{ name = "keep-alive" }}
 memory_budget_mib = {15.0*(n//2)}
-
-[zoo]
-start = "fresh"
-'''
+''')
     for c in range(n):
         spells=[]
         for _ in range(r.randint(1,3)):

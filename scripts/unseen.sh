@@ -29,6 +29,8 @@ echo "$n scenarios from seed $first in $work; policies: $policies"
 generate() {
   python3 - "$1" <<'EOP'
 import random, sys
+sys.path.insert(0, "scripts")
+from drawn import common
 seed = int(sys.argv[1])
 r = random.Random(seed)
 cams = r.randint(3, 8)
@@ -79,27 +81,7 @@ print(f'''# Drawn by scripts/unseen.sh from seed {seed}: {cams} cameras, full-ra
 name = "unseen-{seed}"
 windows = {windows}
 window_seconds = {window_seconds}
-gpus = 1
-gpu_gflops = {gflops:.3f}
-seed = {seed}
-
-[profiler]
-epochs = {r.choice([3, 5])}
-
-[memory]
-capacity = 200
-
-[pretrain]
-samples = 12000
-epochs = 3
-
-[config_space]
-name = "ekya-space"
-params = {{ wide-width = 0 }}
-
-[zoo]
-start = "fresh"
-''' + "".join(body))
+''' + common(f"{gflops:.3f}", seed, r.choice([3, 5])) + "".join(body))
 EOP
 }
 

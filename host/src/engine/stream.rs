@@ -893,8 +893,8 @@ impl<B: Backend> Stream<B> {
         out
     }
 
-    /// Skip or narrow the profile per `[profiler]`: the stream's history while its last
-    /// prediction held (`estimate = "history"`), the last window's predictions when its
+    /// Skip or narrow the profile per `[profiler]`: the stream's history while its scene
+    /// holds and its last prediction held (`estimate`), the last window's predictions when its
     /// scene looks unchanged (`here` = this window's start accuracy, validation size and
     /// look), else with `lean` only the safe configuration's data fraction. Returns the
     /// modelled GPU-seconds saved.
