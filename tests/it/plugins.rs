@@ -241,6 +241,46 @@ fn refined_thief_leaves_no_share_where_it_is_useless() {
 }
 
 #[test]
+fn thief_funds_a_job_that_needs_more_than_any_one_victim_holds() {
+    // Eight streams on one GPU, a sixteenth each to inference and to retraining on the
+    // uniform split. Stream 0's only configuration needs over a quarter of the GPU to finish
+    // in the window and gains 40 points; the others gain nothing from retraining. No single
+    // steal can fund it, so only a move taking from several jobs at once finds it.
+    let mut input = policy_input(8, 1, 18, 3);
+    gains_nothing(&mut input);
+    let rem = input.window_seconds - input.elapsed_seconds;
+    let s0 = &mut input.streams[0];
+    s0.retrain.truncate(1);
+    s0.retrain[0].gpu_seconds = 0.25 * rem;
+    s0.retrain[0].accuracy_after = (s0.state.accuracy + 0.4).min(0.98);
+    let name = s0.retrain[0].config.name.clone();
+    let opts = ThiefOptions {
+        delta: 0.1,
+        min_accuracy: 0.0,
+        variant: ThiefVariant::Refine,
+        rounds: 3,
+        spare: false,
+        anchor: Anchor::Uniform,
+        risk: 0.0,
+    };
+    let (alloc, picks, _) = thief(&input, opts);
+    assert!(
+        alloc.retrain[0] > 0.25 && picks[0].retrain == Some(0),
+        "{alloc:?} {picks:?}"
+    );
+    let s = decide(
+        "thief",
+        &input,
+        &[num("risk", 0.0), txt("order", "together")],
+    );
+    assert_eq!(
+        s.streams[0].retrain_config.as_deref(),
+        Some(name.as_str()),
+        "{s:?}"
+    );
+}
+
+#[test]
 fn thief_funds_retraining_with_gpu_it_finds_no_use_for() {
     // Two GPUs, four streams whose inference needs a quarter GPU each, retraining that the
     // profiles say gains nothing: the search serves every frame and leaves a GPU over.

@@ -296,6 +296,8 @@ pub enum ThiefVariant {
     /// tandem's default: the code's sweeps repeated until a pass changes nothing, then again
     /// at Δ/2 and Δ/4. With Δ alone the search stops on its grid: a stream needing 0.25 GPU
     /// to serve every frame, offered 0.125 + k·0.1, was left at 0.15 beside one holding 0.325.
+    /// A pass that moves nothing between pairs is followed by one where each job takes from
+    /// all the others at once (`Search::pooled_pass`).
     Refine,
 }
 
@@ -396,9 +398,15 @@ pub fn thief_from(
             }
         }
         ThiefVariant::Refine => {
-            for delta in [opts.delta, opts.delta / 2.0, opts.delta / 4.0] {
+            let deltas = [opts.delta, opts.delta / 2.0, opts.delta / 4.0];
+            for (level, delta) in deltas.into_iter().enumerate() {
                 for _ in 0..REFINE_MAX_PASSES {
-                    if !search.pass(&jobs, &mut picks, delta, true) {
+                    // Pooled moves on Δ's grid only, once the pairs stop: the finer steps
+                    // refine shares that pairs move well, and pooled moves on them cost 4×
+                    // the evaluations.
+                    let moved = search.pass(&jobs, &mut picks, delta, true)
+                        || (level == 0 && search.pooled_pass(&jobs, &mut picks, delta));
+                    if !moved {
                         break;
                     }
                 }
@@ -491,6 +499,68 @@ impl Search<'_> {
                     self.total = new_total;
                     moved = true;
                 }
+            }
+        }
+        moved
+    }
+}
+
+impl Search<'_> {
+    /// One pass in which each retraining job in turn takes `delta`, `2·delta`, ... from all
+    /// the other jobs at once, in proportion to their shares: from the other retraining jobs
+    /// alone, or from every other job. A pair's steal moves at most what one victim holds, so
+    /// a job that needs several victims' share to finish in the window gains nothing from
+    /// any single steal and the pairwise search never funds it (unseen scenario 1017: a
+    /// camera whose safe configuration needed a third of the GPU, beside five others holding
+    /// a twelfth each for retraining, was never retrained). Inference needs no such move: its
+    /// accuracy grows with every step of share (frames are sampled more sparsely below what
+    /// it asks). Every stream's picks are evaluated again for such a move, so it is tried
+    /// only for jobs with a configuration their share cannot finish. Returns whether
+    /// anything moved.
+    fn pooled_pass(&mut self, jobs: &[usize], picks: &mut [Pick], delta: f64) -> bool {
+        let mut moved = false;
+        for &thief in jobs.iter().filter(|&&j| j % 2 == 1) {
+            let own = Self::share(&self.best, thief);
+            // Only a job with a configuration its share cannot finish has anything to gain.
+            let stream = &self.input.streams[thief / 2];
+            if stream
+                .retrain
+                .iter()
+                .all(|r| own > EPS && r.gpu_seconds / own < self.rem)
+            {
+                continue;
+            }
+            let mut found: Option<(Allocation, Vec<Pick>, f64)> = None;
+            for retraining_only in [true, false] {
+                let victims: Vec<usize> = jobs
+                    .iter()
+                    .copied()
+                    .filter(|&v| v != thief && (!retraining_only || v % 2 == 1))
+                    .collect();
+                let pool: f64 = victims.iter().map(|&v| Self::share(&self.best, v)).sum();
+                for k in 1u32.. {
+                    let extra = f64::from(k) * delta;
+                    if extra > pool + EPS || own + extra > 1.0 + EPS {
+                        break;
+                    }
+                    let mut cur = self.best.clone();
+                    let scale = ((pool - extra) / pool).max(0.0);
+                    for &v in &victims {
+                        Self::set(&mut cur, v, Self::share(&self.best, v) * scale);
+                    }
+                    Self::set(&mut cur, thief, (own + extra).min(1.0));
+                    let (cur_picks, _) = evaluate(self.input, &cur, self.min_accuracy);
+                    let total: f64 = cur_picks.iter().map(|p| p.accuracy).sum();
+                    if total > found.as_ref().map_or(self.total, |f| f.2) + EPS {
+                        found = Some((cur, cur_picks, total));
+                    }
+                }
+            }
+            if let Some((alloc, new_picks, total)) = found {
+                picks.copy_from_slice(&new_picks);
+                self.best = alloc;
+                self.total = total;
+                moved = true;
             }
         }
         moved
