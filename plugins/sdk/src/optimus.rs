@@ -267,6 +267,7 @@ mod tests {
                 width: 64,
                 batch_size: 64,
                 learning_rate: 0.001,
+                start_from: None,
             },
             start_accuracy: truth(0.0),
             observations: (1..=upto)
