@@ -296,8 +296,9 @@ pub enum ThiefVariant {
     /// tandem's default: the code's sweeps repeated until a pass changes nothing, then again
     /// at Δ/2 and Δ/4. With Δ alone the search stops on its grid: a stream needing 0.25 GPU
     /// to serve every frame, offered 0.125 + k·0.1, was left at 0.15 beside one holding 0.325.
-    /// A pass that moves nothing between pairs is followed by one where each job takes from
-    /// all the others at once (`Search::pooled_pass`).
+    /// At Δ, a pass that moves nothing between pairs is followed by one where each retraining
+    /// job that cannot finish a configuration takes from all the others at once
+    /// (`Search::pooled_pass`).
     Refine,
 }
 
@@ -503,9 +504,7 @@ impl Search<'_> {
         }
         moved
     }
-}
 
-impl Search<'_> {
     /// One pass in which each retraining job in turn takes `delta`, `2·delta`, ... from all
     /// the other jobs at once, in proportion to their shares: from the other retraining jobs
     /// alone, or from every other job. A pair's steal moves at most what one victim holds, so
