@@ -625,7 +625,7 @@ impl<B: Backend> Stream<B> {
                 self.check_zoo(be, zoo, plugins, (w, &look), &val)
             });
         // A scene change seen on the frames inside the window, else one seen at the labels.
-        let (detection, swap, before) = match zoo.filter(|_| s.zoo.detect) {
+        let (detection, swap, swapped) = match zoo.filter(|_| s.zoo.detect) {
             Some(zoo) => match self.watch(zoo, &s.zoo, &data, &look) {
                 (None, _) => {
                     let here = (own_accuracy, val.len());
@@ -635,12 +635,11 @@ impl<B: Backend> Stream<B> {
             },
             None => (None, None, None),
         };
-        // What serves from the labels on: the zoo model swapped in then, if any. The window's
-        // own jobs and their profile go on from the stream's own model (`start_model` says why).
-        let start_accuracy = match before {
-            Some(_) => model::evaluate(be, &mut self.model, &val, 256) as f64,
-            None => own_accuracy,
-        };
+        // What serves from the labels on: the zoo model swapped in then, if any, as its check
+        // measured it on `val`. The window's own jobs and their profile go on from the
+        // stream's own model (`start_model` says why).
+        let (before, swapped_accuracy) = swapped.unzip();
+        let start_accuracy = swapped_accuracy.unwrap_or(own_accuracy);
         let state = StreamState {
             id: self.id().to_string(),
             window: w,
@@ -752,7 +751,8 @@ impl<B: Backend> Stream<B> {
     /// by more than two standard errors of the difference ([`clearly_best`]), it becomes this stream's model for the window
     /// (served from the golden-label delay, before the profile and the policy's first
     /// decision; the window's own jobs still train from the model it replaces). Returns the
-    /// model it replaces. Serving a model
+    /// model it replaces and the new one's accuracy on the labels, as its check measured it.
+    /// Serving a model
     /// made for the scene before, a stream whose scenes alternate started a window at 0.25
     /// while its zoo model scored 0.755 on the window's labels, and the policy's deploy of it
     /// came 30 s later (fashion-recurring, seed 33).
@@ -762,11 +762,11 @@ impl<B: Backend> Stream<B> {
         zoo: &Zoo,
         checks: &[ZooCheck],
         here: (f64, usize),
-    ) -> Option<Model<B>> {
+    ) -> Option<(Model<B>, f64)> {
         let best = clearly_best(checks, here)?;
         let model = zoo.load(be, &best.model)?;
         self.serving_zoo = Some(best.model.clone());
-        Some(std::mem::replace(&mut self.model, model))
+        Some((std::mem::replace(&mut self.model, model), best.accuracy))
     }
 
     /// The zoo models the selector short-lists for this stream in window `w` (its scene
