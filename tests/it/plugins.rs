@@ -170,6 +170,19 @@ fn reference_plugins_describe_themselves() {
     );
 }
 
+/// The thief plugin's default options, as the native search takes them.
+fn thief_defaults() -> ThiefOptions {
+    ThiefOptions {
+        delta: 0.1,
+        min_accuracy: 0.0,
+        variant: ThiefVariant::Refine,
+        rounds: 3,
+        spare: true,
+        anchor: Anchor::Uniform,
+        risk: 1.0,
+    }
+}
+
 #[test]
 fn thief_never_worse_than_its_anchor_and_matches_native() {
     for (streams, gpus, seed) in [(2, 1, 1), (4, 1, 2), (6, 2, 3), (10, 8, 4), (10, 2, 5)] {
@@ -186,16 +199,7 @@ fn thief_never_worse_than_its_anchor_and_matches_native() {
         assert!(paper.estimated_accuracy.unwrap() >= fair - 1e-12);
         assert!(total_share(&s) <= f64::from(gpus) + 1e-6);
         // The guest runs exactly the sdk's algorithm.
-        let opts = ThiefOptions {
-            delta: 0.1,
-            min_accuracy: 0.0,
-            variant: ThiefVariant::Refine,
-            rounds: 3,
-            spare: true,
-            anchor: Anchor::Uniform,
-            risk: 1.0,
-        };
-        let (_, _, native) = thief(&input, opts);
+        let (_, _, native) = thief(&input, thief_defaults());
         assert!(
             (native - got).abs() < 1e-12,
             "wasm {got} vs native {native}"
@@ -255,13 +259,8 @@ fn thief_funds_a_job_that_needs_more_than_any_one_victim_holds() {
     s0.retrain[0].accuracy_after = (s0.state.accuracy + 0.4).min(0.98);
     let name = s0.retrain[0].config.name.clone();
     let opts = ThiefOptions {
-        delta: 0.1,
-        min_accuracy: 0.0,
-        variant: ThiefVariant::Refine,
-        rounds: 3,
-        spare: false,
-        anchor: Anchor::Uniform,
         risk: 0.0,
+        ..thief_defaults()
     };
     let (alloc, picks, _) = thief(&input, opts);
     assert!(
